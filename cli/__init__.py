@@ -1,0 +1,1 @@
+"""The ``rascal`` command line (installed as the ``rascal_cli`` package)."""

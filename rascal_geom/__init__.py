@@ -1,0 +1,1 @@
+"""Analysis side of rascal: embeddings, neighbour search, structure metrics, hierarchies, reports."""

@@ -1,0 +1,83 @@
+"""Atomic file writes and untrusted-checkpoint loading.
+
+Every file the project writes goes to a temporary file in the same directory and is renamed
+into place, so an interrupted run never leaves a half-written checkpoint, log or report behind.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from rascal_train.errors import RascalError
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` via a temporary file and ``os.replace``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
+    return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, allow_nan=True) + "\n")
+
+
+def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
+    """``torch.save`` made atomic: serialise to memory, then write-and-rename."""
+    import torch
+
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    return atomic_write_bytes(path, buf.getvalue())
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict:
+    """Load a checkpoint as untrusted input (``weights_only=True``).
+
+    Raises
+    ------
+    RascalError
+        If the file is missing, not a checkpoint, or holds objects other than tensors and
+        plain JSON-like values.
+    """
+    import pickle
+
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise RascalError(f"Checkpoint {path} does not exist; pass the path of a .pt file written by `rascal train`.")
+    try:
+        obj = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise RascalError(
+            f"Checkpoint {path} holds objects that are not allowed in a weights-only load ({first}); "
+            "only checkpoints written by `rascal train` (tensors and plain values) are accepted."
+        ) from None
+    except (RuntimeError, EOFError, OSError) as exc:
+        raise RascalError(f"{path} is not a readable PyTorch checkpoint ({type(exc).__name__}); "
+                          "pass a .pt file written by `rascal train`.") from None
+    if not isinstance(obj, dict):
+        raise RascalError(f"{path} holds a {type(obj).__name__}, not a checkpoint dict; "
+                          "pass a .pt file written by `rascal train`.")
+    return obj
