@@ -1,0 +1,395 @@
+"""The RASCAL loss and the weight sources of its ablation (``../shared/spec/RASCAL.md``).
+
+One loss with one switch: SupCon's equal weight over an anchor's positives is replaced by a
+row-stochastic weight ``w_ij``; ``weights="uniform"`` *is* SupCon (Khosla et al. 2020, Eq. 2).
+
+Ranks are needed only among each anchor's positives, so nothing here sorts an N×N matrix:
+every anchor's class members are gathered into a padded ``[N, n_max]`` block (``n_max`` the
+largest class count in the batch), and ranks, drifts and weights live in that block. Work and
+memory of the weighting are O(N · n_max); the only N×N object is the similarity matrix that the
+softmax denominator needs anyway.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+import torch
+from torch import Tensor, nn
+
+from rascal_train.errors import RascalError
+
+WEIGHT_SOURCES = ("uniform", "current_rank", "current_similarity", "rank_agreement",
+                  "rank_agreement_hard")
+_CACHE_SOURCES = ("rank_agreement", "rank_agreement_hard")
+HIST_BINS = 20
+# Rows of no-grad work per chunk: keeps the [rows, N] temporaries near 64 MiB in float32.
+_CHUNK_ELEMS = 1 << 24
+
+
+def _validate(z: Tensor, labels: Tensor, cached: Tensor | None, cached_valid: Tensor | None) -> None:
+    if not isinstance(z, Tensor) or z.ndim != 2:
+        raise RascalError(f"z must be a 2-D tensor of shape (n_samples, dim); got "
+                          f"{tuple(z.shape) if isinstance(z, Tensor) else type(z).__name__}. "
+                          "Stack the views of a batch along dim 0.")
+    if not z.is_floating_point():
+        raise RascalError(f"z must be a floating-point tensor; got {z.dtype}.")
+    n = z.shape[0]
+    if not isinstance(labels, Tensor) or labels.ndim != 1 or labels.shape[0] != n:
+        shape = tuple(labels.shape) if isinstance(labels, Tensor) else type(labels).__name__
+        raise RascalError(f"labels must be a 1-D tensor with one label per row of z ({n}); got "
+                          f"{shape}. Repeat the labels once per view.")
+    if labels.is_floating_point():
+        raise RascalError(f"labels must be integers; got {labels.dtype}. Pass class indices.")
+    if cached is None:
+        if cached_valid is not None:
+            raise RascalError("cached_valid was given without cached rows; pass both or neither.")
+        return
+    if cached_valid is None:
+        raise RascalError("cached rows were given without cached_valid; pass the validity mask "
+                          "that EmbeddingCache.lookup returns alongside the rows.")
+    if cached.shape != z.shape:
+        raise RascalError(f"cached must have the shape of z {tuple(z.shape)}; got "
+                          f"{tuple(cached.shape)}. Look up one cache row per row of z.")
+    if cached_valid.shape != (n,) or cached_valid.dtype != torch.bool:
+        raise RascalError(f"cached_valid must be a bool tensor of shape ({n},); got "
+                          f"{cached_valid.dtype} {tuple(cached_valid.shape)}.")
+
+
+def _average_ranks_desc(values: Tensor) -> Tensor:
+    """0-based ranks by descending value along the last dim, ties sharing their average rank.
+
+    ``-inf`` entries sort last and so never change the ranks of finite ones: they mark the
+    padding and the anchor itself. Matches ``scipy.stats.rankdata(-x, "average") - 1`` row-wise.
+    """
+    if values.device.type == "cpu":
+        # torch's CPU sort is ~20x slower than NumPy's on many short rows; same result.
+        return torch.from_numpy(_average_ranks_desc_numpy(values.numpy()))
+    return _average_ranks_desc_torch(values)
+
+
+def _average_ranks_desc_torch(values: Tensor) -> Tensor:
+    srt, order = values.sort(dim=-1, descending=True)
+    m = values.shape[-1]
+    pos = torch.arange(m, device=values.device).expand_as(srt)
+    starts = torch.ones_like(srt, dtype=torch.bool)
+    starts[..., 1:] = srt[..., 1:] != srt[..., :-1]
+    ends = torch.ones_like(starts)
+    ends[..., :-1] = starts[..., 1:]
+    first = torch.where(starts, pos, 0).cummax(-1).values             # start of each tie run
+    last = torch.where(ends, pos, m).flip(-1).cummin(-1).values.flip(-1)  # end of each tie run
+    return torch.empty_like(values).scatter_(-1, order, (first + last).to(values.dtype) / 2)
+
+
+def _average_ranks_desc_numpy(values: np.ndarray) -> np.ndarray:
+    order = np.argsort(-values, axis=-1)  # any order among ties gives the same averages
+    srt = np.take_along_axis(values, order, -1)
+    m = values.shape[-1]
+    pos = np.broadcast_to(np.arange(m), srt.shape)
+    starts = np.ones(srt.shape, dtype=bool)
+    starts[..., 1:] = srt[..., 1:] != srt[..., :-1]
+    ends = np.ones_like(starts)
+    ends[..., :-1] = starts[..., 1:]
+    first = np.maximum.accumulate(np.where(starts, pos, 0), axis=-1)
+    last = np.minimum.accumulate(np.where(ends, pos, m)[..., ::-1], axis=-1)[..., ::-1]
+    out = np.empty_like(values)
+    np.put_along_axis(out, order, ((first + last) / 2).astype(values.dtype), -1)
+    return out
+
+
+@dataclass
+class PositiveBlock:
+    """Each anchor's positives in padded form.
+
+    Attributes
+    ----------
+    index : LongTensor of shape (N, n_max)
+        Row indices of the anchor's class members (itself included); padding points at row 0.
+    mask : BoolTensor of shape (N, n_max)
+        True where ``index`` is a positive of the anchor (a class member other than itself).
+    num_pos : LongTensor of shape (N,)
+        ``|P(i)|``.
+    """
+
+    index: Tensor
+    mask: Tensor
+    num_pos: Tensor
+
+    @classmethod
+    def from_labels(cls, labels: Tensor) -> "PositiveBlock":
+        n = labels.shape[0]
+        device = labels.device
+        order = torch.argsort(labels, stable=True)
+        _, counts = torch.unique_consecutive(labels[order], return_counts=True)
+        n_max = int(counts.max()) if n else 0
+        starts = torch.cumsum(counts, 0) - counts
+        cls_of_sorted = torch.repeat_interleave(torch.arange(len(counts), device=device), counts)
+        pos_in_cls = torch.arange(n, device=device) - starts[cls_of_sorted]
+        members = torch.full((len(counts), n_max), -1, dtype=torch.long, device=device)
+        members[cls_of_sorted, pos_in_cls] = order
+        cls_of_row = torch.empty(n, dtype=torch.long, device=device)
+        cls_of_row[order] = cls_of_sorted
+        index = members[cls_of_row]                                   # [N, n_max]
+        rows = torch.arange(n, device=device)[:, None]
+        mask = (index >= 0) & (index != rows)
+        return cls(index=index.clamp_min(0), mask=mask, num_pos=counts[cls_of_row] - 1)
+
+
+def _row_chunks(n: int, width: int):
+    step = max(1, _CHUNK_ELEMS // max(1, width))
+    for start in range(0, n, step):
+        yield slice(start, min(n, start + step))
+
+
+def _block_sims(x: Tensor, block: PositiveBlock) -> Tensor:
+    """``x_i · x_j`` for every anchor i and block column j, shape (N, n_max), no grad.
+
+    The views of one image share one cache row, and their similarities to an anchor must tie
+    *exactly* (the spec's average-rank rule depends on it), so similarities are computed once
+    per distinct row and gathered: bit-equal rows give bit-equal values.
+    """
+    uniq, inverse = torch.unique(x, dim=0, return_inverse=True)
+    col = inverse[block.index]                                      # [N, n_max] into uniq
+    out = torch.empty(block.index.shape, dtype=x.dtype, device=x.device)
+    for rows in _row_chunks(x.shape[0], uniq.shape[0]):
+        out[rows] = (x[rows] @ uniq.T).gather(1, col[rows])
+    return out
+
+
+def _ranks_in_block(sims: Tensor, block: PositiveBlock) -> Tensor:
+    return _average_ranks_desc(sims.masked_fill(~block.mask, float("-inf")))
+
+
+@dataclass
+class WeightResult:
+    """The weights of one batch in block form plus what the training log reports."""
+
+    block: PositiveBlock
+    weights: Tensor           # (N, n_max), row-stochastic over block.mask, 0 elsewhere
+    fallback: Tensor          # (N,) bool, anchors that fell back to uniform
+    drift: Tensor | None      # (N, n_max) δ_ij, 0 off the positives; None without a cache
+    drift_valid: Tensor | None  # (N,) bool: the anchor and all its positives have cache rows
+
+
+@torch.no_grad()
+def _compute_weights(z: Tensor, block: PositiveBlock, source: str, cached: Tensor | None,
+                     cached_valid: Tensor | None, sims: Tensor | None = None,
+                     need_drift: bool = False) -> WeightResult:
+    if source not in WEIGHT_SOURCES:
+        raise RascalError(f"Unknown weight source {source!r}; choose one of {', '.join(WEIGHT_SOURCES)}.")
+    if source in _CACHE_SOURCES and cached is None:
+        raise RascalError(f"Weight source {source!r} needs cached rows and cached_valid "
+                          "(from EmbeddingCache.lookup); pass them, or use 'current_rank'.")
+    mask, num_pos = block.mask, block.num_pos
+    work = z.detach().float() if z.dtype in (torch.float16, torch.bfloat16) else z.detach()
+    if sims is None:
+        sims = _block_sims(work, block)
+    denom = (num_pos - 1).clamp_min(1).to(work.dtype)[:, None]
+
+    drift = drift_valid = None
+    if cached is not None and (source in _CACHE_SOURCES or need_drift):
+        rho_t = _ranks_in_block(sims, block)
+        rho_c = _ranks_in_block(_block_sims(cached.detach().to(work.dtype), block), block)
+        # δ_ij in [0, 1]; |P(i)| = 1 gives |0 - 0| / 1 = 0 as the spec asks.
+        drift = ((rho_t - rho_c).abs() / denom).masked_fill(~mask, 0)
+        # An anchor uses its cache only when it and all its positives have a row.
+        drift_valid = cached_valid & ~(~cached_valid[block.index] & mask).any(dim=1)
+
+    if source == "uniform":
+        raw = mask.to(work.dtype)
+    elif source == "current_rank":
+        raw = 1 - _ranks_in_block(sims, block) / denom
+    elif source == "current_similarity":
+        raw = 1 + sims
+    elif source == "rank_agreement":
+        raw = 1 - drift
+    else:  # rank_agreement_hard
+        raw = (drift < 0.5).to(work.dtype)
+    raw = raw.masked_fill(~mask, 0)
+
+    total = raw.sum(dim=1, keepdim=True)
+    fallback = (total[:, 0] <= 0) & (num_pos > 0)
+    if source in _CACHE_SOURCES:
+        fallback |= ~drift_valid & (num_pos > 0)
+    uniform = mask.to(work.dtype) / num_pos.clamp_min(1).to(work.dtype)[:, None]
+    weights = torch.where(fallback[:, None], uniform, raw / total.clamp_min(torch.finfo(work.dtype).tiny))
+    weights = weights.masked_fill(~mask, 0)
+    return WeightResult(block, weights, fallback, drift, drift_valid)
+
+
+def rascal_weights(z: Tensor, labels: Tensor, cached: Tensor | None = None,
+                   cached_valid: Tensor | None = None, source: str = "rank_agreement") -> Tensor:
+    """The positive weights ``w_ij`` of RASCAL.md as a dense matrix.
+
+    Parameters
+    ----------
+    z : Tensor of shape (N, d)
+        L2-normalised projections of the batch (all views stacked).
+    labels : LongTensor of shape (N,)
+    cached : Tensor of shape (N, d), optional
+        The cache row of each row's sample (views of one image share one row).
+    cached_valid : BoolTensor of shape (N,), optional
+        False where the sample has no cache row yet. Required with ``cached``.
+    source : {"uniform", "current_rank", "current_similarity", "rank_agreement", \
+"rank_agreement_hard"}, default="rank_agreement"
+
+    Returns
+    -------
+    Tensor of shape (N, N), dtype of ``z`` (float32 for half inputs), no grad
+        Row i sums to 1 over ``P(i)`` and is 0 elsewhere; rows of anchors without positives are 0.
+    """
+    _validate(z, labels, cached, cached_valid)
+    res = _compute_weights(z, PositiveBlock.from_labels(labels), source, cached, cached_valid)
+    dense = res.weights.new_zeros(z.shape[0], z.shape[0])
+    return dense.scatter_add_(1, res.block.index, res.weights)
+
+
+class RascalLoss(nn.Module):
+    """RASCAL: supervised contrastive loss with a stability weight per positive.
+
+    ``L_i = -Σ_{p∈P(i)} w_ip log q_i(p)``, averaged over the anchors that have at least one
+    positive. With ``weights="uniform"`` this is SupCon's L_out (Khosla et al. 2020, Eq. 2).
+
+    Parameters
+    ----------
+    temperature : float, default=0.1
+        τ in ``q_i(a) ∝ exp(z_i·z_a / τ)``; must be in (0, inf).
+    weights : str, default="rank_agreement"
+        The weight source: one of ``WEIGHT_SOURCES``.
+    track_stats : bool, default=True
+        Compute the statistics RASCAL.md asks to log into ``self.last_stats`` (no grad).
+    reduction : {"mean", "none"}, default="mean"
+        ``"none"`` returns the per-anchor losses, shape (N,), NaN for anchors without a
+        positive (they are not part of the loss).
+
+    Notes
+    -----
+    Rows of ``z`` are used as given: they are expected to be L2-normalised (the projection head
+    normalises them) and are *not* re-normalised or checked, so that a caller can study the
+    loss on other inputs. Half-precision inputs are computed in float32 and the loss is
+    returned in float32; gradients flow back in the input dtype.
+
+    ``last_stats`` holds 0-d detached tensors (no device sync): ``loss``, ``pos_per_anchor``,
+    ``weight_entropy``, ``eff_positives``, ``uniform_fallback``, ``drift`` (mean δ over
+    positive pairs whose anchor has valid cache rows; NaN without a cache), ``pos_sim``,
+    ``neg_sim``, ``sim_gap``, ``margin_violation``, and ``weight_hist``: counts over
+    ``HIST_BINS`` equal bins of [0, 1] of the stability ``1 - δ`` (RASCAL's raw weight) of
+    those pairs, recorded for every source so runs can be compared.
+    """
+
+    def __init__(self, temperature: float = 0.1, weights: str = "rank_agreement",
+                 track_stats: bool = True, reduction: str = "mean"):
+        super().__init__()
+        if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) \
+                or not (0 < temperature < math.inf):
+            raise RascalError(f"The 'temperature' parameter of RascalLoss must be a float in (0, inf). "
+                              f"Got {temperature!r} instead.")
+        if weights not in WEIGHT_SOURCES:
+            raise RascalError(f"The 'weights' parameter of RascalLoss must be one of "
+                              f"{', '.join(WEIGHT_SOURCES)}. Got {weights!r} instead.")
+        if reduction not in ("mean", "none"):
+            raise RascalError(f"The 'reduction' parameter of RascalLoss must be 'mean' or 'none'. "
+                              f"Got {reduction!r} instead.")
+        self.reduction = reduction
+        self.temperature = float(temperature)
+        self.weights = weights
+        self.track_stats = track_stats
+        self.last_stats: dict[str, Tensor] = {}
+
+    def extra_repr(self) -> str:
+        return f"temperature={self.temperature}, weights={self.weights!r}"
+
+    def forward(self, z: Tensor, labels: Tensor, cached: Tensor | None = None,
+                cached_valid: Tensor | None = None) -> Tensor:
+        """Mean loss over anchors with a positive.
+
+        Parameters
+        ----------
+        z : Tensor of shape (N, d), L2-normalised rows
+        labels : LongTensor of shape (N,)
+        cached : Tensor of shape (N, d), optional
+        cached_valid : BoolTensor of shape (N,), optional
+
+        Returns
+        -------
+        Tensor, 0-d (or shape (N,) with ``reduction="none"``)
+            A batch without any positive gives 0 that still back-propagates (zero gradient).
+        """
+        _validate(z, labels, cached, cached_valid)
+        x = z.float() if z.dtype in (torch.float16, torch.bfloat16) else z
+        n = x.shape[0]
+        block = PositiveBlock.from_labels(labels)
+        sim = x @ x.T
+        # log Σ_{a≠i} exp(s_ia): the diagonal is removed by -inf before the (max-shifted) lse.
+        eye = torch.eye(n, dtype=torch.bool, device=x.device)
+        lse = torch.logsumexp((sim / self.temperature).masked_fill(eye, float("-inf")), dim=1)
+        pos_sim = sim.gather(1, block.index)                         # [N, n_max], with grad
+        res = _compute_weights(x, block, self.weights, cached, cached_valid,
+                               sims=pos_sim.detach(), need_drift=self.track_stats)
+        has_pos = block.num_pos > 0
+        per_anchor = lse - (res.weights * pos_sim).sum(dim=1) / self.temperature
+        if self.reduction == "none":
+            loss = per_anchor.masked_fill(~has_pos, float("nan"))
+        elif has_pos.any():
+            loss = per_anchor[has_pos].mean()
+        else:
+            loss = (x * 0).sum()  # no valid pair: a zero that stays on the graph
+        if self.track_stats:
+            self.last_stats = _batch_stats(x.detach(), labels, sim.detach(), res, loss)
+        return loss
+
+
+@torch.no_grad()
+def _batch_stats(x: Tensor, labels: Tensor, sims: Tensor, res: WeightResult,
+                 loss: Tensor) -> dict[str, Tensor]:
+    """The per-step statistics of RASCAL.md's logging section, as 0-d tensors."""
+    block, w = res.block, res.weights
+    mask, num_pos = block.mask, block.num_pos
+    has_pos = num_pos > 0
+    nan = x.new_tensor(float("nan"))
+
+    def mean_over(values: Tensor, sel: Tensor) -> Tensor:
+        return values[sel].mean() if sel.any() else nan
+
+    plogp = torch.where(w > 0, w * w.clamp_min(torch.finfo(w.dtype).tiny).log(), torch.zeros_like(w))
+    entropy = -plogp.sum(1)
+    eff = 1 / (w * w).sum(1).clamp_min(torch.finfo(w.dtype).tiny)
+
+    pos_sims = sims.gather(1, block.index)
+    n = x.shape[0]
+    pos_total = pos_sims.masked_fill(~mask, 0).sum()
+    col_sum = x.sum(0)
+    all_total = col_sum @ col_sum - (x * x).sum()
+    n_pos = num_pos.sum()
+    n_neg = n * (n - 1) - n_pos
+    pos_sim = pos_total / n_pos if n_pos > 0 else nan
+    neg_sim = (all_total - pos_total) / n_neg if n_neg > 0 else nan
+
+    # Margin violation: negatives more similar to the anchor than its weakest positive.
+    weakest = pos_sims.masked_fill(~mask, float("inf")).min(1).values      # inf without positives
+    neg = labels[:, None] != labels[None, :]
+    violations = ((sims > weakest[:, None]) & neg & has_pos[:, None]).sum().to(x.dtype)
+    n_neg_pos_anchor = (neg & has_pos[:, None]).sum()
+
+    stats = {
+        "loss": (loss.nanmean() if loss.ndim else loss).detach().float(),
+        "pos_per_anchor": mean_over(num_pos.to(x.dtype), has_pos),
+        "weight_entropy": mean_over(entropy, has_pos),
+        "eff_positives": mean_over(eff, has_pos),
+        "uniform_fallback": mean_over(res.fallback.to(x.dtype), has_pos),
+        "pos_sim": pos_sim,
+        "neg_sim": neg_sim,
+        "sim_gap": pos_sim - neg_sim,
+        "margin_violation": violations / n_neg_pos_anchor if n_neg_pos_anchor > 0 else nan,
+    }
+    if res.drift is not None:
+        d = res.drift[mask & res.drift_valid[:, None]]
+        stats["drift"] = d.mean() if d.numel() else nan
+        stats["weight_hist"] = torch.histc((1 - d).float(), bins=HIST_BINS, min=0.0, max=1.0)
+    else:
+        stats["drift"] = nan
+        stats["weight_hist"] = torch.zeros(HIST_BINS, device=x.device)
+    return stats
