@@ -1,0 +1,50 @@
+"""``rascal sweep``: a grid of training runs over seeds, then the comparison report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from rascal_cli.errors import user_errors
+
+
+@click.command("sweep")
+@click.argument("grid", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+              help="Where the runs and report go (default: runs/sweeps/<grid name>).")
+@click.option("--dry-run", is_flag=True, help="List the runs and their status; train nothing.")
+@click.option("--print-commands", is_flag=True,
+              help="Print one `rascal train` (or `torchrun`) command per unfinished run, for a job array.")
+@click.option("--no-analysis", is_flag=True, help="Train only; skip evaluation, analysis and the report.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
+@user_errors
+def command(grid, out, dry_run, print_commands, no_analysis, quiet):
+    """Expand GRID.yaml into named runs and train them one after another.
+
+    Finished runs are skipped and half-finished ones resumed, so running the same command again
+    after an interruption continues the sweep. Afterwards each run is evaluated and analysed and
+    the runs are compared in `<out>/report.html`, grouped over seeds with confidence intervals.
+
+    \b
+    Examples:
+      rascal sweep examples/weight_source.yaml
+      rascal sweep examples/cache_policy.yaml --print-commands > jobs.txt
+    """
+    from rascal_train.sweep import expand_grid, load_grid, run_status, run_sweep, train_command
+
+    spec = load_grid(grid)
+    out = out or Path("runs") / "sweeps" / str(spec["name"])
+    runs = expand_grid(spec)
+    if print_commands:
+        for run in runs:
+            if run_status(out / run.name, run.options) != "done":
+                click.echo(train_command(run, out / run.name, gpus=int(spec.get("gpus", 1))))
+        return
+    if dry_run:
+        for run in runs:
+            click.echo(f"{run_status(out / run.name, run.options):8s} {run.name}")
+        click.echo(f"{len(runs)} runs in {out}")
+        return
+    report = run_sweep(spec, out, progress=not quiet, analyze=not no_analysis)
+    click.echo(f"Report: {report}" if report else f"Trained {len(runs)} runs in {out}")

@@ -1,0 +1,216 @@
+"""Ablation sweeps: a grid over ``rascal train`` options, expanded to named, resumable runs.
+
+A grid file (YAML or JSON)::
+
+    name: weight_source              # optional; the default is the file's stem
+    base:                            # options every run shares (any `rascal train` option)
+      dataset: synthetic
+      epochs: 20
+    grid:                            # the cross product of these lists, in this key order
+      weights: [uniform, current_rank, rank_agreement]
+      seed: [0, 1, 2]
+    include:                         # extra runs outside the product (e.g. a CE baseline)
+      - {loss: ce, seed: 0}
+    gpus: 1                          # > 1: each run is a `torchrun --nproc-per-node G` job
+
+Run names are built from the options that vary across the sweep, in grid order
+(``weights=rank_agreement,seed=1``), so a name never changes when an unrelated run is added to
+``include``; runs with the same name and different options, or an option the trainer does not
+know, are one-line errors.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+import shlex
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from rascal_train.errors import RascalError
+
+# Options a sweep must not set: it owns where each run lives and how it is resumed.
+_RESERVED = ("out", "resume")
+_SPEC_KEYS = ("name", "base", "grid", "include", "gpus", "baseline")
+
+
+@dataclass(frozen=True)
+class SweepRun:
+    """One run of a sweep: its stable name and the ``rascal train`` options it sets."""
+
+    name: str
+    options: dict[str, Any]
+
+
+def load_grid(path: str | Path) -> dict:
+    """Read a grid file (YAML or JSON) into a dict, with one-line errors for unreadable files."""
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise RascalError(f"Grid file {path} does not exist; pass a YAML file with `base:` and `grid:` "
+                          "(see examples/).")
+    try:
+        spec = yaml.safe_load(path.read_text())  # JSON is YAML
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise RascalError(f"Grid file {path} is not valid YAML{where}; fix the syntax.") from None
+    if not isinstance(spec, dict):
+        raise RascalError(f"Grid file {path} must hold a mapping with `base:` and `grid:`; got "
+                          f"{type(spec).__name__}.")
+    spec.setdefault("name", path.stem)
+    return spec
+
+
+def _train_option_names() -> set[str]:
+    from rascal_train.config import TrainConfig
+
+    return {f.name for f in fields(TrainConfig)} - set(_RESERVED)
+
+
+def _check_options(options: dict, where: str, known: set[str]) -> None:
+    for key in options:
+        if key in _RESERVED:
+            raise RascalError(f"{where} sets {key!r}, which the sweep chooses itself; remove it.")
+        if key not in known:
+            raise RascalError(f"{where} has unknown option {key!r}; valid options are "
+                              f"{', '.join(sorted(known))}.")
+
+
+def _slug(value: Any) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", str(value).lower() if isinstance(value, bool) else str(value))
+
+
+def expand_grid(spec: dict) -> list[SweepRun]:
+    """The runs of a grid spec, in a stable order: the product first, then ``include``.
+
+    Parameters
+    ----------
+    spec : dict
+        As read by :func:`load_grid`.
+
+    Returns
+    -------
+    list of SweepRun
+        Every run's options are validated by ``TrainConfig`` (so a bad value fails here, before
+        any run starts); identical runs listed twice appear once.
+    """
+    from rascal_train.config import TrainConfig
+
+    unknown = sorted(set(spec) - set(_SPEC_KEYS))
+    if unknown:
+        raise RascalError(f"Grid has unknown top-level key {unknown[0]!r}; use {', '.join(_SPEC_KEYS)}.")
+    known = _train_option_names()
+    base = spec.get("base") or {}
+    grid = spec.get("grid") or {}
+    include = spec.get("include") or []
+    if not isinstance(base, dict) or not isinstance(grid, dict) or not isinstance(include, list):
+        raise RascalError("Grid `base` and `grid` must be mappings and `include` a list of mappings.")
+    _check_options(base, "Grid `base`", known)
+    _check_options(grid, "Grid `grid`", known)
+    for key, values in grid.items():
+        if not isinstance(values, list) or not values:
+            raise RascalError(f"Grid option {key!r} must be a non-empty list of values; got {values!r}.")
+    for i, extra in enumerate(include):
+        if not isinstance(extra, dict):
+            raise RascalError(f"Grid `include` entry {i + 1} must be a mapping of options.")
+        _check_options(extra, f"Grid `include` entry {i + 1}", known)
+
+    points = [dict(zip(grid, combo)) for combo in itertools.product(*grid.values())]
+    points += [dict(extra) for extra in include]
+    if not points:
+        points = [{}]
+    # Keys that vary name the runs: grid keys with several values, then include's own keys.
+    varying = [k for k, v in grid.items() if len(v) > 1]
+    varying += [k for extra in include for k in extra if k not in varying]
+
+    runs: dict[str, SweepRun] = {}
+    for point in points:
+        options = {**base, **point}
+        try:
+            TrainConfig.from_dict(options, source="the grid")
+        except RascalError as exc:
+            raise RascalError(f"Grid run {point}: {exc}") from None
+        name = ",".join(f"{k}={_slug(options[k])}" for k in varying if k in options) or "run"
+        if name in runs:
+            if runs[name].options != options:
+                raise RascalError(f"Grid runs {runs[name].options} and {options} both get the name "
+                                  f"{name!r}; make them differ in a grid key.")
+            continue
+        runs[name] = SweepRun(name, options)
+    return list(runs.values())
+
+
+def _flag(key: str, value: Any) -> list[str]:
+    flag = "--" + key.replace("_", "-")
+    if isinstance(value, bool):
+        return [flag if value else "--no-" + key.replace("_", "-")]
+    return [flag, str(value)]
+
+
+def train_command(run: SweepRun, run_dir: Path, gpus: int = 1) -> str:
+    """The shell command that trains (or resumes) ``run`` in ``run_dir``, for a job array."""
+    args = ["train", *itertools.chain.from_iterable(_flag(k, v) for k, v in run.options.items()),
+            "--out", str(run_dir)]
+    if run_status(run_dir, run.options) == "partial":
+        args += ["--resume", str(run_dir)]
+    prefix = ["torchrun", f"--nproc-per-node={gpus}", "--no-python", "rascal"] if gpus > 1 else ["rascal"]
+    return shlex.join(prefix + args)
+
+
+def run_status(run_dir: Path, options: dict) -> str:
+    """``"done"`` (the final epoch's checkpoint exists), ``"partial"`` (some checkpoint) or ``"new"``."""
+    from rascal_train.config import TrainConfig
+
+    epochs = TrainConfig.from_dict(options).epochs
+    ckpts = Path(run_dir) / "checkpoints"
+    if (ckpts / f"epoch_{epochs:04d}.pt").is_file():
+        return "done"
+    return "partial" if (ckpts / "last.pt").is_file() else "new"
+
+
+def run_sweep(spec: dict, out_dir: str | Path, progress: bool = True,
+              analyze: bool = True) -> Path | None:
+    """Train every run of ``spec`` one after another, then evaluate, analyse and report.
+
+    Finished runs are skipped and half-finished ones resumed, so an interrupted sweep continues
+    where it stopped. Returns the path of the comparison report (``<out_dir>/report.html``), or
+    ``None`` with ``analyze=False`` (training only).
+    """
+    from rascal_train.config import TrainConfig
+    from rascal_train.engine import train
+    from rascal_train.io import atomic_write_json
+    from rascal_train.progress import console
+
+    out_dir = Path(out_dir)
+    runs = expand_grid(spec)
+    atomic_write_json(out_dir / "sweep.json", {"spec": spec, "runs": [r.name for r in runs]})
+    run_dirs = []
+    for i, run in enumerate(runs, 1):
+        run_dir = out_dir / run.name
+        status = run_status(run_dir, run.options)
+        console.print(f"[bold]run {i}/{len(runs)}[/] {run.name}: "
+                      + {"done": "finished, skipped", "partial": "resuming", "new": "training"}[status])
+        if status != "done":
+            config = TrainConfig.from_dict({**run.options, "out": str(run_dir),
+                                            "resume": str(run_dir) if status == "partial" else None})
+            train(config, progress=progress)
+        run_dirs.append(run_dir)
+    if not analyze:
+        return None
+    from rascal_geom.pipeline import evaluate_and_analyze
+    from rascal_geom.report import render_report
+
+    for run_dir in run_dirs:
+        evaluate_and_analyze(run_dir, progress=progress)
+
+    return render_report(run_dirs, baseline=spec.get("baseline"), out_html=out_dir / "report.html",
+                         progress=progress)
+
+
+def describe(runs: list[SweepRun]) -> str:
+    """A JSON listing of the runs, for ``--dry-run``."""
+    return json.dumps([{"name": r.name, "options": r.options} for r in runs], indent=2)
