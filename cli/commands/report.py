@@ -1,0 +1,37 @@
+"""`rascal report`: compare runs in one self-contained HTML page (and booktabs tables)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from rascal_cli.errors import user_errors
+
+
+@click.command("report")
+@click.argument("inputs", nargs=-1, required=True, metavar="RUN_OR_METRICS...",
+                type=click.Path(exists=True, path_type=Path))
+@click.option("--baseline", metavar="NAME",
+              help="Run group to compare against: a group name (run name without its seed suffix) or a "
+                   "loss such as supcon. Default: the first group.")
+@click.option("--out", "out_html", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="HTML file to write. Default: reports/<runs>.html. Figures go to <stem>_figures/ beside it.")
+@click.option("--latex", "latex_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Also write booktabs tables (headline, geometry, weights, config) as .tex files here.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+@user_errors
+def command(inputs, baseline, out_html, latex_dir, quiet):
+    """Compare runs (run directories or analysis JSON files) in one HTML report.
+
+    Runs that differ only in seed are grouped: every number is mean ± std over seeds with n,
+    and every difference from the baseline carries a 95% interval (paired t when seeds match,
+    percentile bootstrap otherwise), marked when it contains 0.
+    """
+    from rascal_geom.report import default_report_name, render_report
+
+    if out_html is None:
+        out_html = Path("reports") / f"{default_report_name(inputs)}.html"
+    path = render_report(list(inputs), baseline=baseline, out_html=out_html, latex_dir=latex_dir,
+                         progress=not quiet)
+    click.echo(str(path))

@@ -1,0 +1,254 @@
+"""Load training runs and analysis files into one record each, and group runs that differ only in seed.
+
+A *run directory* (``runs/<name>/``) holds ``config.json``, ``train_log.jsonl``, and, once
+evaluated and analysed, ``eval.json`` and ``analysis.json``. An *analysis JSON* is the file
+``rascal analyze`` writes (schema ``rascal.analysis/1``); when its ``source.run_dir`` still
+exists, that run's log and evaluation are read too. Both become a :class:`RunRecord`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rascal_train.errors import RascalError
+
+ANALYSIS_SCHEMA = "rascal.analysis/1"
+
+#: Config keys that do not change what is being measured: runs that differ only in these
+#: are repeats of one configuration (where files go, where the data lives, the seed).
+NON_IDENTITY_KEYS = frozenset({"seed", "out", "out_dir", "run_dir", "name", "resume", "data_root",
+                               "device", "num_workers", "quiet", "config"})
+
+#: A seed suffix on a run name (``rascal_s0``, ``supcon-seed1``).
+SEED_SUFFIX = re.compile(r"[-_.](seed|s)[-_]?\d+$", re.IGNORECASE)
+
+
+@dataclass
+class RunRecord:
+    """Everything known about one run (or one analysed checkpoint).
+
+    Attributes
+    ----------
+    name : str
+        Run directory name (or analysis file stem).
+    path : Path
+        What was passed in.
+    config : dict
+        The training configuration (``{}`` when unknown).
+    log : list of dict
+        ``train_log.jsonl`` records in file order (``[]`` when there is no log).
+    eval : dict or None
+        ``eval.json``.
+    analysis : dict or None
+        The analysis JSON.
+    """
+
+    name: str
+    path: Path
+    config: dict = field(default_factory=dict)
+    log: list = field(default_factory=list)
+    eval: dict | None = None
+    analysis: dict | None = None
+
+    @property
+    def seed(self) -> int | None:
+        seed = self.config.get("seed")
+        return int(seed) if isinstance(seed, (int, float)) and not isinstance(seed, bool) else None
+
+    @property
+    def epoch_records(self) -> list[dict]:
+        return [r for r in self.log if r.get("kind") == "epoch"]
+
+    @property
+    def loss(self) -> str | None:
+        return self.config.get("loss")
+
+
+@dataclass
+class RunGroup:
+    """Runs of one configuration that differ only in seed (and file locations)."""
+
+    name: str
+    runs: list[RunRecord]
+
+    @property
+    def config(self) -> dict:
+        """The shared configuration (seed and location keys dropped)."""
+        return identity_config(self.runs[0].config)
+
+    @property
+    def seeds(self) -> list[int | None]:
+        return [r.seed for r in self.runs]
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        obj = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise RascalError(f"{path} is not readable JSON ({type(exc).__name__}); "
+                          "re-create it with the rascal command that writes it.") from None
+    if not isinstance(obj, dict):
+        raise RascalError(f"{path} holds a JSON {type(obj).__name__}, not an object; "
+                          "re-create it with the rascal command that writes it.")
+    return obj
+
+
+def read_log(path: Path) -> list[dict]:
+    """Read ``train_log.jsonl``; a torn last line (a run killed mid-write) is skipped."""
+    records = []
+    lines = path.read_text(encoding="utf-8").splitlines()
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            if i == len(lines) - 1:
+                break
+            raise RascalError(f"{path} line {i + 1} is not JSON; the log is corrupt, "
+                              "re-run training or remove that line.") from None
+    return records
+
+
+def _fill_from_run_dir(record: RunRecord, run_dir: Path) -> None:
+    if (run_dir / "config.json").is_file():
+        record.config = _read_json(run_dir / "config.json")
+    if (run_dir / "train_log.jsonl").is_file():
+        record.log = read_log(run_dir / "train_log.jsonl")
+    if (run_dir / "eval.json").is_file():
+        record.eval = _read_json(run_dir / "eval.json")
+
+
+def load_run(path: str | Path) -> RunRecord:
+    """Load a run directory or an analysis JSON.
+
+    Parameters
+    ----------
+    path : str or Path
+        ``runs/<name>/`` (must contain ``config.json``) or a ``rascal.analysis/1`` JSON file.
+
+    Returns
+    -------
+    RunRecord
+
+    Raises
+    ------
+    RascalError
+        If ``path`` is neither.
+    """
+    path = Path(path)
+    if path.is_dir() and (path / "config.json").is_file():
+        record = RunRecord(name=path.resolve().name, path=path)
+        _fill_from_run_dir(record, path)
+        if (path / "analysis.json").is_file():
+            record.analysis = _read_json(path / "analysis.json")
+        return record
+    if path.is_file() and path.suffix == ".json":
+        obj = _read_json(path)
+        if obj.get("schema") == ANALYSIS_SCHEMA:
+            return record_from_analysis(obj, path)
+    raise RascalError(f"{path} is neither a run directory (with config.json) nor an analysis JSON "
+                      f"(schema {ANALYSIS_SCHEMA}); pass runs/<name>/ or a file written by `rascal analyze`.")
+
+
+def record_from_analysis(analysis: dict, path: str | Path | None = None) -> RunRecord:
+    """A record built around an analysis dict, with its run directory's files when it still exists."""
+    source = analysis.get("source") or {}
+    run_dir = source.get("run_dir")
+    name = Path(run_dir).name if run_dir else Path(path or source.get("path") or "analysis").stem
+    record = RunRecord(name=name, path=Path(path or source.get("path") or name),
+                       config=dict(source.get("config") or {}), analysis=analysis)
+    if run_dir and Path(run_dir).is_dir():
+        _fill_from_run_dir(record, Path(run_dir))
+    return record
+
+
+def identity_config(config: dict) -> dict:
+    """``config`` without the keys that do not define the experiment (:data:`NON_IDENTITY_KEYS`)."""
+    return {k: v for k, v in config.items() if k not in NON_IDENTITY_KEYS}
+
+
+def _group_label(runs: list[RunRecord]) -> str:
+    stems = {SEED_SUFFIX.sub("", r.name) or r.name for r in runs}
+    return stems.pop() if len(stems) == 1 else runs[0].name
+
+
+def group_runs(records: list[RunRecord]) -> list[RunGroup]:
+    """Group records whose configurations are equal apart from :data:`NON_IDENTITY_KEYS`.
+
+    Groups keep the order of their first record. A group is named by its run names with a
+    seed suffix (``_s0``, ``-seed1``) removed when they agree, else by its first run; names
+    that still collide get the loss appended, then a counter.
+
+    Returns
+    -------
+    list of RunGroup
+    """
+    keyed: dict[str, list[RunRecord]] = {}
+    for record in records:
+        key = json.dumps(identity_config(record.config), sort_keys=True, default=str)
+        if not record.config:
+            key = f"__record_{id(record)}"  # an unknown configuration is only its own repeat
+        keyed.setdefault(key, []).append(record)
+    groups = [RunGroup(_group_label(runs), runs) for runs in keyed.values()]
+    seen: dict[str, int] = {}
+    for group in groups:
+        if group.name in seen and group.runs[0].loss:
+            group.name = f"{group.name} ({group.runs[0].loss})"
+        seen[group.name] = seen.get(group.name, 0) + 1
+        if seen[group.name] > 1:
+            group.name = f"{group.name} #{seen[group.name]}"
+    return groups
+
+
+def find_baseline(groups: list[RunGroup], baseline: str | None) -> int:
+    """Index of the baseline group: exact group name, else the one group whose loss or a run name matches.
+
+    ``None`` means the first group.
+    """
+    if baseline is None:
+        return 0
+    for i, g in enumerate(groups):
+        if g.name == baseline:
+            return i
+    hits = [i for i, g in enumerate(groups)
+            if g.runs[0].loss == baseline or any(r.name == baseline for r in g.runs)]
+    if len(hits) == 1:
+        return hits[0]
+    names = ", ".join(repr(g.name) for g in groups)
+    if not hits:
+        raise RascalError(f"No run group matches --baseline {baseline!r}; choose one of {names} (or a loss name).")
+    raise RascalError(f"--baseline {baseline!r} matches {len(hits)} groups; pass one exact group name of {names}.")
+
+
+def headline_values(record: RunRecord) -> dict[str, float]:
+    """The run's headline numbers, keyed ``linear_top1``, ``knn_top1``, ``retention:<level>``,
+    ``attribute_lift``, ``geodesic_variance``, ``collapse_ratio``, ``rank_stability``.
+
+    Sources: ``eval.json`` for the linear probe (and kNN when there is no analysis), the
+    analysis ``headline`` for the structure metrics, the last epoch record's
+    ``rank_stability`` when the analysis has none. Missing numbers are left out.
+    """
+    out: dict[str, float] = {}
+
+    def put(key: str, value) -> None:
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value == value:
+            out[key] = float(value)
+
+    ev = record.eval or {}
+    put("linear_top1", (ev.get("linear") or {}).get("top1"))
+    put("knn_top1", (ev.get("knn") or {}).get("top1"))
+    head = (record.analysis or {}).get("headline") or {}
+    put("knn_top1", head.get("knn_top1"))
+    for level, value in (head.get("retention") or {}).items():
+        put(f"retention:{level}", value)
+    for key in ("attribute_lift", "geodesic_variance", "collapse_ratio", "rank_stability"):
+        put(key, head.get(key))
+    if "rank_stability" not in out:
+        epochs = [r for r in record.epoch_records if r.get("rank_stability") is not None]
+        if epochs:
+            put("rank_stability", epochs[-1]["rank_stability"])
+    return out

@@ -1,0 +1,221 @@
+"""HTML reports from tiny schema-complete run directories: sections, escaping, stats, CLI."""
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from rascal_geom.report import render_analysis, render_report
+from rascal_geom.runs import find_baseline, group_runs, headline_values, load_run
+from rascal_geom.stats import WEIGHT_BIN_EDGES, histogram_summary
+from rascal_train.errors import RascalError
+
+EVIL = "<script>alert(1)</script>"
+COARSE = ["Boeing", "Airbus", EVIL]
+FINE = ["737", "747", "A320", "A380", "x&y", "$z$"]
+FINE_TO_COARSE = np.array([0, 0, 1, 1, 2, 2])
+
+
+def write_run(root: Path, name: str, loss: str, seed: int, offset: float = 0.0, epochs: int = 3,
+              umap: bool = True, values_seed: int | None = None) -> Path:
+    """A fake but schema-complete run directory; numbers drawn from a seeded generator.
+
+    ``values_seed`` fixes the drawn numbers independently of ``seed`` (identical runs).
+    """
+    rng = np.random.default_rng(1000 + (seed if values_seed is None else values_seed))
+    run = root / name
+    run.mkdir(parents=True)
+    config = {"dataset": "synthetic", "data_root": None, "label_level": "family", "arch": "small_cnn",
+              "loss": loss, "weights": "rank_agreement" if loss == "rascal" else None, "cache": "last_seen",
+              "epochs": epochs, "batch_size": 64, "lr": 0.05, "temperature": 0.1, "seed": seed,
+              "image_size": 32, "num_classes": 3, "out": str(run)}
+    (run / "config.json").write_text(json.dumps(config))
+    lines = []
+    for e in range(1, epochs + 1):
+        stats = {k: float(rng.uniform(0.1, 1.0)) for k in
+                 ("pos_per_anchor", "weight_entropy", "eff_positives", "uniform_fallback", "drift",
+                  "pos_sim", "neg_sim", "sim_gap", "margin_violation")}
+        lines.append({"kind": "step", "epoch": e - 1, "step": e * 10 - 5, "lr": 0.05, "loss": 5.0 - e,
+                      "images_per_s": 900.0, **stats})
+        hist = rng.integers(0, 50, size=20).tolist() if loss == "rascal" else [0] * 19 + [100]
+        lines.append({"kind": "epoch", "epoch": e, "step": e * 10, "lr": 0.05,
+                      "loss": 5.0 - e + float(rng.normal(0, 0.05)), "images_per_s": 950.0, "time_s": 3.0,
+                      **stats, "weight_hist": hist, "knn_acc": 0.5 + 0.1 * e + offset,
+                      "rank_stability": 0.6 + 0.05 * e + offset})
+    (run / "train_log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+    (run / "eval.json").write_text(json.dumps({
+        "checkpoint": str(run / "last.pt"), "epoch": epochs, "level": "family",
+        "knn": {"top1": 0.7 + offset + float(rng.normal(0, 0.01)), "top5": 0.95, "k": 20},
+        "linear": {"top1": 0.72 + offset + float(rng.normal(0, 0.01)), "top5": 0.96, "protocol": "full_batch"},
+        "shot_groups": None, "corruptions": None}))
+    n = 60
+    fine = rng.integers(0, len(FINE), size=n)
+    analysis = {
+        "schema": "rascal.analysis/1",
+        "source": {"kind": "checkpoint", "path": str(run / "last.pt"), "run_dir": str(run), "epoch": epochs,
+                   "config": config},
+        "settings": {"hierarchy": "synthetic", "split": "test", "k": 20, "knn_ks": [1, 20], "seed": 0,
+                     "embedding": "encoder"},
+        "levels": ["family", "variant"],
+        "class_names": {"family": COARSE, "variant": FINE},
+        "metrics": {
+            "knn_accuracy": {"family": {"1": 0.7, "20": 0.72}, "variant": {"1": 0.4, "20": 0.42}},
+            "linear_probe": {"family": 0.73, "variant": 0.45},
+            "hierarchy_retention": [{"coarse": "family", "fine": "variant", "accuracy": 0.6, "chance": 0.5,
+                                     "retention": 0.2 + offset,
+                                     "per_class": {"retention": (rng.uniform(0, 0.5, 3) + offset).tolist(),
+                                                   "accuracy": rng.uniform(0.5, 1, 3).tolist()}}],
+            "geodesic_variance": {"mean": 0.3, "collapse_ratio": 0.1, "per_class": rng.uniform(0.1, 0.5, 3).tolist()},
+            "attribute_consistency": {"agreement": 0.5, "chance": 0.4, "lift": 0.17},
+            "rank_stability": None,
+            "geometry": {"alignment": 0.4 + offset, "uniformity": -2.0, "nc1": 1.5, "equinorm": 0.1,
+                         "equiangularity": 0.05, "effective_rank": 20.0, "pos_sim": 0.8, "neg_sim": 0.1,
+                         "sim_gap": 0.7, "margin_violation": 0.02},
+        },
+        "headline": {"knn_top1": 0.71 + offset + float(rng.normal(0, 0.01)),
+                     "retention": {"variant": 0.2 + offset + float(rng.normal(0, 0.01))},
+                     "attribute_lift": 0.17 + float(rng.normal(0, 0.01)),
+                     "geodesic_variance": 0.3 + float(rng.normal(0, 0.01)), "collapse_ratio": 0.1 + offset,
+                     "rank_stability": None},
+        "umap": ({"coords": rng.normal(size=(n, 2)).tolist(),
+                  "labels": {"family": FINE_TO_COARSE[fine].tolist(), "variant": fine.tolist()},
+                  "trustworthiness": 0.91, "n": n} if umap else None),
+    }
+    (run / "analysis.json").write_text(json.dumps(analysis))
+    return run
+
+
+@pytest.fixture(scope="module")
+def comparison(tmp_path_factory):
+    root = tmp_path_factory.mktemp("runs")
+    runs = [write_run(root, f"supcon_s{s}", "supcon", s) for s in (0, 1, 2)]
+    runs += [write_run(root, f"rascal_s{s}", "rascal", s, offset=0.2) for s in (0, 1, 2)]
+    out = root / "reports" / "cmp.html"
+    latex = root / "tex"
+    path = render_report(runs, baseline="supcon", out_html=out, latex_dir=latex, progress=False)
+    return root, runs, path, path.read_text(encoding="utf-8"), latex
+
+
+def _remote_references(html: str) -> list[str]:
+    """src/href/url()/@import pointing off the page (namespace declarations are not fetched)."""
+    pats = [r"""(?:src|href|xlink:href|action|poster|data)\s*=\s*["']?\s*(?:[a-z][a-z0-9+.-]*:|//)""",
+            r"""url\(\s*["']?\s*(?:[a-z][a-z0-9+.-]*:|//)""", r"@import", r"<link\b", r"<iframe\b"]
+    return [m.group(0) for p in pats for m in re.finditer(p, html, flags=re.IGNORECASE)]
+
+
+def test_report_has_every_section_and_no_remote_resource(comparison):
+    root, _, path, html, _ = comparison
+    for section in ("summary", "config", "headline", "geometry", "curves", "weights", "per-class", "umap"):
+        assert f'<section id="{section}">' in html
+    assert html.count("<svg") == 1 + 1 + 2 + 2  # curves, weights, 2 per-class, 2 UMAPs
+    assert "No epoch records" not in html and "No UMAP" not in html and "No RASCAL run" not in html
+    assert _remote_references(html) == []
+    assert "<style>" in html and "font-variant-numeric" in html  # the CSS is inlined
+    assert "@media print" in html
+    figs = path.with_name("cmp_figures")
+    stems = {p.stem for p in figs.iterdir()}
+    assert {"training_curves", "weight_histogram", "per_class_1", "per_class_2", "umap_1", "umap_2"} <= stems
+    for stem in stems:
+        assert (figs / f"{stem}.pdf").read_bytes().startswith(b"%PDF")
+        assert (figs / f"{stem}.svg").read_text().lstrip().startswith("<?xml")
+
+
+def test_remote_reference_detector_catches_remote_resources():
+    assert _remote_references('<img src="https://x.org/a.png">')
+    assert _remote_references("<style>a{background:url(//cdn.x/y.png)}</style>")
+    assert _remote_references('<svg xmlns="http://www.w3.org/2000/svg"><use xlink:href="#a"/></svg>') == []
+
+
+def test_runs_grouped_by_seed_and_headline_mean_std(comparison):
+    _, runs, _, html, _ = comparison
+    groups = group_runs([load_run(r) for r in runs])
+    assert [g.name for g in groups] == ["supcon", "rascal"]
+    assert [sorted(g.seeds) for g in groups] == [[0, 1, 2], [0, 1, 2]]
+    assert find_baseline(groups, "supcon") == 0 and find_baseline(groups, "rascal") == 1
+    knn = [headline_values(r)["knn_top1"] for r in groups[1].runs]
+    expected = f"{np.mean(knn):.4f} \u00b1 {np.std(knn, ddof=1):.4f}".replace("-", "\u2212")
+    assert expected in html
+    assert "n=3" in html
+    # Differences of 0.2 with a spread of 0.01 are distinguishable, paired by seed.
+    assert "paired t" in html
+    assert "rascal is higher than supcon in" in html
+
+
+def test_weight_table_from_last_epoch_histograms(comparison):
+    _, runs, _, html, _ = comparison
+    counts = sum(np.asarray([r for r in load_run(p).epoch_records][-1]["weight_hist"], dtype=float)
+                 for p in runs[3:])
+    h = histogram_summary(counts, WEIGHT_BIN_EDGES)
+    section = html.split('<section id="weights">')[1].split("</section>")[0]
+    assert f"{h['share_ge_0.9']:.1%}" in section and f"{h['share_lt_0.3']:.1%}" in section
+    assert f"{h['mean']:.3f}" in section
+    assert "supcon" not in section.split("<table>")[1]  # only RASCAL groups are tabulated
+
+
+def test_user_text_is_escaped(comparison):
+    _, _, _, html, _ = comparison
+    # Exactly one script element: the page's own sorter. The class name shows as text.
+    assert len(re.findall(r"<script\b", html)) == 1
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "x&amp;y" in html
+
+
+def test_identical_runs_give_only_indistinguishable_deltas(tmp_path):
+    a = [write_run(tmp_path, f"base_s{s}", "supcon", s, values_seed=s, umap=False) for s in (0, 1, 2)]
+    b = [write_run(tmp_path, f"copy_s{s}", "rascal", s, values_seed=s, umap=False) for s in (0, 1, 2)]
+    html = render_report(a + b, out_html=tmp_path / "same.html", progress=False).read_text()
+    table = html.split('id="headline-table"')[1].split("</table>")[0]
+    deltas = re.findall(r'<td class="num (sig|ns|noci)"', table)
+    assert len(deltas) == 7 and set(deltas) == {"ns"}  # 7 headline metrics, all ≈ 0
+    summary = html.split('<section id="summary">')[1].split("</section>")[0]
+    assert "is higher" not in summary and "is lower" not in summary and "improv" not in summary
+    assert "Not distinguishable from zero" in summary
+
+
+def test_single_runs_state_no_interval(tmp_path):
+    a = write_run(tmp_path, "supcon_s0", "supcon", 0, values_seed=0, umap=False)
+    b = write_run(tmp_path, "rascal_s0", "rascal", 0, offset=0.3, values_seed=0, umap=False)
+    html = render_report([a, b], out_html=tmp_path / "one.html", progress=False).read_text()
+    assert "n=1: no interval" in html
+    summary = html.split('<section id="summary">')[1].split("</section>")[0]
+    assert "is higher" not in summary and "no difference is claimed" in summary
+
+
+def test_render_analysis_single_page(tmp_path):
+    run = write_run(tmp_path, "rascal_s0", "rascal", 0)
+    analysis = json.loads((run / "analysis.json").read_text())
+    out = render_analysis(analysis, tmp_path / "page" / "a.html")
+    html = out.read_text()
+    assert '<section id="umap">' in html and "trustworthiness 0.910" in html
+    assert "\u0394" not in html.split('id="headline-table"')[1].split("</table>")[0]  # nothing to compare
+    assert _remote_references(html) == []
+    with pytest.raises(RascalError, match="schema"):
+        render_analysis({"schema": "other"}, tmp_path / "b.html")
+
+
+def test_bad_inputs_are_one_line_errors(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(RascalError, match="neither a run directory"):
+        load_run(tmp_path / "empty")
+    run = write_run(tmp_path, "supcon_s0", "supcon", 0)
+    with pytest.raises(RascalError, match="No run group matches --baseline 'ce'"):
+        render_report([run], baseline="ce", out_html=tmp_path / "x.html", progress=False)
+
+
+def test_cli_report(tmp_path):
+    from rascal_cli.main import cli
+
+    a = write_run(tmp_path, "supcon_s0", "supcon", 0, umap=False)
+    b = write_run(tmp_path, "rascal_s0", "rascal", 0, umap=False)
+    out = tmp_path / "r.html"
+    res = CliRunner().invoke(cli, ["report", str(a), str(b), "--baseline", "supcon", "--out", str(out),
+                                   "--latex", str(tmp_path / "tex"), "--quiet"])
+    assert res.exit_code == 0, res.output
+    assert out.is_file() and str(out) in res.output
+    assert (tmp_path / "tex" / "headline.tex").is_file()
+    bad = CliRunner().invoke(cli, ["report", str(tmp_path / "tex"), "--quiet"])
+    assert bad.exit_code == 1 and "neither a run directory" in bad.output
+    assert "Traceback" not in bad.output
