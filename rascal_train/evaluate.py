@@ -1,0 +1,518 @@
+"""Evaluation of a trained encoder on frozen features: kNN, linear probe, shot groups, corruptions.
+
+Features are extracted once per split (one pass, eval mode, no gradients) and every classifier
+reads them: the kNN monitor (:func:`rascal_geom.metrics.knn_accuracy`), the fast full-batch
+linear probe (:func:`rascal_geom.metrics.fit_linear_probe`) and, for robustness, the same probe
+applied to the features of corrupted test images. The SupCon paper's protocol — a linear layer trained with SGD
+on augmented views of the frozen encoder for some epochs — is :func:`linear_probe_supcon`.
+:func:`evaluate_checkpoint` returns the ``eval.json`` dictionary (see the contracts).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from rascal_train.datasets.base import HierDataset
+from rascal_train.errors import RascalError
+from rascal_train.progress import track
+
+PROTOCOLS = ("full_batch", "supcon")
+KNN_K = 20
+SHOT_GROUPS = ("many", "medium", "few")
+#: The folder name of CIFAR-100-C as extracted from its archive, looked for under the data root.
+CIFAR_C_DIRNAME = "CIFAR-100-C"
+
+
+def resolve_device(device=None) -> torch.device:
+    """CUDA when present and ``device`` is None or ``"auto"``, else ``device`` (validated)."""
+    if device is None or device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise RascalError(f"Unknown device {device!r}; pass cpu, cuda or cuda:N.") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RascalError(f"Device {device} was asked for but no CUDA device is visible; pass --device cpu.")
+    return device
+
+
+class _EvalImages(torch.utils.data.Dataset):
+    """A file-backed split as ``(transformed image, index)`` pairs for a DataLoader."""
+
+    def __init__(self, dataset: HierDataset, transform):
+        self.dataset = dataset
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int):
+        return self.transform(self.dataset.raw_image(index)), index
+
+
+class _TargetViews(torch.utils.data.Dataset):
+    """A file-backed split as ``((view1, view2), target)`` for the SupCon probe's DataLoader."""
+
+    def __init__(self, dataset: HierDataset, transform):
+        self.dataset = dataset
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int):
+        return self.transform(self.dataset.raw_image(index)), int(self.dataset.targets[index])
+
+
+def _loader_workers() -> int:
+    return min(4, os.cpu_count() or 1)
+
+
+def _autocast(device: torch.device):
+    # bf16 on GPU only: CPU autocast is slower than fp32 on most CPUs and changes nothing we keep.
+    return torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+
+
+def _uint8_tensor(images: np.ndarray, device: torch.device) -> torch.Tensor:
+    # A copy: the array may be a read-only memory map (CIFAR-C files), which torch cannot wrap.
+    return torch.from_numpy(np.array(images, dtype=np.uint8)).to(device)
+
+
+def _image_batches(dataset: HierDataset, batch_size: int, device: torch.device, image_size: int | None,
+                   progress: bool, description: str):
+    """Yield normalised float batches ``[B, 3, S, S]`` on ``device`` covering the split in order."""
+    from rascal_train.transforms import eval_transform, normalize_batch
+
+    n = len(dataset)
+    if dataset.images is not None:
+        starts = range(0, n, batch_size)
+        for start in track(starts, description, total=len(starts), disable=not progress):
+            raw = _uint8_tensor(dataset.images[start:start + batch_size], device)
+            x = normalize_batch(raw)
+            if image_size is not None and x.shape[-1] != image_size:
+                x = F.interpolate(x, size=(image_size, image_size), mode="bilinear", antialias=True,
+                                  align_corners=False)
+            yield x
+        return
+    loader = torch.utils.data.DataLoader(
+        _EvalImages(dataset, eval_transform(image_size or 224)), batch_size=batch_size, shuffle=False,
+        num_workers=_loader_workers(), pin_memory=device.type == "cuda")
+    for x, _ in track(loader, description, total=len(loader), disable=not progress):
+        yield x.to(device, non_blocking=True)
+
+
+def extract_features(model, dataset: HierDataset, batch_size: int = 256, device=None, progress: bool = True,
+                     image_size: int | None = None, description: str = "features") -> dict:
+    """Run the frozen encoder once over a split.
+
+    Parameters
+    ----------
+    model : nn.Module
+        Exposes ``encoder(x) -> features`` and ``project(features) -> z``.
+    dataset : HierDataset
+        In-memory sets are batched straight from their uint8 array with ``normalize_batch``;
+        file-backed sets go through a DataLoader with ``eval_transform(image_size)``.
+    batch_size : int, default=256
+    device : str or torch.device, default=None
+        CUDA when present, else CPU.
+    progress : bool, default=True
+    image_size : int, default=None
+        Side of the images the encoder sees. ``None`` keeps in-memory images at their own size and
+        uses 224 for file-backed sets; in-memory images of another size are resized (bilinear).
+    description : str, default="features"
+        Progress-bar label.
+
+    Returns
+    -------
+    dict
+        ``"features"``: float32 ndarray of shape (n_samples, feature_dim); ``"projections"``:
+        float32 ndarray of shape (n_samples, proj_dim), L2-normalised rows; ``"labels"``: dict of
+        level -> int64 ndarray of shape (n_samples,) (clean labels); ``"ids"``: int64 ndarray of
+        shape (n_samples,).
+    """
+    if batch_size < 1:
+        raise RascalError(f"The 'batch_size' parameter of extract_features must be an int >= 1. Got {batch_size} instead.")
+    device = resolve_device(device)
+    was_training = model.training
+    model.eval()
+    features, projections = [], []
+    try:
+        with torch.inference_mode(), _autocast(device):
+            for x in _image_batches(dataset, batch_size, device, image_size, progress, description):
+                f = model.encoder(x)
+                z = model.project(f)
+                features.append(f.float().cpu())
+                projections.append(F.normalize(z.float(), dim=1).cpu())
+    finally:
+        model.train(was_training)
+    return {
+        "features": torch.cat(features).numpy(),
+        "projections": torch.cat(projections).numpy(),
+        "labels": {level: np.asarray(dataset.labels[level], dtype=np.int64) for level in dataset.levels},
+        "ids": np.asarray(dataset.ids, dtype=np.int64),
+    }
+
+
+def topk_accuracy(logits, labels, ks=(1, 5)) -> dict[int, float]:
+    """Fraction of rows whose label is among the ``k`` largest logits, for each ``k`` in ``ks``.
+
+    Parameters
+    ----------
+    logits : Tensor or ndarray of shape (n_samples, n_classes)
+    labels : Tensor or ndarray of shape (n_samples,), int
+    ks : tuple of int, default=(1, 5)
+        Each ``k`` is capped at ``n_classes`` (so top-5 of a 3-class problem is 1.0).
+
+    Returns
+    -------
+    dict of int to float
+    """
+    logits = torch.as_tensor(logits)
+    labels = torch.as_tensor(labels, device=logits.device).long()
+    if len(labels) == 0:
+        return {k: float("nan") for k in ks}
+    kmax = min(max(ks), logits.shape[1])
+    top = logits.topk(kmax, dim=1).indices
+    hit = top == labels[:, None]
+    return {k: hit[:, :min(k, kmax)].any(dim=1).double().mean().item() for k in ks}
+
+
+def linear_probe_supcon(model, train_dataset: HierDataset, *, epochs: int = 10, batch_size: int = 256,
+                        lr: float = 0.1, momentum: float = 0.9, weight_decay: float = 0.0,
+                        image_size: int | None = None, device=None, seed: int = 0,
+                        progress: bool = True) -> torch.nn.Linear:
+    """The SupCon linear-evaluation protocol: SGD on augmented views of the frozen encoder.
+
+    The encoder stays in eval mode (batch-norm statistics frozen) and receives no gradient; a
+    linear layer on its features is trained with cross-entropy on the training targets, SGD with
+    momentum and a cosine learning-rate schedule over all steps. Each batch is augmented with the
+    training two-view augmentation and both views are used as samples.
+
+    Parameters
+    ----------
+    model : nn.Module
+        Exposes ``encoder`` and ``feature_dim``.
+    train_dataset : HierDataset
+        Targets are ``train_dataset.targets`` (noisy where label noise was applied: the labels a
+        user of that training set would have).
+    epochs : int, default=10
+    batch_size : int, default=256
+    lr : float, default=0.1
+    momentum : float, default=0.9
+    weight_decay : float, default=0.0
+    image_size : int, default=None
+        Crop side; ``None`` uses the in-memory images' own size (224 for file-backed sets).
+    device : str or torch.device, default=None
+    seed : int, default=0
+        Seeds the data order, the augmentation and the layer's initialisation.
+    progress : bool, default=True
+
+    Returns
+    -------
+    torch.nn.Linear
+        The trained classifier (in eval mode, on ``device``), mapping features to class logits.
+    """
+    for name, value, ok in (("epochs", epochs, isinstance(epochs, int) and epochs >= 1),
+                            ("batch_size", batch_size, isinstance(batch_size, int) and batch_size >= 1),
+                            ("lr", lr, lr > 0), ("momentum", momentum, 0 <= momentum < 1),
+                            ("weight_decay", weight_decay, weight_decay >= 0)):
+        if not ok:
+            raise RascalError(f"The {name!r} parameter of linear_probe_supcon is out of range. Got {value} instead.")
+    from rascal_train.transforms import GpuTwoViewAugment, two_view_transform
+
+    device = resolve_device(device)
+    generator = torch.Generator().manual_seed(seed)
+    targets = torch.as_tensor(np.asarray(train_dataset.targets), dtype=torch.long)
+    n = len(train_dataset)
+    if image_size is None:
+        image_size = train_dataset.images.shape[1] if train_dataset.images is not None else 224
+    was_training = model.training
+    model.eval()
+
+    if train_dataset.images is not None:
+        images = _uint8_tensor(train_dataset.images, device)
+        augment = GpuTwoViewAugment(image_size)
+        steps_per_epoch = math.ceil(n / batch_size)
+
+        def batches():
+            order = torch.randperm(n, generator=generator)
+            for start in range(0, n, batch_size):
+                idx = order[start:start + batch_size]
+                yield augment(images[idx.to(device)], generator), targets[idx]
+    else:
+        loader = torch.utils.data.DataLoader(
+            _TargetViews(train_dataset, two_view_transform(image_size)), batch_size=batch_size, shuffle=True,
+            generator=generator, num_workers=_loader_workers(), pin_memory=device.type == "cuda")
+        steps_per_epoch = len(loader)
+
+        def batches():
+            for (v1, v2), y in loader:
+                yield (v1.to(device, non_blocking=True), v2.to(device, non_blocking=True)), y
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        classifier = torch.nn.Linear(model.feature_dim, train_dataset.num_classes)
+    classifier.to(device)
+    optimizer = torch.optim.SGD(classifier.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
+    total_steps = epochs * steps_per_epoch
+    try:
+        for epoch in track(range(epochs), "SupCon linear probe", total=epochs, disable=not progress):
+            for step, ((v1, v2), y) in enumerate(batches()):
+                with torch.no_grad(), _autocast(device):
+                    feats = model.encoder(torch.cat([v1, v2])).float()
+                for group in optimizer.param_groups:
+                    group["lr"] = 0.5 * lr * (1 + math.cos(math.pi * (epoch * steps_per_epoch + step) / total_steps))
+                loss = F.cross_entropy(classifier(feats), torch.cat([y, y]).to(device))
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+    finally:
+        model.train(was_training)
+    return classifier.eval()
+
+
+def shot_group_accuracy(accuracy_on, test_labels, groups) -> dict | None:
+    """Accuracy on the test samples of each shot group.
+
+    Parameters
+    ----------
+    accuracy_on : callable (bool ndarray of shape (n_test,) -> float)
+        Accuracy of the classifier on the test samples a mask selects.
+    test_labels : ndarray of shape (n_test,), int
+    groups : ndarray of shape (n_classes,), str
+        ``"many"``, ``"medium"`` or ``"few"`` per class, from the training split's counts
+        (:func:`rascal_train.datasets.longtail.shot_groups`).
+
+    Returns
+    -------
+    dict of str to float or None, or None
+        Accuracy per group (``None`` for a group with no test sample); ``None`` overall when every
+        class falls in one group, where the split says nothing a plain accuracy does not.
+    """
+    groups = np.asarray(groups)
+    if len(set(groups.tolist())) < 2:
+        return None
+    group_of_sample = groups[np.asarray(test_labels)]
+    return {g: (float(accuracy_on(group_of_sample == g)) if (group_of_sample == g).any() else None)
+            for g in SHOT_GROUPS}
+
+
+def corruption_accuracy(model, classify, test_set: HierDataset, root=None, corruptions=None, severities=None,
+                        batch_size: int = 256, device=None, image_size: int | None = None, seed: int = 0,
+                        progress: bool = True) -> dict:
+    """Accuracy of a classifier on frozen features under each corruption and severity of the test split.
+
+    Parameters
+    ----------
+    model : nn.Module
+        The frozen encoder's model (``encoder``, ``project``).
+    classify : callable (features ndarray of shape (n, F) -> logits ndarray of shape (n, C))
+        The classifier trained on clean features (the linear probe).
+    test_set : HierDataset
+        An in-memory (CIFAR-sized) test split; accuracy is on its ``train_level`` labels.
+    root : str or Path, default=None
+        A CIFAR-100-C folder: a corruption with ``<root>/<corruption>.npy`` is read from it (its rows
+        must be this test split in order, checked against the finest-level labels); any other is
+        generated with :func:`rascal_train.corruptions.corrupt`.
+    corruptions : sequence of str, default=None
+        The 15 benchmark corruptions when ``None``.
+    severities : sequence of int, default=None
+        1-5 when ``None``.
+    batch_size, device, image_size, progress
+        As in :func:`extract_features`.
+    seed : int, default=0
+        Seeds the generated corruptions.
+
+    Returns
+    -------
+    dict
+        ``"per"``: {corruption: {str(severity): accuracy}}; ``"mean_accuracy"``: mean over all;
+        ``"mean_corruption_error"``: mean over corruptions of the mean top-1 error over severities,
+        unnormalised (the CIFAR-C convention); ``"source"``: ``"file"``, ``"generated"`` or
+        ``"mixed"`` (generated sets approximate the published ones, see :mod:`rascal_train.corruptions`).
+    """
+    from rascal_train.corruptions import CORRUPTIONS, SEVERITIES, corrupted_test_sets, mean_corruption_error
+
+    if test_set.images is None:
+        raise RascalError(f"Corruption accuracy needs an in-memory (CIFAR-sized) test split; {test_set.name!r} "
+                          "is file-backed (ImageNet-C evaluation is not supported yet): drop --corruptions.")
+    corruptions = CORRUPTIONS if corruptions is None else tuple(corruptions)
+    severities = SEVERITIES if severities is None else tuple(severities)
+    labels = test_set.labels[test_set.train_level]
+    finest = test_set.labels[test_set.levels[-1]]
+    per: dict[str, dict[str, float]] = {}
+    sources = set()
+    versions = corrupted_test_sets(test_set.images, finest, root, corruptions, severities, seed)
+    for item in track(versions, "corruptions", total=len(corruptions) * len(severities), disable=not progress):
+        if item["source"] == "file" and not np.array_equal(item["labels"], finest):
+            raise RascalError(f"{Path(root) / (item['corruption'] + '.npy')} does not hold this test split "
+                              f"({len(item['labels'])} rows per severity, labels differing from the "
+                              f"{test_set.levels[-1]!r} labels of {len(finest)} test images); pass the "
+                              "CIFAR-C folder of the same dataset.")
+        corrupted = dataclasses.replace(test_set, images=item["images"])
+        features = extract_features(model, corrupted, batch_size, device, False, image_size)["features"]
+        accuracy = float(np.mean(np.asarray(classify(features)).argmax(1) == labels))
+        per.setdefault(item["corruption"], {})[str(item["severity"])] = accuracy
+        sources.add(item["source"])
+    return {"mean_accuracy": float(np.mean([a for by_s in per.values() for a in by_s.values()])),
+            "mean_corruption_error": mean_corruption_error(per), "per": per,
+            "source": sources.pop() if len(sources) == 1 else "mixed"}
+
+
+def _fit_probe(protocol: str, model, train_set: HierDataset, train: dict, train_targets, *, device, seed: int,
+               image_size, batch_size: int, epochs: int, progress: bool):
+    """Train the linear probe of ``protocol``; returns ``features ndarray -> logits ndarray``."""
+    if protocol == "supcon":
+        layer = linear_probe_supcon(model, train_set, epochs=epochs, batch_size=batch_size, image_size=image_size,
+                                    device=device, seed=seed, progress=progress)
+
+        def classify(features):
+            with torch.inference_mode():
+                return layer(torch.from_numpy(np.ascontiguousarray(features)).to(device)).float().cpu().numpy()
+
+        return classify
+    from rascal_geom.metrics import fit_linear_probe
+
+    return fit_linear_probe(train["features"], train_targets, num_classes=train_set.num_classes, device=device).logits
+
+
+def knn_topk(bank, bank_labels, queries, query_labels, k: int = KNN_K) -> dict:
+    """Top-1 and top-5 weighted-vote cosine kNN accuracy of ``queries`` against ``bank``.
+
+    Parameters
+    ----------
+    bank : ndarray of shape (n_bank, dim), float
+    bank_labels : ndarray of shape (n_bank,), int
+    queries : ndarray of shape (n_queries, dim), float
+    query_labels : ndarray of shape (n_queries,), int
+    k : int, default=20
+
+    Returns
+    -------
+    dict
+        ``{"top1": float, "top5": float, "k": k}`` (the ``knn`` entry of ``eval.json``).
+    """
+    from rascal_geom.metrics import knn_accuracy
+
+    acc = {t: knn_accuracy(bank, bank_labels, queries, query_labels, k=k, topk=t) for t in (1, 5)}
+    return {"top1": acc[1], "top5": acc[5], "k": k}
+
+
+def evaluate_checkpoint(ckpt_path, data_root=None, linear: bool = True, knn: bool = True,
+                        corruptions: bool = False, protocol: str = "full_batch", device=None,
+                        progress: bool = True, batch_size: int = 256, probe_epochs: int = 10,
+                        corruptions_root=None) -> dict:
+    """Evaluate a ``rascal train`` checkpoint on frozen features; the ``eval.json`` dictionary.
+
+    The training split (with the run's imbalance, label noise and ``limit``) and the test split
+    are rebuilt from the checkpoint's config and embedded once with the encoder. Classifiers use
+    the training targets (noisy where the run had label noise) and are scored against the clean
+    test labels at the training level.
+
+    Parameters
+    ----------
+    ckpt_path : str or Path
+        A checkpoint written by ``rascal train``.
+    data_root : str or Path, default=None
+        Overrides the data root stored in the checkpoint's config.
+    linear : bool, default=True
+        Train and score a linear probe on the encoder's features.
+    knn : bool, default=True
+        Weighted-vote cosine kNN (k=20) of test features against training features.
+    corruptions : bool, default=False
+        Score the linear probe (trained on clean features) on each corruption and severity of the
+        test split (:func:`corruption_accuracy`). Needs ``linear=True``.
+    protocol : {"full_batch", "supcon"}, default="full_batch"
+        ``"full_batch"``: :func:`rascal_geom.metrics.fit_linear_probe` on the extracted features;
+        ``"supcon"``: :func:`linear_probe_supcon` for ``probe_epochs`` augmented epochs.
+    device : str or torch.device, default=None
+        CUDA when present, else CPU.
+    progress : bool, default=True
+    batch_size : int, default=256
+        Images per forward pass (and per SGD step of the SupCon probe).
+    probe_epochs : int, default=10
+        Epochs of the SupCon-protocol probe.
+    corruptions_root : str or Path, default=None
+        A CIFAR-100-C folder; ``None`` uses ``<data_root>/CIFAR-100-C`` when it exists, else the
+        corruptions are generated.
+
+    Returns
+    -------
+    dict
+        ``checkpoint``, ``epoch``, ``level``, ``knn`` ({top1, top5, k} or None), ``linear``
+        ({top1, top5, protocol} or None), ``shot_groups`` ({many, medium, few} or None; from the
+        linear probe, else from kNN), ``corruptions`` ({mean_accuracy, mean_corruption_error,
+        per, source} or None). The mean corruption error is the mean top-1 error over all
+        corruptions and severities, not normalised by a reference model.
+    """
+    from rascal_train.config import TrainConfig
+    from rascal_train.datasets.longtail import shot_groups
+    from rascal_train.engine import load_datasets
+    from rascal_train.io import load_checkpoint
+    from rascal_train.models import model_from_checkpoint
+
+    if protocol not in PROTOCOLS:
+        raise RascalError(f"Unknown linear-probe protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}.")
+    if corruptions and not linear:
+        raise RascalError("Corruption accuracy is measured with the linear probe; drop --no-linear or --corruptions.")
+    if not (linear or knn):
+        raise RascalError("Nothing to evaluate: both the linear probe and kNN are off; enable --linear or --knn.")
+    device = resolve_device(device)
+    ckpt = load_checkpoint(ckpt_path)
+    model, config = model_from_checkpoint(ckpt)
+    model.to(device)
+    changes = {"monitor": True, "data_root": str(data_root) if data_root is not None else config.get("data_root")}
+    train_config = TrainConfig.from_dict({**config, **changes}, source=f"the config of {ckpt_path}")
+    train_set, test_set = load_datasets(train_config)
+    level = train_set.train_level
+    image_size = train_config.image_size
+
+    train = extract_features(model, train_set, batch_size, device, progress, image_size, "features (train)")
+    test = extract_features(model, test_set, batch_size, device, progress, image_size, "features (test)")
+    train_targets, test_labels = np.asarray(train_set.targets), test["labels"][level]
+
+    result = {"checkpoint": str(ckpt_path), "epoch": int(ckpt.get("epoch", 0)), "level": level,
+              "knn": knn_topk(train["features"], train_targets, test["features"], test_labels) if knn else None,
+              "linear": None, "shot_groups": None, "corruptions": None}
+    groups = shot_groups(train_targets, train_set.num_classes)
+    if linear:
+        classify = _fit_probe(protocol, model, train_set, train, train_targets, device=device, seed=train_config.seed,
+                              image_size=image_size, batch_size=batch_size, epochs=probe_epochs, progress=progress)
+        logits = classify(test["features"])
+        acc = topk_accuracy(logits, test_labels)
+        result["linear"] = {"top1": acc[1], "top5": acc[5], "protocol": protocol}
+        correct = logits.argmax(1) == test_labels
+        result["shot_groups"] = shot_group_accuracy(lambda mask: correct[mask].mean(), test_labels, groups)
+        if corruptions:
+            if corruptions_root is None and train_config.data_root is not None:
+                candidate = Path(train_config.data_root) / CIFAR_C_DIRNAME
+                corruptions_root = candidate if candidate.is_dir() else None
+            result["corruptions"] = corruption_accuracy(
+                model, classify, test_set, root=corruptions_root, batch_size=batch_size, device=device,
+                image_size=image_size, seed=train_config.seed, progress=progress)
+    else:
+        from rascal_geom.metrics import knn_accuracy
+
+        result["shot_groups"] = shot_group_accuracy(
+            lambda mask: knn_accuracy(train["features"], train_targets, test["features"][mask], test_labels[mask],
+                                      k=KNN_K), test_labels, groups)
+    return result
+
+
+def default_eval_path(ckpt_path) -> Path:
+    """Where ``rascal eval`` writes by default: ``<run_dir>/eval.json`` for a checkpoint of a run
+    (in ``<run_dir>/checkpoints/`` or the run directory's ``last.pt``), else ``<ckpt>.eval.json``."""
+    ckpt_path = Path(ckpt_path)
+    parent = ckpt_path.parent
+    if parent.name == "checkpoints":
+        return parent.parent / "eval.json"
+    if (parent / "config.json").is_file():
+        return parent / "eval.json"
+    return ckpt_path.with_suffix(".eval.json")
