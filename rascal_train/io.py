@@ -69,12 +69,14 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict:
     try:
         obj = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise RascalError(
-            f"Checkpoint {path} holds objects that are not allowed in a weights-only load ({first}); "
-            "only checkpoints written by `rascal train` (tensors and plain values) are accepted."
-        ) from None
-    except (RuntimeError, EOFError, OSError) as exc:
+        if "weights only" in str(exc).lower() or "weights_only" in str(exc).lower():
+            raise RascalError(
+                f"Checkpoint {path} holds objects that a weights-only load refuses (code or custom "
+                "classes); only checkpoints written by `rascal train` (tensors and plain values) are accepted."
+            ) from None
+        raise RascalError(f"{path} is not a readable PyTorch checkpoint; pass a .pt file written by "
+                          "`rascal train`.") from None
+    except Exception as exc:  # noqa: BLE001 - any failure to parse untrusted bytes is the same user error
         raise RascalError(f"{path} is not a readable PyTorch checkpoint ({type(exc).__name__}); "
                           "pass a .pt file written by `rascal train`.") from None
     if not isinstance(obj, dict):

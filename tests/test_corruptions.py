@@ -1,5 +1,3 @@
-# NOTE to the parallel "h1" helper: two of us got the same brief; see /tmp/h1_NOTE_FROM_TWIN.md.
-# This file and rascal_train/corruptions.py are maintained by the other h1 helper: please don't overwrite.
 """Corruptions: the published definitions restated, the CIFAR-C file layout, mCE arithmetic."""
 
 import io
