@@ -172,13 +172,13 @@ def run_status(run_dir: Path, options: dict) -> str:
     return "partial" if (ckpts / "last.pt").is_file() else "new"
 
 
-def run_sweep(spec: dict, out_dir: str | Path, progress: bool = True,
-              analyze: bool = True) -> Path | None:
+def run_sweep(spec: dict, out_dir: str | Path, progress: bool = True, analyze: bool = True,
+              report_html: str | Path | None = None) -> Path | None:
     """Train every run of ``spec`` one after another, then evaluate, analyse and report.
 
     Finished runs are skipped and half-finished ones resumed, so an interrupted sweep continues
-    where it stopped. Returns the path of the comparison report (``<out_dir>/report.html``), or
-    ``None`` with ``analyze=False`` (training only).
+    where it stopped. Returns the path of the comparison report (``report_html``, by default
+    ``<out_dir>/report.html``), or ``None`` with ``analyze=False`` (training only).
     """
     from rascal_train.config import TrainConfig
     from rascal_train.engine import train
@@ -207,7 +207,7 @@ def run_sweep(spec: dict, out_dir: str | Path, progress: bool = True,
     for run_dir in run_dirs:
         evaluate_and_analyze(run_dir, progress=progress)
 
-    return render_report(run_dirs, baseline=spec.get("baseline"), out_html=out_dir / "report.html",
+    return render_report(run_dirs, baseline=spec.get("baseline"), out_html=Path(report_html or out_dir / "report.html"),
                          progress=progress)
 
 

@@ -1,0 +1,214 @@
+"""Encoders by name, the projection head, the linear classifier: one ``RascalModel``.
+
+Backbones come from a timm-style registry (``@register_model``, ``list_models()``): the CIFAR
+ResNets (3×3 stem, stride 1, no max-pool, as in SupCon's code), torchvision's ImageNet ResNets,
+and ``small_cnn``, which trains in minutes on a CPU. A contrastive model carries SupCon's MLP
+projection head (Linear → [BatchNorm] → ReLU → Linear to ``proj_dim``, L2-normalised); a
+cross-entropy model carries a linear classifier instead.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from rascal_train.errors import RascalError
+
+CONTRASTIVE_LOSSES = ("supcon", "rascal", "simclr")
+LOSSES = ("ce",) + CONTRASTIVE_LOSSES
+CHECKPOINT_FORMAT = "rascal.ckpt/1"
+
+_MODELS: dict[str, Callable[[], tuple[nn.Module, int]]] = {}
+
+
+def register_model(name: str):
+    """Decorator: record ``fn() -> (encoder, feature_dim)`` under ``name``.
+
+    The encoder maps ``x [B, 3, H, W]`` float to features ``[B, feature_dim]``.
+    """
+
+    def deco(fn):
+        if name in _MODELS:
+            raise ValueError(f"model {name!r} registered twice")
+        _MODELS[name] = fn
+        return fn
+
+    return deco
+
+
+def list_models() -> list[str]:
+    return sorted(_MODELS)
+
+
+def create_encoder(name: str) -> tuple[nn.Module, int]:
+    """Build the backbone ``name``; returns ``(encoder, feature_dim)``."""
+    if name not in _MODELS:
+        raise RascalError(f"Unknown architecture {name!r}; choose --arch from {', '.join(list_models())}.")
+    return _MODELS[name]()
+
+
+def _conv_bn_relu(c_in: int, c_out: int) -> list[nn.Module]:
+    return [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
+
+
+@register_model("small_cnn")
+def small_cnn() -> tuple[nn.Module, int]:
+    """Four 3×3 conv-BN-ReLU blocks (32-64-128-256 channels), max-pool between, global mean."""
+    widths = (32, 64, 128, 256)
+    layers: list[nn.Module] = []
+    c_in = 3
+    for i, c in enumerate(widths):
+        layers += _conv_bn_relu(c_in, c)
+        if i < len(widths) - 1:
+            layers.append(nn.MaxPool2d(2))
+        c_in = c
+    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
+    return nn.Sequential(*layers), widths[-1]
+
+
+def _torchvision_resnet(depth: int, cifar_stem: bool) -> tuple[nn.Module, int]:
+    from torchvision.models import resnet18, resnet50
+
+    net = {18: resnet18, 50: resnet50}[depth](weights=None)
+    if cifar_stem:
+        net.conv1 = nn.Conv2d(3, 64, kernel_size=3, stride=1, padding=1, bias=False)
+        net.maxpool = nn.Identity()
+    dim = net.fc.in_features
+    net.fc = nn.Identity()
+    return net, dim
+
+
+@register_model("cifar_resnet18")
+def cifar_resnet18() -> tuple[nn.Module, int]:
+    return _torchvision_resnet(18, cifar_stem=True)
+
+
+@register_model("cifar_resnet50")
+def cifar_resnet50() -> tuple[nn.Module, int]:
+    return _torchvision_resnet(50, cifar_stem=True)
+
+
+@register_model("resnet18")
+def resnet18() -> tuple[nn.Module, int]:
+    return _torchvision_resnet(18, cifar_stem=False)
+
+
+@register_model("resnet50")
+def resnet50() -> tuple[nn.Module, int]:
+    return _torchvision_resnet(50, cifar_stem=False)
+
+
+class ProjectionHead(nn.Module):
+    """SupCon's MLP head: ``Linear(F, F) → [BatchNorm1d] → ReLU → Linear(F, out_dim)``, L2-normalised."""
+
+    def __init__(self, in_dim: int, out_dim: int = 128, batch_norm: bool = False):
+        super().__init__()
+        layers: list[nn.Module] = [nn.Linear(in_dim, in_dim)]
+        if batch_norm:
+            layers.append(nn.BatchNorm1d(in_dim))
+        layers += [nn.ReLU(inplace=True), nn.Linear(in_dim, out_dim)]
+        self.mlp = nn.Sequential(*layers)
+
+    def forward(self, features: Tensor) -> Tensor:
+        return F.normalize(self.mlp(features), dim=1)
+
+
+class RascalModel(nn.Module):
+    """An encoder with the head its loss trains.
+
+    Parameters
+    ----------
+    encoder : nn.Module
+        ``x [B, 3, H, W] float -> features [B, feature_dim]``.
+    feature_dim : int
+    loss : {"ce", "supcon", "rascal", "simclr"}
+        ``"ce"`` builds a linear classifier (``classifier``); the others a projection head (``head``).
+    num_classes : int, optional
+        Required for ``loss="ce"``.
+    proj_dim : int, default=128
+    head_bn : bool, default=False
+        BatchNorm inside the projection head.
+
+    Notes
+    -----
+    ``forward(x)`` is the training output (L2-normalised projections ``[B, proj_dim]``, or logits
+    ``[B, num_classes]`` for CE), so that DistributedDataParallel sees every parameter used.
+    ``project`` on a CE model returns the L2-normalised features: it has no projection head, and
+    its features are its embedding.
+    """
+
+    def __init__(self, encoder: nn.Module, feature_dim: int, loss: str, num_classes: int | None = None,
+                 proj_dim: int = 128, head_bn: bool = False):
+        super().__init__()
+        if loss not in LOSSES:
+            raise RascalError(f"Unknown loss {loss!r}; choose --loss from {', '.join(LOSSES)}.")
+        self.encoder = encoder
+        self.feature_dim = feature_dim
+        self.loss = loss
+        if loss == "ce":
+            if not num_classes or num_classes < 1:
+                raise RascalError("A cross-entropy model needs num_classes >= 1; pass the dataset's class count.")
+            self.classifier = nn.Linear(feature_dim, num_classes)
+            self.head = None
+        else:
+            self.head = ProjectionHead(feature_dim, proj_dim, head_bn)
+            self.classifier = None
+
+    def project(self, features: Tensor) -> Tensor:
+        """L2-normalised embedding ``[B, proj_dim]`` (``[B, feature_dim]`` for a CE model)."""
+        if self.head is None:
+            return F.normalize(features, dim=1)
+        return self.head(features)
+
+    def classify(self, features: Tensor) -> Tensor:
+        """Logits ``[B, num_classes]``; only cross-entropy models have a classifier."""
+        if self.classifier is None:
+            raise RascalError(f"A model trained with --loss {self.loss} has no classifier; "
+                              "train a linear probe on its features (`rascal eval --linear`).")
+        return self.classifier(features)
+
+    def forward(self, x: Tensor) -> Tensor:
+        features = self.encoder(x)
+        return self.classify(features) if self.head is None else self.project(features)
+
+
+def build_model(config: dict) -> RascalModel:
+    """Build the model a training config describes.
+
+    Parameters
+    ----------
+    config : dict
+        Keys ``"arch"`` (a name from :func:`list_models`), ``"loss"``, ``"num_classes"`` (needed
+        for CE), optional ``"proj_dim"`` (default 128) and ``"head_bn"`` (default False).
+        ``"image_size"`` is not needed: every encoder ends with a global pool.
+    """
+    encoder, dim = create_encoder(config.get("arch", "small_cnn"))
+    return RascalModel(encoder, dim, loss=config.get("loss", "rascal"), num_classes=config.get("num_classes"),
+                       proj_dim=int(config.get("proj_dim", 128)), head_bn=bool(config.get("head_bn", False)))
+
+
+def model_from_checkpoint(ckpt: dict) -> tuple[RascalModel, dict]:
+    """Rebuild the trained model of a checkpoint from :func:`rascal_train.io.load_checkpoint`.
+
+    Returns
+    -------
+    model : RascalModel
+        On CPU, in eval mode, with the checkpoint's weights.
+    config : dict
+        The full training config stored with it.
+    """
+    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT or "model" not in ckpt:
+        raise RascalError(f"This file is not a {CHECKPOINT_FORMAT} checkpoint; pass a .pt file written by "
+                          "`rascal train` (checkpoints/epoch_NNNN.pt or last.pt).")
+    config = dict(ckpt["config"])
+    model = build_model(config)
+    try:
+        model.load_state_dict(ckpt["model"])
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise RascalError(f"The checkpoint's weights do not fit its config (arch {config.get('arch')!r}): "
+                          f"{first}; the file is damaged or was edited.") from None
+    return model.eval(), config

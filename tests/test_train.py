@@ -1,0 +1,236 @@
+"""`rascal train` and the engine: config, schedule, tiny CPU runs of every loss, the run directory,
+the NaN guard, and the one-line errors of bad flags."""
+
+import json
+import math
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from rascal_train.config import TrainConfig, load_config_file, resolve_config
+from rascal_train.datasets.base import get_dataset, list_datasets, register_dataset
+from rascal_train.errors import RascalError
+from rascal_train.io import load_checkpoint
+from rascal_train.models import model_from_checkpoint
+from rascal_train.schedule import WarmupCosineLR, warmup_cosine
+
+# The synthetic set at 16 px with 96 training images: a run of a few steps takes seconds.
+TINY = "h3_tiny_synthetic"
+if TINY not in list_datasets():
+    @register_dataset(TINY)
+    def _tiny(root=None, split="train", label_level=None, **options):
+        return get_dataset("synthetic", split=split, label_level=label_level, size=96, image_size=16, **options)
+
+
+def tiny_config(tmp_path, **changes) -> TrainConfig:
+    values = dict(dataset=TINY, epochs=2, batch_size=16, limit=48, lr=0.05, monitor=False, log_every=1,
+                  out=str(tmp_path / "run"))
+    values.update(changes)
+    return TrainConfig.from_dict(values)
+
+
+def read_log(run_dir):
+    return [json.loads(line) for line in (run_dir / "train_log.jsonl").read_text().splitlines()]
+
+
+# --- schedule ---------------------------------------------------------------------------------
+
+def test_warmup_cosine_closed_form():
+    base, final, warm, total = 0.5, 0.0005, 4, 20
+    lrs = [warmup_cosine(s, total, warm, base, final) for s in range(total)]
+    assert lrs[:4] == pytest.approx([0.1, 0.2, 0.3, 0.4])
+    assert lrs[4] == pytest.approx(base)
+    mid = warm + (total - warm) // 2
+    assert lrs[mid] == pytest.approx(final + (base - final) * 0.5)  # cos(π/2) = 0
+    assert warmup_cosine(total, total, warm, base, final) == pytest.approx(final)
+    assert all(a >= b for a, b in zip(lrs[4:], lrs[5:]))
+
+
+def test_scheduler_follows_the_function_and_round_trips():
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.2)
+    sched = WarmupCosineLR(opt, total_steps=10, warmup_steps=3, final_lr_ratio=0.01)
+    seen = []
+    for _ in range(6):
+        seen.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert seen == pytest.approx([warmup_cosine(s, 10, 3, 0.2, 0.002) for s in range(6)])
+    opt2 = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.2)
+    sched2 = WarmupCosineLR(opt2, total_steps=10, warmup_steps=3, final_lr_ratio=0.01)
+    sched2.load_state_dict(sched.state_dict())
+    opt2.load_state_dict(opt.state_dict())
+    opt.step(), sched.step(), opt2.step(), sched2.step()
+    assert opt2.param_groups[0]["lr"] == opt.param_groups[0]["lr"] == pytest.approx(warmup_cosine(7, 10, 3, 0.2, 0.002))
+
+
+# --- config -----------------------------------------------------------------------------------
+
+def test_config_defaults_follow_the_loss():
+    assert TrainConfig().validated().weights == "rank_agreement"
+    assert TrainConfig().validated().cache == "last_seen"
+    assert TrainConfig(loss="supcon").validated().weights == "uniform"
+    assert TrainConfig(loss="ce").validated().weights is None
+    assert TrainConfig(epochs=20).warmup == 2.0 and TrainConfig(epochs=1000).warmup == 10.0
+    assert TrainConfig(loss="supcon", seed=3).validated().run_name == "synthetic-supcon-s3"
+
+
+@pytest.mark.parametrize("values, message", [
+    ({"lr": -1.0}, r"'lr' parameter must be a float in \(0, inf\]\. Got -1.0"),
+    ({"loss": "triplet"}, "'loss' parameter must be one of ce, supcon, rascal, simclr"),
+    ({"arch": "vgg"}, "'arch' parameter must be one of"),
+    ({"loss": "supcon", "weights": "rank_agreement"}, "--weights rank_agreement applies only to --loss rascal"),
+    ({"loss": "ce", "cache": "epoch_end"}, "--cache applies only to --loss rascal"),
+    ({"batch_size": 1}, "'batch_size' parameter must be an int >= 2"),
+    ({"label_noise": 1.0}, r"'label_noise' parameter must be a float in \[0, 1\)"),
+    ({"epoch": 3}, "Unknown key 'epoch'"),
+])
+def test_config_errors_are_one_line(values, message):
+    with pytest.raises(RascalError, match=message) as info:
+        TrainConfig.from_dict(values)
+    assert "\n" not in str(info.value)
+
+
+def test_config_file_then_flags(tmp_path):
+    (tmp_path / "c.yaml").write_text("loss: supcon\nbatch-size: 64\nlr: 0.3\n")
+    (tmp_path / "c.json").write_text(json.dumps({"loss": "ce", "epochs": 7}))
+    assert load_config_file(tmp_path / "c.yaml") == {"loss": "supcon", "batch_size": 64, "lr": 0.3}
+    config = resolve_config(tmp_path / "c.yaml", lr=0.7, epochs=None)
+    assert (config.loss, config.batch_size, config.lr, config.epochs) == ("supcon", 64, 0.7, 100)
+    assert resolve_config(tmp_path / "c.json").epochs == 7
+    (tmp_path / "bad.yaml").write_text("- a\n- b\n")
+    with pytest.raises(RascalError, match="must hold a mapping"):
+        load_config_file(tmp_path / "bad.yaml")
+
+
+# --- tiny runs --------------------------------------------------------------------------------
+
+STAT_KEYS = ("pos_per_anchor", "weight_entropy", "eff_positives", "uniform_fallback", "drift", "pos_sim",
+             "neg_sim", "sim_gap", "margin_violation")
+
+
+@pytest.mark.parametrize("loss", ["ce", "supcon", "rascal", "simclr"])
+def test_tiny_run_learns_and_writes_a_reloadable_run(tmp_path, loss):
+    from rascal_train.engine import train
+
+    config = tiny_config(tmp_path, loss=loss, epochs=3, limit=32)
+    run_dir = train(config, progress=False)
+    log = read_log(run_dir)
+    epochs = [r for r in log if r["kind"] == "epoch"]
+    steps = [r for r in log if r["kind"] == "step"]
+    assert [r["epoch"] for r in epochs] == [1, 2, 3]
+    assert [r["step"] for r in steps] == list(range(1, 7)) and [r["epoch"] for r in steps] == [1, 1, 2, 2, 3, 3]
+    assert epochs[-1]["loss"] < epochs[0]["loss"]
+    # the epoch loss is the mean of its step losses (log_every=1)
+    assert epochs[0]["loss"] == pytest.approx((steps[0]["loss"] + steps[1]["loss"]) / 2, rel=1e-6)
+    assert all(r["images_per_s"] > 0 and r["lr"] > 0 for r in log)
+    if loss != "ce":
+        assert set(STAT_KEYS) <= set(epochs[0])
+        assert len(epochs[0]["weight_hist"]) == 20
+        # 16 images × 2 views; simclr's only positive is the other view
+        if loss == "simclr":
+            assert epochs[0]["pos_per_anchor"] == pytest.approx(1.0)
+    if loss == "rascal":
+        assert epochs[0]["uniform_fallback"] > epochs[-1]["uniform_fallback"]  # the cache fills
+        assert epochs[-1]["drift"] is not None and 0 <= epochs[-1]["drift"] <= 1
+        assert sum(epochs[-1]["weight_hist"]) > 0
+
+    config_json = json.loads((run_dir / "config.json").read_text())
+    assert config_json["loss"] == loss and config_json["num_classes"] == 8 and config_json["image_size"] == 16
+    names = sorted(p.name for p in (run_dir / "checkpoints").iterdir())
+    assert names == ["epoch_0001.pt", "epoch_0002.pt", "epoch_0003.pt", "last.pt"]
+    ckpt = load_checkpoint(run_dir / "last.pt")  # weights_only=True
+    assert ckpt["epoch"] == 3 and ckpt["step"] == 6 and ckpt["config"] == config_json
+    assert (ckpt["cache"] is not None) == (loss == "rascal")
+    model, _ = model_from_checkpoint(ckpt)
+    epoch3, _ = model_from_checkpoint(load_checkpoint(run_dir / "checkpoints" / "epoch_0003.pt"))
+    for a, b in zip(model.state_dict().values(), epoch3.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_monitor_logs_knn_and_rank_stability(tmp_path):
+    from rascal_geom.metrics import knn_accuracy
+    from rascal_train.engine import train
+    from rascal_train.evaluate import extract_features
+
+    run_dir = train(tiny_config(tmp_path, loss="supcon", monitor=True), progress=False)
+    epochs = [r for r in read_log(run_dir) if r["kind"] == "epoch"]
+    assert epochs[0]["rank_stability"] is None and -1 <= epochs[1]["rank_stability"] <= 1
+    # the logged kNN accuracy is the one of the final weights on the whole (small) splits
+    model, config = model_from_checkpoint(load_checkpoint(run_dir / "last.pt"))
+    from rascal_train.engine import load_datasets
+
+    train_set, test_set = load_datasets(TrainConfig.from_dict(config))
+    bank = extract_features(model, train_set, progress=False)
+    queries = extract_features(model, test_set, progress=False)
+    expected = knn_accuracy(bank["features"], train_set.targets, queries["features"],
+                            test_set.labels["family"], k=20)
+    assert epochs[1]["knn_acc"] == pytest.approx(expected, abs=1e-6)
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+    from rascal_train import engine, losses
+
+    forward = losses.RascalLoss.forward
+    calls = {"n": 0}
+
+    def poisoned(self, *args, **kwargs):
+        calls["n"] += 1
+        loss = forward(self, *args, **kwargs)
+        return loss * math.nan if calls["n"] > 3 else loss  # epoch 1 has 3 steps
+
+    monkeypatch.setattr(losses.RascalLoss, "forward", poisoned)
+    config = tiny_config(tmp_path, loss="supcon", epochs=3, log_every=10)
+    with pytest.raises(RascalError, match=r"loss became nan in epoch 2.*epoch_0001\.pt \(epoch 1\) is the last good"):
+        engine.train(config, progress=False)
+    run_dir = tmp_path / "run"
+    assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["epoch_0001.pt", "last.pt"]
+    ckpt = load_checkpoint(run_dir / "last.pt")
+    assert ckpt["epoch"] == 1 and all(torch.isfinite(t).all() for t in ckpt["model"].values())
+
+
+# --- the command line -------------------------------------------------------------------------
+
+def invoke(*args):
+    from rascal_cli.main import cli
+
+    return CliRunner().invoke(cli, ["train", *args])
+
+
+def test_cli_trains_a_run(tmp_path):
+    out = tmp_path / "cli_run"
+    result = invoke("--dataset", TINY, "--loss", "rascal", "--weights", "current_rank", "--epochs", "1",
+                    "--batch-size", "16", "--limit", "32", "--no-monitor", "--quiet", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == str(out)
+    config = json.loads((out / "config.json").read_text())
+    assert (config["weights"], config["cache"], config["limit"]) == ("current_rank", "last_seen", 32)
+    assert load_checkpoint(out / "last.pt")["step"] == 2
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--dataset", "imagenet21k"], "Unknown dataset 'imagenet21k'; choose one of"),
+    (["--dataset", TINY, "--label-level", "species"], "has no label level 'species'; choose --label-level from family, variant"),
+    (["--dataset", TINY, "--loss", "supcon", "--weights", "rank_agreement"], "applies only to --loss rascal"),
+    (["--dataset", TINY, "--batch-size", "512"], "--batch-size 512 is larger than the 96 training samples"),
+])
+def test_cli_bad_flags_give_one_line_and_exit_1(tmp_path, args, message):
+    result = invoke(*args, "--no-monitor", "--quiet", "--out", str(tmp_path / "bad"))
+    assert result.exit_code == 1
+    assert message in result.output and "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert not (tmp_path / "bad").exists()  # nothing written for a mistake found up front
+
+
+def test_cli_refuses_to_overwrite_or_resume_another_config(tmp_path):
+    out = tmp_path / "r"
+    base = ["--dataset", TINY, "--loss", "supcon", "--epochs", "2", "--batch-size", "16", "--limit", "16",
+            "--no-monitor", "--quiet", "--out", str(out)]
+    assert invoke(*base).exit_code == 0
+    again = invoke(*base)
+    assert again.exit_code == 1 and "already holds a run; pass --resume" in again.output
+    other = invoke("--resume", str(out), "--lr", "0.9", "--quiet")
+    assert other.exit_code == 1
+    assert "Cannot resume" in other.output and "lr=0.125" in other.output and "not 0.9" in other.output
+    loss = invoke("--resume", str(out / "checkpoints" / "epoch_0001.pt"), "--loss", "ce", "--quiet")
+    assert loss.exit_code == 1 and "trained with loss='supcon'" in loss.output
