@@ -17,20 +17,12 @@ class _LazyGroup(click.Group):
     """Loads a sub-command's module only when that command (or the help listing) needs it."""
 
     def list_commands(self, ctx):
-        return [name for name in _COMMANDS if self._load(name) is not None]
+        return list(_COMMANDS)
 
     def get_command(self, ctx, name):
-        return self._load(name) if name in _COMMANDS else None
-
-    @staticmethod
-    def _load(name):
-        try:
-            module = importlib.import_module(f"rascal_cli.commands.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"rascal_cli.commands.{name}":
-                return None  # not built yet in this checkout
-            raise
-        return module.command
+        if name not in _COMMANDS:
+            return None
+        return importlib.import_module(f"rascal_cli.commands.{name}").command
 
 
 @click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

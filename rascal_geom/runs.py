@@ -20,7 +20,7 @@ ANALYSIS_SCHEMA = "rascal.analysis/1"
 #: Config keys that do not change what is being measured: runs that differ only in these
 #: are repeats of one configuration (where files go, where the data lives, the seed).
 NON_IDENTITY_KEYS = frozenset({"seed", "out", "out_dir", "run_dir", "name", "resume", "data_root",
-                               "device", "num_workers", "quiet", "config"})
+                               "device", "num_workers", "quiet", "config", "monitor", "log_every"})
 
 #: A seed suffix on a run name (``rascal_s0``, ``supcon-seed1``).
 SEED_SUFFIX = re.compile(r"[-_.](seed|s)[-_]?\d+$", re.IGNORECASE)

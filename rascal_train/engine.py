@@ -15,7 +15,6 @@ DataLoader with the PIL two-view transform.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 import math
 import os
@@ -44,26 +43,6 @@ KNN_K = 20
 
 # --- data ---------------------------------------------------------------------------------------
 
-def _load_remapped(load_image, index: np.ndarray, i: int):
-    return load_image(int(index[i]))
-
-
-def subset(dataset: HierDataset, index) -> HierDataset:
-    """The samples ``index`` of ``dataset`` as a new split with ids ``0..len(index)-1``."""
-    index = np.asarray(index, dtype=np.int64)
-    pick = lambda a: None if a is None else a[index]  # noqa: E731
-    return dataclasses.replace(
-        dataset,
-        labels={level: values[index] for level, values in dataset.labels.items()},
-        images=pick(dataset.images),
-        load_image=None if dataset.load_image is None else functools.partial(
-            _load_remapped, dataset.load_image, index),
-        attributes=pick(dataset.attributes),
-        noisy_targets=pick(dataset.noisy_targets),
-        ids=np.arange(len(index), dtype=np.int64),
-    )
-
-
 def load_datasets(config: TrainConfig) -> tuple[HierDataset, HierDataset | None]:
     """The training split (noise, imbalance and ``limit`` applied) and, for monitoring, the test split."""
     import rascal_train.datasets  # noqa: F401  (registers every loader)
@@ -77,7 +56,7 @@ def load_datasets(config: TrainConfig) -> tuple[HierDataset, HierDataset | None]
     train_set = get_dataset(config.dataset, root=config.data_root, split="train",
                             label_level=config.label_level, **options)
     if config.limit is not None and config.limit < len(train_set):
-        train_set = subset(train_set, np.arange(config.limit))
+        train_set = train_set.subset(np.arange(config.limit))
     test_set = None
     if config.monitor:
         test_set = get_dataset(config.dataset, root=config.data_root, split="test",
@@ -360,7 +339,7 @@ def _monitor(model: RascalModel, train_set: HierDataset, test_set: HierDataset |
 
     def embed(ds: HierDataset, n: int):
         gen = torch.Generator().manual_seed(epoch_seed(config.seed, 0, 3))
-        part = subset(ds, torch.randperm(len(ds), generator=gen)[:n].numpy())
+        part = ds.subset(torch.randperm(len(ds), generator=gen)[:n].numpy())
         return extract_features(model, part, device=device, progress=False, image_size=config.image_size), part
 
     bank, bank_set = embed(train_set, MONITOR_BANK)

@@ -4,7 +4,6 @@ concatenated batch, the cache stays identical on every rank, and only rank 0 wri
 import os
 import socket
 
-import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp

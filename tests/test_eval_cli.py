@@ -13,7 +13,6 @@ import rascal_train.engine
 from rascal_cli.main import cli
 from rascal_train.config import TrainConfig
 from rascal_train.datasets.base import get_dataset
-from rascal_train.engine import subset
 from rascal_train.io import atomic_torch_save, atomic_write_json
 from rascal_train.models import CHECKPOINT_FORMAT, build_model
 
@@ -64,8 +63,8 @@ def splits():
     test = get_dataset("synthetic", split="test")
     keep = np.concatenate([np.flatnonzero(train.targets == c)[:n]
                            for c, n in enumerate([110, 25] + [5] * 6)])
-    train = subset(train, np.sort(keep))
-    return train, subset(test, np.arange(64))
+    train = train.subset(np.sort(keep))
+    return train, test.subset(np.arange(64))
 
 
 @pytest.fixture
@@ -111,7 +110,7 @@ def test_eval_out_and_supcon_protocol(run_dir, small_splits, tmp_path, monkeypat
     train, test = small_splits
     # The SupCon protocol augments every training image each epoch: 32 images keep this quick.
     monkeypatch.setattr(rascal_train.engine, "load_datasets",
-                        lambda config: (subset(train, np.arange(0, len(train), 5)[:32]), test))
+                        lambda config: (train.subset(np.arange(0, len(train), 5)[:32]), test))
     out = tmp_path / "sub" / "e.json"
     result = run(run_dir / "checkpoints" / "epoch_0001.pt", "-q", "--device", "cpu", "--no-knn",
                  "--protocol", "supcon", "--probe-epochs", "1", "--out", out)

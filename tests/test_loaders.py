@@ -202,6 +202,9 @@ def test_cub_errors(tmp_path):
     (tmp_path / "attributes.txt").unlink()
     with pytest.raises(RascalError, match="no attributes.txt beside"):
         get_dataset("cub", root=tmp_path)
+    (tmp_path / "CUB_200_2011" / "bounding_boxes.txt").unlink()
+    with pytest.raises(RascalError, match="no .*bounding_boxes.txt; download CUB-200-2011"):
+        get_dataset("cub", root=tmp_path, bbox_crop=True)
 
 
 # --- Stanford Cars ------------------------------------------------------------------------------

@@ -9,6 +9,8 @@ clean labels for evaluation.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -49,6 +51,8 @@ class HierDataset:
     transform : callable (PIL image or HWC uint8 array -> Tensor or tuple of Tensors), or None
     meta : dict
         Anything else a loader records (imbalance factor, noise rate, source root, ...).
+        NumPy arrays in it whose first dimension is ``n_samples`` are per-sample (image ids,
+        attribute certainties) and follow the samples through :meth:`subset`.
     """
 
     name: str
@@ -98,12 +102,38 @@ class HierDataset:
         """The untransformed image: an HWC uint8 array or a PIL image."""
         return self.images[index] if self.images is not None else self.load_image(index)
 
+    def subset(self, indices) -> "HierDataset":
+        """Samples ``indices`` as a new split with ids ``0..len(indices)-1``.
+
+        ``meta["source_indices"]`` maps each kept sample to its index in the original split.
+        """
+        indices = np.asarray(indices, dtype=np.int64)
+        n = len(self)
+        if self.load_image is None:
+            load_image = None
+        elif hasattr(self.load_image, "subset"):  # picklable readers remap themselves
+            load_image = self.load_image.subset(indices)
+        else:
+            load_image = functools.partial(_load_remapped, self.load_image, indices)
+        meta = {k: v[indices] if isinstance(v, np.ndarray) and v.ndim and len(v) == n else v
+                for k, v in self.meta.items()}
+        meta["source_indices"] = np.asarray(self.meta.get("source_indices", np.arange(n)))[indices]
+        pick = lambda a: None if a is None else a[indices]  # noqa: E731
+        return dataclasses.replace(
+            self, labels={level: values[indices] for level, values in self.labels.items()},
+            images=pick(self.images), load_image=load_image, attributes=pick(self.attributes),
+            noisy_targets=pick(self.noisy_targets), ids=None, meta=meta)
+
     def __getitem__(self, index: int):
         """Return ``(image_or_views, target, sample_id)`` for the training loop."""
         img = self.raw_image(index)
         if self.transform is not None:
             img = self.transform(img)
         return img, int(self.targets[index]), int(self.ids[index])
+
+
+def _load_remapped(load_image: Callable[[int], object], indices: np.ndarray, i: int):
+    return load_image(int(indices[i]))
 
 
 # --- registry (timm-style: a builder per name, loud failure on an unknown one) ---------------

@@ -69,8 +69,8 @@ def cub(root=None, split: str = "train", label_level: str | None = None, seed: i
 
     boxes = None
     if bbox_crop:
-        xywh = {int(r[0]): [float(v) for v in r[1:5]] for r in (line.split() for line in
-                (base / "bounding_boxes.txt").read_text().splitlines() if line.strip())}
+        xywh = {int(r[0]): [float(v) for v in r[1].split()[:4]]
+                for r in _table(base / "bounding_boxes.txt", 2)}
         boxes = np.array([[x, y, x + w, y + h] for x, y, w, h in (xywh[i] for i in keep)])
     attrs = read_attributes(base, int(ids.max()))
     meta = {"root": str(base), "image_ids": keep}

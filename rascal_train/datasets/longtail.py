@@ -8,7 +8,6 @@ The clean labels stay in ``HierDataset.labels`` so that evaluation never sees th
 
 from __future__ import annotations
 
-import dataclasses
 
 import numpy as np
 
@@ -110,28 +109,6 @@ def symmetric_noise(targets: np.ndarray, num_classes: int, rate: float, seed: in
     return noisy
 
 
-def subset(ds: HierDataset, indices: np.ndarray) -> HierDataset:
-    """The images ``indices`` of ``ds`` as a new split whose ids are again ``0..n-1``.
-
-    ``meta["source_indices"]`` maps each new sample to its index in the original split.
-    """
-    indices = np.asarray(indices, dtype=np.int64)
-    load_image = None
-    if ds.load_image is not None:
-        load_image = ds.load_image.subset(indices)
-    source = np.asarray(ds.meta.get("source_indices", np.arange(len(ds))))[indices]
-    return dataclasses.replace(
-        ds,
-        labels={level: lab[indices] for level, lab in ds.labels.items()},
-        images=None if ds.images is None else ds.images[indices],
-        load_image=load_image,
-        attributes=None if ds.attributes is None else ds.attributes[indices],
-        ids=None,
-        noisy_targets=None if ds.noisy_targets is None else ds.noisy_targets[indices],
-        meta={**ds.meta, "source_indices": source},
-    )
-
-
 def apply_train_options(ds: HierDataset, imbalance: float | None = None, label_noise: float = 0.0,
                         seed: int = 0) -> HierDataset:
     """Apply the long-tail profile and label noise to a training split (other splits unchanged).
@@ -142,7 +119,7 @@ def apply_train_options(ds: HierDataset, imbalance: float | None = None, label_n
     if ds.split not in TRAIN_SPLITS:
         return ds
     if imbalance is not None and imbalance != 1:
-        ds = subset(ds, lt_indices(ds.labels[ds.train_level], ds.num_classes, imbalance, seed))
+        ds = ds.subset(lt_indices(ds.labels[ds.train_level], ds.num_classes, imbalance, seed))
         ds.meta["imbalance"] = float(imbalance)
     if label_noise:
         clean = ds.labels[ds.train_level]
