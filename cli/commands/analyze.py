@@ -1,0 +1,78 @@
+"""`rascal analyze`: structure diagnostics of a checkpoint, a run directory or an embedding file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from rascal_cli.errors import user_errors
+
+_HIERARCHIES = ("synthetic", "cifar100", "aircraft", "cub", "cars", "inat")
+
+
+def _default_name(source: Path) -> str:
+    """reports/<name>.html: the run's name for checkpoints inside a run, else the file's stem."""
+    if source.is_dir():
+        return source.resolve().name
+    parent = source.resolve().parent
+    run = parent.parent if parent.name == "checkpoints" else parent
+    if source.suffix == ".pt" and (run / "config.json").is_file():
+        return f"{run.name}_{source.stem}"
+    return source.stem
+
+
+@click.command("analyze")
+@click.argument("source", metavar="CKPT_OR_EMBEDDINGS", type=click.Path(exists=True, path_type=Path))
+@click.option("--hierarchy", type=click.Choice(_HIERARCHIES), default=None,
+              help="Which label levels exist and which are compared. Default: the checkpoint's dataset, "
+                   "or the embedding file's own levels.")
+@click.option("--data-root", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="Where the checkpoint's dataset lives, if not where it was trained.")
+@click.option("--split", default="test", show_default=True, help="Split to embed (checkpoints only).")
+@click.option("--compare", "compare", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Another checkpoint (or .npz) of the same samples; repeat it. Gives the rank-stability curve "
+                   "over training. A run directory uses its per-epoch checkpoints by default.")
+@click.option("--out", "out_html", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="HTML page to write; NAME.json goes beside it. Default: reports/<name>.html.")
+@click.option("--k", type=click.IntRange(min=1), default=20, show_default=True,
+              help="Neighbours for kNN, hierarchy retention and attribute consistency.")
+@click.option("--embedding", type=click.Choice(["projection", "feature"]), default="projection",
+              show_default=True, help="Analyse the projection head's output or the backbone features.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of every subsample.")
+@click.option("--no-umap", is_flag=True, help="Skip the 2-D UMAP map (saves ~30 s).")
+@click.option("--no-cache", is_flag=True, help="Run the model again even if its embeddings are cached.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True)
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+@user_errors
+def command(source, hierarchy, data_root, split, compare, out_html, k, embedding, seed, no_umap, no_cache,
+            batch_size, quiet):
+    """Measure the structure inside classes of CKPT_OR_EMBEDDINGS.
+
+    CKPT_OR_EMBEDDINGS is a checkpoint (.pt) written by `rascal train`, a run directory, or an
+    embedding file (.npz with `embeddings`, `labels` or one `labels_<level>` array per level,
+    optional `levels`, `class_names_<level>`, `attributes`, `attribute_names`, `features`).
+    Writes NAME.json (every number, with the settings that produced it) and NAME.html; for a
+    checkpoint of a run, also <run>/analysis.json.
+    """
+    from rascal_geom.analysis import analyze
+    from rascal_geom.report import render_analysis
+    from rascal_train.io import atomic_write_json
+
+    knn_ks = tuple(sorted({1, k, 200}))
+    result = analyze(source, hierarchy=hierarchy, data_root=data_root, split=split, compare=compare, k=k,
+                     knn_ks=knn_ks, seed=seed, embedding=embedding, umap=not no_umap, use_cache=not no_cache,
+                     batch_size=batch_size, progress=not quiet)
+    if out_html is None:
+        out_html = Path("reports") / f"{_default_name(source)}.html"
+    json_path = atomic_write_json(out_html.with_suffix(".json"), result)
+    run_dir = result["source"]["run_dir"]
+    if run_dir is not None:
+        atomic_write_json(Path(run_dir) / "analysis.json", result)
+    html = render_analysis(result, out_html)
+    head = result["headline"]
+    shown = {f"kNN top-1 ({result['settings']['level']})": head["knn_top1"],
+             "geodesic variance": head["geodesic_variance"], "collapse ratio": head["collapse_ratio"],
+             "rank stability": head["rank_stability"]}
+    click.echo("  ".join(f"{name}: {value:.4f}" for name, value in shown.items() if value is not None), err=True)
+    click.echo(str(json_path))
+    click.echo(str(html))

@@ -1,0 +1,277 @@
+"""``analyze``: every structure diagnostic of one embedding set, as one JSON-able dict.
+
+The dict follows the ``rascal.analysis/1`` schema that ``rascal report`` reads; the CLI and the
+demo both call :func:`analyze`, and so can a notebook.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import math
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from rascal_geom.embeddings import EmbeddingSet, file_digest, load_embeddings
+from rascal_geom.hierarchies import Hierarchy, get_hierarchy
+from rascal_geom.metrics import (
+    attribute_consistency,
+    geodesic_variance,
+    geometry_summary,
+    hierarchy_retention,
+    holdout_probe_accuracy,
+    knn_accuracies,
+    rank_stability,
+)
+from rascal_geom.metrics._inputs import normalize_rows
+from rascal_geom.neighbors import knn_search, select_backend
+from rascal_train.errors import RascalError
+from rascal_train.progress import console
+
+SCHEMA = "rascal.analysis/1"
+EMBEDDINGS = ("projection", "feature")
+# Classes larger than this use rank stability's top-k form (exact ranks cost O(n_c^2 log n_c)).
+EXACT_RANK_MAX_CLASS = 2000
+RANK_TOPK = 50
+
+
+def run_checkpoints(run_dir: str | os.PathLike) -> tuple[Path, list[Path]]:
+    """A run directory's final checkpoint and its earlier per-epoch checkpoints (by epoch)."""
+    run_dir = Path(run_dir)
+    epochs = sorted((run_dir / "checkpoints").glob("epoch_*.pt"))
+    final = next((p for p in (run_dir / "last.pt", run_dir / "checkpoints" / "last.pt") if p.is_file()), None)
+    if final is None and epochs:
+        final = epochs[-1]
+    if final is None:
+        raise RascalError(f"{run_dir} holds no checkpoint (last.pt or checkpoints/epoch_NNNN.pt); "
+                          "pass a run directory written by `rascal train`.")
+    # last.pt is usually a copy of the newest epoch file: compare by content, not by name.
+    final_digest = file_digest(final)
+    return final, [p for p in epochs if file_digest(p) != final_digest]
+
+
+def _resolve_hierarchy(name, emb: EmbeddingSet) -> Hierarchy:
+    if name is None:
+        dataset = (emb.source.get("config") or {}).get("dataset")
+        try:
+            return get_hierarchy(dataset) if dataset else None
+        except RascalError:
+            return None
+    return name if isinstance(name, Hierarchy) else get_hierarchy(name)
+
+
+def _levels(hierarchy: Hierarchy | None, emb: EmbeddingSet) -> tuple[list[str], list[tuple[str, str]]]:
+    if hierarchy is None:
+        levels = emb.levels
+        return levels, list(itertools.pairwise(levels))
+    missing = [lvl for lvl in hierarchy.levels if lvl not in emb.labels]
+    if missing:
+        raise RascalError(f"The embeddings have no labels for level(s) {', '.join(missing)} of hierarchy "
+                          f"{hierarchy.name!r} (they have {', '.join(emb.levels)}); pick the matching --hierarchy "
+                          "or add labels_<level> arrays.")
+    return list(hierarchy.levels), list(hierarchy.comparisons)
+
+
+def _rows(emb: EmbeddingSet, embedding: str) -> np.ndarray:
+    if embedding == "feature":
+        if emb.features is None:
+            raise RascalError(f"{emb.source.get('path', 'The embeddings')} has no backbone features; "
+                              "use --embedding projection.")
+        return emb.features
+    return emb.embeddings
+
+
+def _jsonable(obj):
+    """NumPy values to plain Python; NaN and infinities to None (JSON has no NaN)."""
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return _jsonable(obj.tolist())
+    if isinstance(obj, (np.floating, float)):
+        return float(obj) if math.isfinite(obj) else None
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, np.bool_):
+        return bool(obj)
+    return obj
+
+
+def _check_same_samples(others: list[EmbeddingSet], emb: EmbeddingSet) -> None:
+    """Compared embeddings must describe the same samples in the same order (same labels)."""
+    for other in others:
+        same = len(other) == len(emb) and all(
+            lvl in other.labels and np.array_equal(other.labels[lvl], y) for lvl, y in emb.labels.items())
+        if not same:
+            raise RascalError(f"{other.source.get('path')} does not hold the same samples as "
+                              f"{emb.source.get('path')}; compare checkpoints of one run on one split.")
+
+
+def _stability_curve(embs: list[EmbeddingSet], labels: np.ndarray, embedding: str, backend) -> dict | None:
+    """Rank stability between consecutive checkpoints, ordered by epoch (the analysed one last)."""
+    if len(embs) < 2:
+        return None
+    counts = np.bincount(labels)
+    topk = None if counts.max() <= EXACT_RANK_MAX_CLASS else RANK_TOPK
+    curve = []
+    for prev, cur in itertools.pairwise(embs):
+        rs = rank_stability(_rows(prev, embedding), _rows(cur, embedding), labels, topk=topk, backend=backend)
+        curve.append({"epoch": cur.source.get("epoch"), "previous_epoch": prev.source.get("epoch"),
+                      "spearman": rs["spearman"], "drift": rs["drift"], "jaccard": rs["jaccard"]})
+    return {"spearman": curve[-1]["spearman"], "drift": curve[-1]["drift"], "jaccard": curve[-1]["jaccard"],
+            "topk": topk, "per_class": rs["per_class"], "curve": curve}
+
+
+def analyze(source, hierarchy=None, data_root=None, split: str = "test", compare=(), k: int = 20,
+            knn_ks=(1, 20, 200), seed: int = 0, embedding: str = "projection", level: str | None = None,
+            umap: bool = True, umap_points: int = 2000, cache_dir=None, use_cache: bool = True,
+            batch_size: int = 256, backend: str | None = None, progress: bool = True) -> dict:
+    """Every structure diagnostic of one checkpoint, run directory or embedding file.
+
+    Parameters
+    ----------
+    source : path or EmbeddingSet
+        A checkpoint (``.pt``), a run directory (its last checkpoint; its per-epoch checkpoints
+        give the rank-stability curve unless ``compare`` is given), an ``.npz`` embedding file, or
+        an :class:`~rascal_geom.embeddings.EmbeddingSet`.
+    hierarchy : str, Hierarchy or None
+        Levels and compared pairs; ``None`` uses the checkpoint dataset's hierarchy, or the
+        embedding file's own levels.
+    data_root : path or None
+        Overrides the checkpoint config's data root.
+    split : str, default="test"
+    compare : sequence of (path or EmbeddingSet)
+        Other checkpoints (or embedding files) of the same samples: rank stability between
+        consecutive ones, ordered by epoch, the analysed source last.
+    k : int, default=20
+        Neighbours for hierarchy retention and attribute consistency (10 at most there).
+    knn_ks : sequence of int, default=(1, 20, 200)
+        kNN accuracies reported at every level (leave-one-out on the split).
+    seed : int, default=0
+        Drives every subsample (probe split, random pairs, uniformity, UMAP).
+    embedding : {"projection", "feature"}, default="projection"
+        Which rows are analysed (the neural-collapse numbers use the features when present).
+    level : str or None
+        The level the model was trained on; default: the checkpoint config's ``label_level``,
+        else the hierarchy's default level, else the finest level.
+    umap : bool, default=True
+        Add a 2-D UMAP map of ``umap_points`` points (costs ~20-40 s with the first import).
+
+    Returns
+    -------
+    dict
+        The ``rascal.analysis/1`` document (plus ``timings``: seconds per stage).
+    """
+    if embedding not in EMBEDDINGS:
+        raise RascalError(f"The 'embedding' parameter of analyze must be one of {', '.join(EMBEDDINGS)}. "
+                          f"Got {embedding!r} instead.")
+    backend = backend or select_backend()
+    timings: dict[str, float] = {}
+    clock = time.perf_counter()
+
+    def lap(stage):
+        nonlocal clock
+        now = time.perf_counter()
+        timings[stage] = now - clock
+        clock = now
+
+    load = {"split": split, "data_root": data_root, "cache_dir": cache_dir, "use_cache": use_cache,
+            "batch_size": batch_size, "progress": progress}
+
+    def open_source(s):
+        if isinstance(s, EmbeddingSet):
+            return s
+        if Path(s).suffix == ".npz":
+            return load_embeddings(s)
+        return load_embeddings(s, **load)
+
+    compare = list(compare)
+    if not isinstance(source, EmbeddingSet) and Path(source).is_dir():
+        source, earlier = run_checkpoints(source)
+        compare = compare or earlier
+    emb = open_source(source)
+    others = [open_source(c) for c in compare]
+    _check_same_samples(others, emb)
+    lap("embeddings")
+
+    hier = _resolve_hierarchy(hierarchy, emb)
+    levels, comparisons = _levels(hier, emb)
+    config = emb.source.get("config") or {}
+    level = level or config.get("label_level") or (hier.default_level if hier else levels[-1])
+    if level not in levels:
+        raise RascalError(f"Level {level!r} is not one of {', '.join(levels)}; pass one of those.")
+    x = normalize_rows(np.asarray(_rows(emb, embedding), dtype=np.float32))
+    y = emb.labels[level]
+
+    kmax = min(max(knn_ks), len(x) - 1)
+    neighbours = knn_search(x, x, kmax, exclude_self=True, backend=backend, progress=progress)
+    knn = {lvl: knn_accuracies(x, emb.labels[lvl], knn_ks, neighbours=neighbours) for lvl in levels}
+    lap("knn")
+    probe = {lvl: holdout_probe_accuracy(_rows(emb, embedding), emb.labels[lvl], seed=seed)["top1"] for lvl in levels}
+    lap("linear_probe")
+    retention = []
+    for coarse, fine in comparisons:
+        r = hierarchy_retention(x, emb.labels[coarse], emb.labels[fine], k=k, backend=backend)
+        retention.append({"coarse": coarse, "fine": fine, **r})
+    lap("hierarchy_retention")
+    geo = geodesic_variance(x, y)
+    lap("geodesic_variance")
+    attrs = None
+    if emb.attributes is not None:
+        groups = None
+        if emb.attribute_names is not None:
+            groups = (hier.attribute_groups(emb.attribute_names) if hier
+                      else [n.split("::", 1)[0] for n in emb.attribute_names])
+        attrs = attribute_consistency(x, y, emb.attributes, k=min(k, 10), groups=groups, seed=seed,
+                                      backend=backend)
+    lap("attribute_consistency")
+    embs = sorted(others, key=lambda e: e.source.get("epoch") or 0) + [emb]
+    stability = _stability_curve(embs, y, embedding, backend)
+    lap("rank_stability")
+    geometry = geometry_summary(x, y, features=emb.features, seed=seed)
+    lap("geometry")
+    umap_out = None
+    if umap:
+        from rascal_geom.umap_map import umap_map
+
+        with console.status("UMAP map (the first import compiles numba)", spinner="dots") if progress else contextlib.nullcontext():
+            umap_out = umap_map(x, {lvl: emb.labels[lvl] for lvl in levels}, max_points=umap_points, seed=seed)
+        lap("umap")
+
+    fine_levels = {r["fine"]: r["retention"] for r in retention}
+    src = emb.source
+    doc = {
+        "schema": SCHEMA,
+        "source": {"kind": src.get("kind", "embeddings"), "path": src.get("path"), "run_dir": src.get("run_dir"),
+                   "epoch": src.get("epoch"), "config": config},
+        "settings": {"hierarchy": hier.name if hier else None, "split": src.get("split"), "k": k,
+                     "knn_ks": list(knn_ks), "seed": seed, "embedding": embedding, "level": level,
+                     "backend": backend, "n_samples": len(x), "dim": int(x.shape[1]),
+                     "compare": [e.source.get("path") for e in embs[:-1]]},
+        "levels": levels,
+        "class_names": {lvl: emb.class_names[lvl] for lvl in levels},
+        "metrics": {
+            "knn_accuracy": knn,
+            "linear_probe": probe,
+            "hierarchy_retention": retention,
+            "geodesic_variance": geo,
+            "attribute_consistency": attrs,
+            "rank_stability": stability,
+            "geometry": geometry,
+        },
+        "headline": {
+            "knn_top1": knn[level][str(k) if k in knn_ks else str(knn_ks[0])],
+            "retention": fine_levels,
+            "attribute_lift": attrs["lift"] if attrs else None,
+            "geodesic_variance": geo["mean"],
+            "collapse_ratio": geo["collapse_ratio"],
+            "rank_stability": stability["spearman"] if stability else None,
+        },
+        "umap": umap_out,
+        "timings": timings,
+    }
+    return _jsonable(doc)

@@ -1,0 +1,242 @@
+"""Embeddings to analyse: from a checkpoint (run once over a split, cached on disk) or an `.npz` file.
+
+Embedding file format (``.npz``, read without pickle):
+
+- ``embeddings``: float array (n_samples, dim), required;
+- labels: either ``labels`` (int array (n_samples,), one level called ``"label"``) or one
+  ``labels_<level>`` int array per level; optional ``levels`` (str array) gives their order from
+  coarse to fine, otherwise levels are ordered by their number of classes;
+- optional ``class_names_<level>`` (str array), ``attributes`` (bool or 0/1 array
+  (n_samples, n_attributes)), ``attribute_names`` (str array, ``"group::value"``), ``features``
+  (float array (n_samples, feature_dim): raw backbone rows).
+
+The cache of checkpoint embeddings is keyed by the SHA-256 of the checkpoint file and the split,
+so a retrained or edited checkpoint never reuses stale rows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from rascal_train.errors import RascalError
+from rascal_train.io import atomic_write_bytes
+
+
+@dataclass
+class EmbeddingSet:
+    """Embeddings of one split with labels at every hierarchy level.
+
+    Attributes
+    ----------
+    embeddings : ndarray of shape (n_samples, dim), float32
+        The rows analysed by default (a checkpoint's projections).
+    labels : dict of str to ndarray of shape (n_samples,), int64
+        Coarse to fine (dict order).
+    class_names : dict of str to list of str
+    features : ndarray of shape (n_samples, feature_dim), float32, or None
+        Raw backbone features (a checkpoint's encoder output).
+    attributes : ndarray of shape (n_samples, n_attributes), bool, or None
+    attribute_names : list of str, or None
+    source : dict
+        ``kind`` ("checkpoint" | "embeddings"), ``path``, ``run_dir``, ``epoch``, ``config``, ``split``.
+    """
+
+    embeddings: np.ndarray
+    labels: dict[str, np.ndarray]
+    class_names: dict[str, list[str]]
+    features: np.ndarray | None = None
+    attributes: np.ndarray | None = None
+    attribute_names: list[str] | None = None
+    source: dict = field(default_factory=dict)
+
+    @property
+    def levels(self) -> list[str]:
+        return list(self.labels)
+
+    def __len__(self) -> int:
+        return len(self.embeddings)
+
+
+def _npz_error(path, what: str) -> RascalError:
+    return RascalError(f"Embedding file {path} {what}; see `rascal analyze --help` for the .npz format.")
+
+
+def load_npz(path: str | os.PathLike) -> EmbeddingSet:
+    """Read and validate an embedding file (format in the module docstring)."""
+    path = Path(path)
+    if not path.is_file():
+        raise RascalError(f"Embedding file {path} does not exist; pass an .npz file or a checkpoint.")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            data = {key: npz[key] for key in npz.files}
+    except (ValueError, OSError) as exc:
+        raise _npz_error(path, f"is not a readable .npz without pickled objects ({type(exc).__name__})") from None
+    if "embeddings" not in data:
+        raise _npz_error(path, f"has no 'embeddings' array (found: {', '.join(sorted(data)) or 'nothing'})")
+    emb = data["embeddings"]
+    if emb.ndim != 2 or not np.issubdtype(emb.dtype, np.number) or len(emb) < 2:
+        raise _npz_error(path, f"has 'embeddings' of shape {emb.shape} and dtype {emb.dtype}; expected a float "
+                               "array (n_samples >= 2, dim)")
+    n = len(emb)
+    raw_labels = {key[len("labels_"):]: data[key] for key in data if key.startswith("labels_")}
+    if "labels" in data:
+        if raw_labels:
+            raise _npz_error(path, "has both 'labels' and 'labels_<level>' arrays; keep one form")
+        raw_labels = {"label": data["labels"]}
+    if not raw_labels:
+        raise _npz_error(path, "has no labels; add 'labels' or one 'labels_<level>' array per level")
+    for level, y in raw_labels.items():
+        if y.shape != (n,) or not np.issubdtype(y.dtype, np.integer) or (y.size and y.min() < 0):
+            raise _npz_error(path, f"has labels for level {level!r} of shape {y.shape} and dtype {y.dtype}; "
+                                   f"expected non-negative integers of shape ({n},)")
+    if "levels" in data:
+        order = [str(v) for v in data["levels"].tolist()]
+        if sorted(order) != sorted(raw_labels):
+            raise _npz_error(path, f"lists levels {order} but holds labels for {sorted(raw_labels)}")
+    else:
+        order = sorted(raw_labels, key=lambda lvl: len(np.unique(raw_labels[lvl])))
+    labels = {lvl: raw_labels[lvl].astype(np.int64) for lvl in order}
+    class_names = {}
+    for lvl, y in labels.items():
+        key = f"class_names_{lvl}"
+        names = [str(v) for v in data[key].tolist()] if key in data else [str(c) for c in range(int(y.max()) + 1)]
+        if len(names) <= y.max():
+            raise _npz_error(path, f"names {len(names)} classes for level {lvl!r} but its labels reach {y.max()}")
+        class_names[lvl] = names
+    attributes = data.get("attributes")
+    if attributes is not None:
+        if attributes.ndim != 2 or len(attributes) != n:
+            raise _npz_error(path, f"has 'attributes' of shape {attributes.shape}; expected ({n}, n_attributes)")
+        attributes = attributes.astype(bool)
+    attribute_names = [str(v) for v in data["attribute_names"].tolist()] if "attribute_names" in data else None
+    features = data.get("features")
+    if features is not None and (features.ndim != 2 or len(features) != n):
+        raise _npz_error(path, f"has 'features' of shape {features.shape}; expected ({n}, feature_dim)")
+    source = json.loads(str(data["source_json"])) if "source_json" in data else {}
+    source.setdefault("kind", "embeddings")
+    source.setdefault("path", str(path))
+    return EmbeddingSet(np.asarray(emb, dtype=np.float32), labels, class_names,
+                        None if features is None else np.asarray(features, dtype=np.float32),
+                        attributes, attribute_names, source)
+
+
+def save_npz(path: str | os.PathLike, emb: EmbeddingSet) -> Path:
+    """Write ``emb`` in the embedding-file format (atomically); :func:`load_npz` reads it back."""
+    arrays = {"embeddings": emb.embeddings, "levels": np.array(emb.levels)}
+    for lvl, y in emb.labels.items():
+        arrays[f"labels_{lvl}"] = y
+        arrays[f"class_names_{lvl}"] = np.array(emb.class_names[lvl])
+    if emb.features is not None:
+        arrays["features"] = emb.features
+    if emb.attributes is not None:
+        arrays["attributes"] = emb.attributes
+    if emb.attribute_names is not None:
+        arrays["attribute_names"] = np.array(emb.attribute_names)
+    if emb.source:
+        arrays["source_json"] = np.array(json.dumps(emb.source))
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    return atomic_write_bytes(path, buf.getvalue())
+
+
+def file_digest(path: str | os.PathLike) -> str:
+    """SHA-256 of a file's content (hex)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def default_cache_dir() -> Path:
+    """``$RASCAL_CACHE_DIR``, else ``~/.cache/rascal/embeddings``."""
+    return Path(os.environ.get("RASCAL_CACHE_DIR") or Path.home() / ".cache" / "rascal" / "embeddings")
+
+
+def cache_path(ckpt_path: str | os.PathLike, split: str, cache_dir: str | os.PathLike | None = None) -> Path:
+    """Where the embeddings of ``split`` under checkpoint ``ckpt_path`` are cached."""
+    return Path(cache_dir or default_cache_dir()) / f"{file_digest(ckpt_path)[:24]}_{split}.npz"
+
+
+def run_dir_of(ckpt_path: str | os.PathLike) -> Path | None:
+    """The run directory (the one holding ``config.json``) a checkpoint belongs to, if any."""
+    p = Path(ckpt_path).resolve().parent
+    for candidate in (p, p.parent):
+        if (candidate / "config.json").is_file():
+            return candidate
+    return None
+
+
+def extract_embeddings(ckpt_path: str | os.PathLike, split: str = "test", data_root=None, batch_size: int = 256,
+                       device=None, cache_dir=None, use_cache: bool = True, progress: bool = True) -> EmbeddingSet:
+    """Run a checkpoint's encoder once over a split of its own dataset; cache the result on disk.
+
+    The model and the dataset are rebuilt from the checkpoint's config
+    (``rascal_train.models.model_from_checkpoint``; ``get_dataset(config["dataset"], ...)``).
+
+    Parameters
+    ----------
+    ckpt_path : path
+        A checkpoint written by ``rascal train``.
+    split : str, default="test"
+    data_root : path or None
+        Overrides the config's ``data_root`` (the data may have moved).
+    batch_size : int, default=256
+    device : str or None
+        CUDA when present, else CPU.
+    cache_dir : path or None
+        Default :func:`default_cache_dir`.
+    use_cache : bool, default=True
+        Read a cached extraction when there is one (a fresh one is always written).
+
+    Returns
+    -------
+    EmbeddingSet
+        ``embeddings`` = L2-normalised projections, ``features`` = backbone features, clean labels
+        at every level of the dataset, its attributes; ``source`` has the checkpoint's epoch and config.
+    """
+    import rascal_train.datasets  # noqa: F401  (registers every loader)
+    from rascal_train.datasets.base import get_dataset
+    from rascal_train.evaluate import extract_features
+    from rascal_train.io import load_checkpoint
+    from rascal_train.models import model_from_checkpoint
+
+    cached = cache_path(ckpt_path, split, cache_dir)
+    run_dir = run_dir_of(ckpt_path)
+    if use_cache and cached.is_file():
+        emb = load_npz(cached)
+        # The same file may sit elsewhere now: describe where it was read from this time.
+        emb.source.update(path=str(ckpt_path), run_dir=None if run_dir is None else str(run_dir))
+        return emb
+    ckpt = load_checkpoint(ckpt_path)
+    model, config = model_from_checkpoint(ckpt)
+    root = data_root if data_root is not None else config.get("data_root")
+    dataset = get_dataset(config["dataset"], root=root, split=split, label_level=config.get("label_level"))
+    out = extract_features(model, dataset, batch_size=batch_size, device=device, progress=progress,
+                           image_size=config.get("image_size"), description=f"embedding {split}")
+    emb = EmbeddingSet(
+        embeddings=out["projections"], labels={lvl: out["labels"][lvl] for lvl in dataset.levels},
+        class_names={lvl: list(dataset.class_names[lvl]) for lvl in dataset.levels}, features=out["features"],
+        attributes=dataset.attributes, attribute_names=dataset.attribute_names,
+        source={"kind": "checkpoint", "path": str(ckpt_path), "run_dir": None if run_dir is None else str(run_dir),
+                "epoch": int(ckpt["epoch"]) if "epoch" in ckpt else None, "config": config, "split": split})
+    save_npz(cached, emb)
+    return emb
+
+
+def load_embeddings(path: str | os.PathLike, split: str = "test", **extract_kwargs) -> EmbeddingSet:
+    """An :class:`EmbeddingSet` from an ``.npz`` file or a checkpoint (anything else: one-line error)."""
+    path = Path(path)
+    if path.suffix == ".npz":
+        return load_npz(path)
+    if path.suffix in (".pt", ".pth"):
+        return extract_embeddings(path, split=split, **extract_kwargs)
+    raise RascalError(f"{path} is neither an embedding file (.npz) nor a checkpoint (.pt); pass one of those "
+                      "or a run directory.")

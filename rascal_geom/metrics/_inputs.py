@@ -1,0 +1,57 @@
+"""Input validation shared by the metrics: one place, one message template."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from rascal_train.errors import RascalError
+
+
+def as_matrix(x, name: str, dtype=np.float64) -> np.ndarray:
+    """A 2-D float array from a NumPy array or tensor, or a one-line error naming ``name``."""
+    if isinstance(x, torch.Tensor):
+        x = x.detach().cpu().numpy()
+    x = np.asarray(x, dtype=dtype)
+    if x.ndim != 2 or len(x) == 0:
+        raise RascalError(f"The {name!r} parameter must be a non-empty 2-D array (n_samples, dim). "
+                          f"Got shape {x.shape} instead.")
+    if not np.isfinite(x).all():
+        raise RascalError(f"The {name!r} parameter holds NaN or infinite values; drop or fix those rows.")
+    return x
+
+
+def normalize_rows(x: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit L2 norm (an all-zero row stays zero)."""
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return x / np.maximum(norms, np.finfo(x.dtype).tiny)
+
+
+def as_labels(y, n: int, name: str) -> np.ndarray:
+    """A 1-D int64 label array of length ``n`` with non-negative values."""
+    if isinstance(y, torch.Tensor):
+        y = y.detach().cpu().numpy()
+    y = np.asarray(y)
+    if y.shape != (n,) or (y.size and not np.issubdtype(y.dtype, np.integer)):
+        raise RascalError(f"The {name!r} parameter must be an integer array of shape ({n},). "
+                          f"Got {y.dtype} of shape {y.shape} instead.")
+    y = y.astype(np.int64)
+    if y.size and y.min() < 0:
+        raise RascalError(f"The {name!r} parameter must hold labels >= 0. Got {y.min()} instead.")
+    return y
+
+
+def check_positive_int(value, name: str, owner: str) -> int:
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+        raise RascalError(f"The {name!r} parameter of {owner} must be an int in [1, inf). Got {value!r} instead.")
+    return int(value)
+
+
+def class_sums(x: np.ndarray, labels: np.ndarray, n_classes: int, weights: np.ndarray | None = None) -> np.ndarray:
+    """(Weighted) row sums per label, ndarray of shape (n_classes, dim), via a sparse one-hot
+    product (``np.add.at`` is ~50x slower on 50,000 x 512)."""
+    from scipy import sparse
+
+    values = np.ones(len(labels)) if weights is None else weights
+    onehot = sparse.csr_matrix((values, (labels, np.arange(len(labels)))), shape=(n_classes, len(labels)))
+    return np.asarray(onehot @ x)

@@ -1,0 +1,212 @@
+"""Global geometry of an embedding: alignment/uniformity, neural collapse, effective rank,
+positive/negative cosine gap with the margin-violation rate, and map trustworthiness."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from rascal_geom.metrics._inputs import (
+    as_labels,
+    as_matrix,
+    check_positive_int,
+    class_sums,
+    normalize_rows,
+)
+from rascal_train.errors import RascalError
+
+_BLOCK = 2048
+
+
+def _class_sums(x: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    n_classes = int(labels.max()) + 1
+    return class_sums(x, labels, n_classes), np.bincount(labels, minlength=n_classes).astype(np.float64)
+
+
+def _pair_sums(x: np.ndarray, labels: np.ndarray) -> tuple[float, float, float, float]:
+    """Sums of ``x_i . x_j`` over ordered same-class and different-class pairs ``i != j``, and their counts."""
+    sums, counts = _class_sums(x, labels)
+    sq = (x * x).sum(1)
+    same = float((sums * sums).sum() - sq.sum())
+    total = x.sum(0)
+    allpairs = float(total @ total - sq.sum())
+    n = len(x)
+    n_same = float((counts * (counts - 1)).sum())
+    return same, allpairs - same, n_same, float(n * (n - 1)) - n_same
+
+
+def alignment(emb, labels) -> float:
+    """Wang & Isola's alignment ``E ||f(x) - f(y)||^2`` over same-class pairs (alpha = 2).
+
+    Exact over all ordered same-class pairs ``i != j`` of L2-normalised rows, in O(n d):
+    ``||x - y||^2 = 2 - 2 x.y`` and the pair sum comes from class sums.
+    """
+    x = normalize_rows(as_matrix(emb, "emb"))
+    labels = as_labels(labels, len(x), "labels")
+    same, _, n_same, _ = _pair_sums(x, labels)
+    return 2.0 - 2.0 * same / n_same if n_same else float("nan")
+
+
+def uniformity(emb, t: float = 2.0, max_samples: int = 5000, seed: int = 0) -> float:
+    """Wang & Isola's uniformity ``log E exp(-t ||f(x) - f(y)||^2)`` over pairs ``i != j``.
+
+    Exact over all pairs of at most ``max_samples`` rows (a seeded subsample when larger),
+    computed blockwise with a log-sum-exp.
+    """
+    x = normalize_rows(as_matrix(emb, "emb"))
+    if len(x) < 2:
+        raise RascalError("uniformity needs at least 2 rows.")
+    if len(x) > max_samples:
+        x = x[np.random.default_rng(seed).choice(len(x), max_samples, replace=False)]
+    xt = torch.from_numpy(x)
+    n = len(xt)
+    parts = []
+    for start in range(0, n, _BLOCK):
+        d2 = (2.0 - 2.0 * (xt[start:start + _BLOCK] @ xt.T)).clamp_min(0.0)
+        rows = torch.arange(start, min(n, start + _BLOCK))
+        d2[rows - start, rows] = float("inf")  # drop i == j
+        parts.append(torch.logsumexp((-t * d2).flatten(), 0))
+    return float(torch.logsumexp(torch.stack(parts), 0) - np.log(n * (n - 1)))
+
+
+def neural_collapse(features, labels) -> dict:
+    """Neural-collapse statistics of Papyan, Han & Donoho (2020) on the raw (unnormalised) rows.
+
+    With global mean ``mu_G``, class means ``mu_c``, ``Sigma_W = (1/N) sum_i (h_i - mu_c)(h_i - mu_c)^T``
+    and ``Sigma_B = (1/C) sum_c (mu_c - mu_G)(mu_c - mu_G)^T``:
+
+    - ``nc1 = Tr(Sigma_W Sigma_B^+) / C``, ``Sigma_B^+`` the pseudo-inverse of rank ``C - 1``;
+    - ``equinorm``: std / mean of the norms ``||mu_c - mu_G||`` (coefficient of variation);
+    - ``equiangularity``: std of the cosines between distinct centred class means;
+    - ``max_equiangularity``: mean of ``|cos + 1/(C-1)|`` (0 for a simplex ETF).
+
+    Parameters
+    ----------
+    features : array-like of shape (n_samples, dim), float
+    labels : array-like of shape (n_samples,), int
+
+    Returns
+    -------
+    dict of str to float (NaN with fewer than two classes)
+    """
+    h = as_matrix(features, "features")
+    labels = as_labels(labels, len(h), "labels")
+    sums, counts = _class_sums(h, labels)
+    present = counts > 0
+    means = sums[present] / counts[present, None]
+    c = len(means)
+    if c < 2:
+        nan = float("nan")
+        return {"nc1": nan, "equinorm": nan, "equiangularity": nan, "max_equiangularity": nan}
+    remap = np.cumsum(present) - 1
+    centred_w = h - means[remap[labels]]
+    sigma_w = centred_w.T @ centred_w / len(h)
+    mb = means - h.mean(0)
+    sigma_b = mb.T @ mb / c
+    evals, evecs = np.linalg.eigh(sigma_b)
+    rank = min(c - 1, h.shape[1])
+    top = evals[-rank:]
+    keep = top > top.max() * 1e-12
+    vecs, vals = evecs[:, -rank:][:, keep], top[keep]
+    pinv = (vecs / vals) @ vecs.T
+    nc1 = float(np.trace(sigma_w @ pinv) / c)
+    norms = np.linalg.norm(mb, axis=1)
+    cos = (mb / norms[:, None]) @ (mb / norms[:, None]).T
+    off = cos[~np.eye(c, dtype=bool)]
+    return {"nc1": nc1, "equinorm": float(norms.std() / norms.mean()),
+            "equiangularity": float(off.std()), "max_equiangularity": float(np.abs(off + 1.0 / (c - 1)).mean())}
+
+
+def effective_rank(emb) -> float:
+    """RankMe's effective rank ``exp(H(sigma / ||sigma||_1))`` of the (L2-normalised) embedding matrix.
+
+    Singular values (not squared) come from the eigenvalues of the ``dim x dim`` Gram matrix in
+    float64; ``0 log 0 = 0``.
+    """
+    x = normalize_rows(as_matrix(emb, "emb"))
+    sigma = np.sqrt(np.clip(np.linalg.eigvalsh(x.T @ x), 0.0, None))
+    p = sigma / sigma.sum()
+    p = p[p > 0]
+    return float(np.exp(-(p * np.log(p)).sum()))
+
+
+def similarity_gap(emb, labels, max_anchors: int = 2000, seed: int = 0) -> dict:
+    """Positive / negative mean cosine, their gap, and the margin-violation rate.
+
+    ``pos_sim`` and ``neg_sim`` are exact means over all ordered same-class / different-class
+    pairs ``i != j``. ``margin_violation`` is the fraction of (anchor, negative) pairs whose cosine
+    exceeds the anchor's weakest positive, over all anchors or a seeded subsample of
+    ``max_anchors`` of them (anchors without a positive are left out).
+    """
+    x = normalize_rows(as_matrix(emb, "emb"))
+    labels = as_labels(labels, len(x), "labels")
+    same, diff, n_same, n_diff = _pair_sums(x, labels)
+    pos = same / n_same if n_same else float("nan")
+    neg = diff / n_diff if n_diff else float("nan")
+    counts = np.bincount(labels)
+    anchors = np.flatnonzero(counts[labels] >= 2)
+    if len(anchors) > max_anchors:
+        anchors = np.sort(np.random.default_rng(seed).choice(anchors, max_anchors, replace=False))
+    xt, lt = torch.from_numpy(x.astype(np.float32)), torch.from_numpy(labels)
+    violations, negatives = 0, 0
+    for start in range(0, len(anchors), _BLOCK):
+        a = torch.from_numpy(anchors[start:start + _BLOCK])
+        s = xt[a] @ xt.T
+        same_mask = lt[a][:, None] == lt[None, :]
+        self_mask = torch.zeros_like(same_mask)
+        self_mask[torch.arange(len(a)), a] = True
+        weakest = s.masked_fill(~same_mask | self_mask, float("inf")).min(1).values
+        neg_mask = ~same_mask
+        violations += int(((s > weakest[:, None]) & neg_mask).sum())
+        negatives += int(neg_mask.sum())
+    margin = violations / negatives if negatives else float("nan")
+    return {"pos_sim": pos, "neg_sim": neg, "sim_gap": pos - neg, "margin_violation": margin}
+
+
+def trustworthiness(high, low, n_neighbors: int = 5) -> float:
+    """Trustworthiness of a low-dimensional map (Venna & Kaski 2001), as scikit-learn defines it.
+
+    ``T(k) = 1 - 2 / (n k (2n - 3k - 1)) * sum_i sum_{j in U_k(i)} (r(i, j) - k)``, where
+    ``U_k(i)`` are the map's ``k`` nearest neighbours of ``i`` that are not among its ``k`` nearest
+    in the original space and ``r(i, j)`` the rank of ``j`` among ``i``'s neighbours there
+    (1 = nearest). Both spaces use Euclidean distance (on L2-normalised rows, the cosine order).
+
+    Parameters
+    ----------
+    high : array-like of shape (n_samples, dim), float
+    low : array-like of shape (n_samples, n_components), float
+    n_neighbors : int, default=5
+        Must be below ``n_samples / 2``.
+    """
+    x, y = as_matrix(high, "high"), as_matrix(low, "low")
+    n = len(x)
+    k = check_positive_int(n_neighbors, "n_neighbors", "trustworthiness")
+    if len(y) != n or k >= n / 2:
+        raise RascalError(f"trustworthiness needs the same rows in both spaces and n_neighbors < n_samples / 2; "
+                          f"got {n} and {len(y)} rows, n_neighbors={k}.")
+
+    def sq_dists(a):
+        g = a @ a.T
+        d = np.diag(g)[:, None] + np.diag(g)[None, :] - 2 * g
+        np.fill_diagonal(d, np.inf)
+        return d
+
+    order_high = np.argsort(sq_dists(x), axis=1, kind="stable")
+    ranks = np.empty((n, n), dtype=np.int64)
+    np.put_along_axis(ranks, order_high, np.broadcast_to(np.arange(1, n + 1), (n, n)), axis=1)
+    nbrs_low = np.argsort(sq_dists(y), axis=1, kind="stable")[:, :k]
+    r = np.take_along_axis(ranks, nbrs_low, axis=1) - k
+    penalty = np.clip(r, 0, None).sum()
+    return float(1.0 - penalty * 2.0 / (n * k * (2.0 * n - 3.0 * k - 1.0)))
+
+
+def geometry_summary(emb, labels, features=None, seed: int = 0) -> dict:
+    """Every global-geometry number of the Analysis JSON's ``metrics.geometry``.
+
+    ``features`` (raw backbone rows) feed the neural-collapse statistics when given; otherwise
+    the raw ``emb`` rows do.
+    """
+    nc = neural_collapse(emb if features is None else features, labels)
+    return {"alignment": alignment(emb, labels), "uniformity": uniformity(emb, seed=seed),
+            "nc1": nc["nc1"], "equinorm": nc["equinorm"], "equiangularity": nc["equiangularity"],
+            "effective_rank": effective_rank(emb), **similarity_gap(emb, labels, seed=seed)}

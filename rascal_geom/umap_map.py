@@ -1,0 +1,47 @@
+"""A 2-D UMAP map of an embedding (at most a few thousand sub-sampled points) and its trustworthiness.
+
+``umap`` is imported here, lazily: numba compiles it on first import (~18 s on 2 cores).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from rascal_geom.metrics._inputs import as_matrix, normalize_rows
+from rascal_geom.metrics.geometry import trustworthiness
+
+
+def umap_map(emb, labels: dict[str, np.ndarray], max_points: int = 2000, seed: int = 0,
+             n_neighbors: int = 15, trust_k: int = 10) -> dict:
+    """Embed a seeded subsample in 2-D with cosine UMAP.
+
+    Parameters
+    ----------
+    emb : array-like of shape (n_samples, dim), float
+    labels : dict of str to ndarray of shape (n_samples,), int
+        Labels per level, carried along for colouring.
+    max_points : int, default=2000
+    seed : int, default=0
+        Drives both the subsample and UMAP.
+    n_neighbors : int, default=15
+    trust_k : int, default=10
+        Neighbourhood size of the trustworthiness score.
+
+    Returns
+    -------
+    dict
+        ``coords`` (list of [x, y]), ``labels`` ({level: list}), ``indices`` (rows used),
+        ``trustworthiness`` (of the map against the L2-normalised embedding), ``n``.
+    """
+    import umap
+
+    x = normalize_rows(as_matrix(emb, "emb", np.float32))
+    rng = np.random.default_rng(seed)
+    idx = np.sort(rng.choice(len(x), max_points, replace=False)) if len(x) > max_points else np.arange(len(x))
+    reducer = umap.UMAP(n_components=2, n_neighbors=min(n_neighbors, len(idx) - 1), metric="cosine",
+                        random_state=seed)
+    coords = reducer.fit_transform(x[idx])
+    k = min(trust_k, (len(idx) - 1) // 2)
+    return {"coords": coords.astype(float).tolist(),
+            "labels": {lvl: np.asarray(y)[idx].astype(int).tolist() for lvl, y in labels.items()},
+            "indices": idx.tolist(), "trustworthiness": trustworthiness(x[idx], coords, k), "n": len(idx)}
