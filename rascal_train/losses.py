@@ -85,38 +85,53 @@ def _average_ranks_desc_torch(values: Tensor) -> Tensor:
 
 
 def _average_ranks_desc_numpy(values: np.ndarray) -> np.ndarray:
+    rows, m = values.shape
     order = np.argsort(-values, axis=-1)  # any order among ties gives the same averages
-    srt = np.take_along_axis(values, order, -1)
-    m = values.shape[-1]
-    pos = np.broadcast_to(np.arange(m), srt.shape)
-    starts = np.ones(srt.shape, dtype=bool)
-    starts[..., 1:] = srt[..., 1:] != srt[..., :-1]
-    ends = np.ones_like(starts)
-    ends[..., :-1] = starts[..., 1:]
-    first = np.maximum.accumulate(np.where(starts, pos, 0), axis=-1)
-    last = np.minimum.accumulate(np.where(ends, pos, m)[..., ::-1], axis=-1)[..., ::-1]
-    out = np.empty_like(values)
-    np.put_along_axis(out, order, ((first + last) / 2).astype(values.dtype), -1)
-    return out
+    srt = np.take_along_axis(values, order, -1).ravel()
+    # Flat positions of the sorted entries in the output, for one scatter at the end.
+    dest = (order + (np.arange(rows) * m)[:, None]).ravel()
+    out = np.empty(values.size, dtype=values.dtype)
+    starts = np.empty(srt.shape, dtype=bool)
+    starts[0] = True
+    np.not_equal(srt[1:], srt[:-1], out=starts[1:])
+    starts[::m] = True  # every row starts a new run
+    # -inf marks padding: ties among it are irrelevant, so they do not force the slow path.
+    if (starts | np.isneginf(srt)).all():
+        out[dest] = np.tile(np.arange(m, dtype=values.dtype), rows)  # no ties: ranks are positions
+        return out.reshape(rows, m)
+    first = np.flatnonzero(starts)                                 # where each tie run starts
+    last = np.append(first[1:], srt.size) - 1                      # ... and ends
+    run = np.cumsum(starts) - 1
+    out[dest] = (first + last)[run] / 2 - np.repeat(np.arange(rows) * m, m)
+    return out.reshape(rows, m)
 
 
 @dataclass
 class PositiveBlock:
-    """Each anchor's positives in padded form.
+    """Each anchor's class members in padded form.
 
     Attributes
     ----------
     index : LongTensor of shape (N, n_max)
         Row indices of the anchor's class members (itself included); padding points at row 0.
+    member : BoolTensor of shape (N, n_max)
+        False on padding.
     mask : BoolTensor of shape (N, n_max)
         True where ``index`` is a positive of the anchor (a class member other than itself).
     num_pos : LongTensor of shape (N,)
         ``|P(i)|``.
+    cls : LongTensor of shape (N,)
+        The anchor's class, as an index ``0..num_classes-1`` into the batch's classes.
+    pos : LongTensor of shape (N,)
+        The column of the anchor itself in its row of ``index``.
     """
 
     index: Tensor
+    member: Tensor
     mask: Tensor
     num_pos: Tensor
+    cls: Tensor
+    pos: Tensor
 
     @classmethod
     def from_labels(cls, labels: Tensor) -> "PositiveBlock":
@@ -130,12 +145,15 @@ class PositiveBlock:
         pos_in_cls = torch.arange(n, device=device) - starts[cls_of_sorted]
         members = torch.full((len(counts), n_max), -1, dtype=torch.long, device=device)
         members[cls_of_sorted, pos_in_cls] = order
-        cls_of_row = torch.empty(n, dtype=torch.long, device=device)
+        cls_of_row = torch.empty_like(cls_of_sorted)
         cls_of_row[order] = cls_of_sorted
+        pos = torch.empty_like(pos_in_cls)
+        pos[order] = pos_in_cls
         index = members[cls_of_row]                                   # [N, n_max]
-        rows = torch.arange(n, device=device)[:, None]
-        mask = (index >= 0) & (index != rows)
-        return cls(index=index.clamp_min(0), mask=mask, num_pos=counts[cls_of_row] - 1)
+        member = index >= 0
+        mask = member & (index != torch.arange(n, device=device)[:, None])
+        return cls(index=index.clamp_min(0), member=member, mask=mask,
+                   num_pos=counts[cls_of_row] - 1, cls=cls_of_row, pos=pos)
 
 
 def _row_chunks(n: int, width: int):
@@ -144,23 +162,33 @@ def _row_chunks(n: int, width: int):
         yield slice(start, min(n, start + step))
 
 
-def _block_sims(x: Tensor, block: PositiveBlock) -> Tensor:
-    """``x_i · x_j`` for every anchor i and block column j, shape (N, n_max), no grad.
-
-    The views of one image share one cache row, and their similarities to an anchor must tie
-    *exactly* (the spec's average-rank rule depends on it), so similarities are computed once
-    per distinct row and gathered: bit-equal rows give bit-equal values.
-    """
-    uniq, inverse = torch.unique(x, dim=0, return_inverse=True)
-    col = inverse[block.index]                                      # [N, n_max] into uniq
-    out = torch.empty(block.index.shape, dtype=x.dtype, device=x.device)
-    for rows in _row_chunks(x.shape[0], uniq.shape[0]):
-        out[rows] = (x[rows] @ uniq.T).gather(1, col[rows])
-    return out
-
-
 def _ranks_in_block(sims: Tensor, block: PositiveBlock) -> Tensor:
+    """Ranks of each anchor's positives by descending ``sims`` (N, n_max); others arbitrary."""
     return _average_ranks_desc(sims.masked_fill(~block.mask, float("-inf")))
+
+
+def _cached_ranks_in_block(c: Tensor, block: PositiveBlock) -> Tensor:
+    """Ranks of each anchor's positives by descending cached similarity ``c_i · c_j``.
+
+    The views of one image share one cache row, so (i) their similarities to an anchor must
+    tie *exactly*: similarities are computed once per distinct row and gathered, and bit-equal
+    rows give bit-equal values; (ii) anchors that share a row and a class rank the same
+    columns: the class is ranked once per distinct (row, class), the anchor itself included,
+    and each anchor then drops itself, which lowers the average rank of column j by 1 if the
+    anchor's own similarity is larger, by 1/2 if it ties, and not at all otherwise.
+    """
+    uniq, inverse = torch.unique(c, dim=0, return_inverse=True)
+    _, key = torch.unique(inverse * (int(block.cls.max()) + 1) + block.cls, return_inverse=True)
+    rep = torch.empty(int(key.max()) + 1, dtype=torch.long, device=c.device)
+    rep[key] = torch.arange(c.shape[0], device=c.device)  # any row of a group serves: all equal
+    col = inverse[block.index[rep]]
+    sims = torch.empty(col.shape, dtype=c.dtype, device=c.device)
+    for rows in _row_chunks(len(rep), uniq.shape[0]):
+        sims[rows] = (c[rep[rows]] @ uniq.T).gather(1, col[rows])
+    sims = sims.masked_fill(~block.member[rep], float("-inf"))
+    ranks, sims = _average_ranks_desc(sims)[key], sims[key]
+    own = sims.gather(1, block.pos[:, None])
+    return ranks - (own > sims).to(ranks.dtype) - 0.5 * (own == sims).to(ranks.dtype)
 
 
 @dataclass
@@ -186,13 +214,13 @@ def _compute_weights(z: Tensor, block: PositiveBlock, source: str, cached: Tenso
     mask, num_pos = block.mask, block.num_pos
     work = z.detach().float() if z.dtype in (torch.float16, torch.bfloat16) else z.detach()
     if sims is None:
-        sims = _block_sims(work, block)
+        sims = (work @ work.T).gather(1, block.index)
     denom = (num_pos - 1).clamp_min(1).to(work.dtype)[:, None]
 
     drift = drift_valid = None
     if cached is not None and (source in _CACHE_SOURCES or need_drift):
         rho_t = _ranks_in_block(sims, block)
-        rho_c = _ranks_in_block(_block_sims(cached.detach().to(work.dtype), block), block)
+        rho_c = _cached_ranks_in_block(cached.detach().to(work.dtype), block)
         # δ_ij in [0, 1]; |P(i)| = 1 gives |0 - 0| / 1 = 0 as the spec asks.
         drift = ((rho_t - rho_c).abs() / denom).masked_fill(~mask, 0)
         # An anchor uses its cache only when it and all its positives have a row.
