@@ -253,7 +253,8 @@ def _weights(groups: list[RunGroup]) -> list[dict]:
             continue
         hists, epochs = [], []
         for run in group.runs:
-            recs = [r for r in run.epoch_records if r.get("weight_hist")]
+            # Epochs before the cache held any positive pair's rows log an all-zero histogram.
+            recs = [r for r in run.epoch_records if sum(r.get("weight_hist") or ()) > 0]
             if recs:
                 hists.append(np.asarray(recs[-1]["weight_hist"], dtype=float))
                 epochs.append(recs[-1].get("epoch"))

@@ -39,7 +39,7 @@ def umap_map(emb, labels: dict[str, np.ndarray], max_points: int = 2000, seed: i
     rng = np.random.default_rng(seed)
     idx = np.sort(rng.choice(len(x), max_points, replace=False)) if len(x) > max_points else np.arange(len(x))
     reducer = umap.UMAP(n_components=2, n_neighbors=min(n_neighbors, len(idx) - 1), metric="cosine",
-                        random_state=seed)
+                        random_state=seed, n_jobs=1)  # seeded UMAP runs single-threaded anyway
     coords = reducer.fit_transform(x[idx])
     k = min(trust_k, (len(idx) - 1) // 2)
     return {"coords": coords.astype(float).tolist(),

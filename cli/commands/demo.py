@@ -26,7 +26,8 @@ def command(out, report_html, quick, seeds, quiet):
     per-image attributes, so the report can show whether each loss keeps the variants and
     attributes apart inside a family. Interrupted, it resumes where it stopped.
     """
-    from rascal_train.demo import run_demo
+    from rascal_train.demo import run_demo, seeds_note
 
     report = run_demo(out, report_html, quick=quick, seeds=seeds, progress=not quiet)
+    click.echo(seeds_note(seeds), err=True)
     click.echo(f"Report: {report.resolve()}")
