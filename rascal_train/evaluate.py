@@ -43,32 +43,20 @@ def resolve_device(device=None) -> torch.device:
     return device
 
 
-class _EvalImages(torch.utils.data.Dataset):
-    """A file-backed split as ``(transformed image, index)`` pairs for a DataLoader."""
+class _FileImages(torch.utils.data.Dataset):
+    """A file-backed split as ``(transformed image, index or training target)`` for a DataLoader."""
 
-    def __init__(self, dataset: HierDataset, transform):
+    def __init__(self, dataset: HierDataset, transform, with_target: bool = False):
         self.dataset = dataset
         self.transform = transform
+        self.with_target = with_target
 
     def __len__(self) -> int:
         return len(self.dataset)
 
     def __getitem__(self, index: int):
-        return self.transform(self.dataset.raw_image(index)), index
-
-
-class _TargetViews(torch.utils.data.Dataset):
-    """A file-backed split as ``((view1, view2), target)`` for the SupCon probe's DataLoader."""
-
-    def __init__(self, dataset: HierDataset, transform):
-        self.dataset = dataset
-        self.transform = transform
-
-    def __len__(self) -> int:
-        return len(self.dataset)
-
-    def __getitem__(self, index: int):
-        return self.transform(self.dataset.raw_image(index)), int(self.dataset.targets[index])
+        second = int(self.dataset.targets[index]) if self.with_target else index
+        return self.transform(self.dataset.raw_image(index)), second
 
 
 def _loader_workers() -> int:
@@ -102,7 +90,7 @@ def _image_batches(dataset: HierDataset, batch_size: int, device: torch.device, 
             yield x
         return
     loader = torch.utils.data.DataLoader(
-        _EvalImages(dataset, eval_transform(image_size or 224)), batch_size=batch_size, shuffle=False,
+        _FileImages(dataset, eval_transform(image_size or 224)), batch_size=batch_size, shuffle=False,
         num_workers=_loader_workers(), pin_memory=device.type == "cuda")
     for x, _ in track(loader, description, total=len(loader), disable=not progress):
         yield x.to(device, non_blocking=True)
@@ -248,7 +236,7 @@ def linear_probe_supcon(model, train_dataset: HierDataset, *, epochs: int = 10, 
                 yield augment(images[idx.to(device)], generator), targets[idx]
     else:
         loader = torch.utils.data.DataLoader(
-            _TargetViews(train_dataset, two_view_transform(image_size)), batch_size=batch_size, shuffle=True,
+            _FileImages(train_dataset, two_view_transform(image_size), with_target=True), batch_size=batch_size, shuffle=True,
             generator=generator, num_workers=_loader_workers(), pin_memory=device.type == "cuda")
         steps_per_epoch = len(loader)
 

@@ -295,3 +295,7 @@ def test_inat_taxonomy_levels(tmp_path):
     assert ds.raw_image(1).size == (8, 8)
     with pytest.raises(RascalError, match=r"no inat2018/val2018.json; download inat2018"):
         get_dataset("inat", root=tmp_path, split="val")
+    (tmp_path / "val2018.json").write_text(json.dumps({"images": images[1:2], "annotations": annos[:1],
+                                                       "categories": cats}))
+    test = get_dataset("inat", root=tmp_path, split="test")  # the labelled val set stands in
+    assert test.split == "test" and test.labels["species"].tolist() == [1]

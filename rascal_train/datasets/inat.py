@@ -19,7 +19,8 @@ from rascal_train.errors import RascalError
 SOURCE = "https://github.com/visipedia/inat_comp/tree/master/2018 (train2018.json, val2018.json, train_val2018.tar.gz)"
 RANKS = ("kingdom", "phylum", "class", "order", "family", "genus")
 LEVELS = RANKS + ("species",)
-FILES = {"train": "train2018.json", "val": "val2018.json"}
+# The public 2018 test set has no labels; papers report on val, so "test" reads val too.
+FILES = {"train": "train2018.json", "val": "val2018.json", "test": "val2018.json"}
 
 
 @register_dataset("inat")
@@ -27,7 +28,7 @@ def inat(root=None, split: str = "train", label_level: str | None = None, seed: 
          imbalance: float | None = None, label_noise: float = 0.0) -> HierDataset:
     """iNaturalist 2018 with its taxonomy as levels; trains on ``species``."""
     if split not in FILES:
-        raise RascalError(f"iNaturalist 2018 has splits 'train' and 'val'. Got {split!r} instead.")
+        raise RascalError(f"iNaturalist 2018 has splits 'train', 'val' and 'test' (= val). Got {split!r} instead.")
     base = find_root(root, FILES[split], "inat2018", SOURCE)
     try:
         doc = json.loads((base / FILES[split]).read_text())
