@@ -385,3 +385,15 @@ def test_bad_input_raises_one_clear_line(call, match):
     with pytest.raises(RascalError, match=match) as info:
         call(z, y, c, v)
     assert "\n" not in str(info.value)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("source", WEIGHT_SOURCES)
+def test_cuda_matches_cpu(source):
+    z, y, c, v = make_batch(seed=17, n_img=64, views=2)
+    cpu = RascalLoss(TAU, weights=source)(z, y, c, v)
+    gpu = RascalLoss(TAU, weights=source)(z.cuda(), y.cuda(), c.cuda(), v.cuda())
+    assert gpu.item() == pytest.approx(cpu.item(), rel=1e-10)
+    torch.testing.assert_close(rascal_weights(z.cuda(), y.cuda(), c.cuda(), v.cuda(), source).cpu(),
+                               rascal_weights(z, y, c, v, source), rtol=1e-10, atol=1e-12)

@@ -234,3 +234,17 @@ def test_cli_refuses_to_overwrite_or_resume_another_config(tmp_path):
     assert "Cannot resume" in other.output and "lr=0.125" in other.output and "not 0.9" in other.output
     loss = invoke("--resume", str(out / "checkpoints" / "epoch_0001.pt"), "--loss", "ce", "--quiet")
     assert loss.exit_code == 1 and "trained with loss='supcon'" in loss.output
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("loss", ["ce", "rascal"])
+def test_cuda_bf16_run_is_finite_and_reloads_on_cpu(tmp_path, loss):
+    from rascal_train.engine import train
+
+    run_dir = train(tiny_config(tmp_path, loss=loss, device="cuda", precision="bf16"), progress=False)
+    epochs = [r for r in read_log(run_dir) if r["kind"] == "epoch"]
+    assert all(math.isfinite(r["loss"]) for r in epochs)
+    ckpt = load_checkpoint(run_dir / "last.pt", map_location="cpu")
+    model, _ = model_from_checkpoint(ckpt)
+    assert all(p.device.type == "cpu" for p in model.parameters())
