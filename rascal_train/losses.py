@@ -167,6 +167,25 @@ def _ranks_in_block(sims: Tensor, block: PositiveBlock) -> Tensor:
     return _average_ranks_desc(sims.masked_fill(~block.mask, float("-inf")))
 
 
+def _distinct_rows(x: Tensor) -> tuple[Tensor, Tensor]:
+    """``torch.unique(x, dim=0, return_inverse=True)``, without its slow row-by-row CPU path.
+
+    Rows are grouped by a random projection (bit-equal rows project bit-equally, since each
+    row is reduced by the same kernel), and the grouping is then verified exactly; should two
+    different rows ever share a projection, the exact ``torch.unique`` decides instead.
+    """
+    direction = torch.randn(x.shape[1], generator=torch.Generator().manual_seed(0),
+                            dtype=torch.float64).to(x.device)
+    keys = (x.to(torch.float64) * direction).sum(dim=1)
+    _, inverse = torch.unique(keys, return_inverse=True)
+    first = torch.full((int(inverse.max()) + 1,), x.shape[0], dtype=torch.long, device=x.device)
+    first.scatter_reduce_(0, inverse, torch.arange(x.shape[0], device=x.device), reduce="amin")
+    uniq = x[first]
+    if not torch.equal(uniq[inverse], x):
+        return torch.unique(x, dim=0, return_inverse=True)
+    return uniq, inverse
+
+
 def _cached_ranks_in_block(c: Tensor, block: PositiveBlock) -> Tensor:
     """Ranks of each anchor's positives by descending cached similarity ``c_i · c_j``.
 
@@ -177,7 +196,7 @@ def _cached_ranks_in_block(c: Tensor, block: PositiveBlock) -> Tensor:
     and each anchor then drops itself, which lowers the average rank of column j by 1 if the
     anchor's own similarity is larger, by 1/2 if it ties, and not at all otherwise.
     """
-    uniq, inverse = torch.unique(c, dim=0, return_inverse=True)
+    uniq, inverse = _distinct_rows(c)
     _, key = torch.unique(inverse * (int(block.cls.max()) + 1) + block.cls, return_inverse=True)
     rep = torch.empty(int(key.max()) + 1, dtype=torch.long, device=c.device)
     rep[key] = torch.arange(c.shape[0], device=c.device)  # any row of a group serves: all equal
@@ -186,9 +205,10 @@ def _cached_ranks_in_block(c: Tensor, block: PositiveBlock) -> Tensor:
     for rows in _row_chunks(len(rep), uniq.shape[0]):
         sims[rows] = (c[rep[rows]] @ uniq.T).gather(1, col[rows])
     sims = sims.masked_fill(~block.member[rep], float("-inf"))
-    ranks, sims = _average_ranks_desc(sims)[key], sims[key]
-    own = sims.gather(1, block.pos[:, None])
-    return ranks - (own > sims).to(ranks.dtype) - 0.5 * (own == sims).to(ranks.dtype)
+    # Every anchor of a group has the same own similarity, so the correction is per group.
+    own = sims.gather(1, block.pos[rep][:, None])
+    ranks = _average_ranks_desc(sims) - (own > sims).to(sims.dtype) - 0.5 * (own == sims).to(sims.dtype)
+    return ranks[key]
 
 
 @dataclass

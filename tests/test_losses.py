@@ -316,6 +316,20 @@ def test_average_ranks_match_scipy_with_ties_and_padding(impl, ties):
     np.testing.assert_array_equal(got[:, :-2], want)
 
 
+def test_distinct_rows_groups_exactly_like_torch_unique():
+    from rascal_train.losses import _distinct_rows
+
+    g = torch.Generator().manual_seed(18)
+    rows = torch.randn(7, 5, generator=g)
+    x = rows[torch.tensor([3, 0, 3, 6, 1, 0, 0, 2, 5, 4, 6])]
+    uniq, inverse = _distinct_rows(x)
+    assert torch.equal(uniq[inverse], x) and len(uniq) == 7
+    ref_uniq, ref_inverse = torch.unique(x, dim=0, return_inverse=True)
+    # the same partition of the rows (group numbering may differ)
+    same = inverse[:, None] == inverse[None, :]
+    assert torch.equal(same, ref_inverse[:, None] == ref_inverse[None, :])
+
+
 def test_block_weights_scale_with_many_classes_against_dense_reference():
     # Larger batch, many classes of unequal size: the padded-block path against the loop.
     g = torch.Generator().manual_seed(13)
