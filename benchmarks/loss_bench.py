@@ -49,7 +49,8 @@ def run_point(method: str, n: int, classes: int, dim: int, repeats: int, device:
     torch.manual_seed(0)
     labels = torch.randint(0, classes, (n // 2,), device=device).repeat(2)  # two views
     base = F.normalize(torch.randn(n, dim, device=device), dim=1)
-    cached = F.normalize(base + 0.3 * torch.randn_like(base), dim=1)
+    # As in training: the two views of an image share the image's one cache row.
+    cached = F.normalize(base[: n // 2] + 0.3 * torch.randn_like(base[: n // 2]), dim=1).repeat(2, 1)
     valid = torch.ones(n, dtype=torch.bool, device=device)
     if method == "textbook_supcon":
         fn = lambda z: textbook_supcon(z, labels)  # noqa: E731
