@@ -15,12 +15,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import numpy as np
 
 import torch
 from torch import Tensor, nn
 
 from rascal_train.errors import RascalError
+from rascal_train.ranks import average_ranks
 
 WEIGHT_SOURCES = ("uniform", "current_rank", "current_similarity", "rank_agreement",
                   "rank_agreement_hard")
@@ -57,38 +57,6 @@ def _validate(z: Tensor, labels: Tensor, cached: Tensor | None, cached_valid: Te
     if cached_valid.shape != (n,) or cached_valid.dtype != torch.bool:
         raise RascalError(f"cached_valid must be a bool tensor of shape ({n},); got "
                           f"{cached_valid.dtype} {tuple(cached_valid.shape)}.")
-
-
-def _argsort_desc(values: Tensor) -> Tensor:
-    if values.device.type == "cpu":
-        # torch's CPU sort is ~10x slower than NumPy's on many short rows; any order among
-        # ties serves, since tied entries get the same average rank.
-        return torch.from_numpy(np.argsort(-values.numpy(), axis=-1))
-    return values.argsort(dim=-1, descending=True)
-
-
-def _average_ranks_desc(values: Tensor) -> Tensor:
-    """0-based ranks by descending value along the last dim, ties sharing their average rank.
-
-    ``-inf`` entries sort last and so never change the ranks of finite ones: they mark the
-    padding and the anchor itself. Matches ``scipy.stats.rankdata(-x, "average") - 1`` row-wise.
-    """
-    order = _argsort_desc(values)
-    srt = values.gather(-1, order)
-    pos = torch.arange(values.shape[-1], device=values.device).expand_as(srt)
-    starts = torch.ones_like(srt, dtype=torch.bool)
-    starts[..., 1:] = srt[..., 1:] != srt[..., :-1]
-    # Without ties (among finite entries) the rank is the sorted position. The check costs a
-    # device sync, so it is only taken on the CPU, where it saves most of the work.
-    if values.device.type == "cpu" and bool((starts | srt.isneginf()).all()):
-        ranks = pos.to(values.dtype)
-    else:
-        ends = torch.ones_like(starts)
-        ends[..., :-1] = starts[..., 1:]
-        first = torch.where(starts, pos, 0).cummax(-1).values                # start of each tie run
-        last = torch.where(ends, pos, pos.shape[-1]).flip(-1).cummin(-1).values.flip(-1)  # its end
-        ranks = (first + last).to(values.dtype) / 2
-    return torch.empty_like(values).scatter_(-1, order, ranks)
 
 
 @dataclass
@@ -149,7 +117,7 @@ def _row_chunks(n: int, width: int):
 
 def _ranks_in_block(sims: Tensor, block: PositiveBlock) -> Tensor:
     """Ranks of each anchor's positives by descending ``sims`` (N, n_max); others arbitrary."""
-    return _average_ranks_desc(sims.masked_fill(~block.mask, float("-inf")))
+    return average_ranks(sims.masked_fill(~block.mask, float("-inf")))
 
 
 def _distinct_rows(x: Tensor) -> tuple[Tensor, Tensor]:
@@ -192,7 +160,7 @@ def _cached_ranks_in_block(c: Tensor, block: PositiveBlock) -> Tensor:
     sims = sims.masked_fill(~block.member[rep], float("-inf"))
     # Every anchor of a group has the same own similarity, so the correction is per group.
     own = sims.gather(1, block.pos[rep][:, None])
-    ranks = _average_ranks_desc(sims) - (own > sims).to(sims.dtype) - 0.5 * (own == sims).to(sims.dtype)
+    ranks = average_ranks(sims) - (own > sims).to(sims.dtype) - 0.5 * (own == sims).to(sims.dtype)
     return ranks[key]
 
 

@@ -302,7 +302,7 @@ def test_bf16_inputs_run_and_stay_finite(source):
 
 @pytest.mark.parametrize("ties", [True, False])
 def test_average_ranks_match_scipy_with_ties_and_padding(ties):
-    from rascal_train.losses import _average_ranks_desc
+    from rascal_train.ranks import average_ranks
 
     g = torch.Generator().manual_seed(16)
     x = torch.randn(50, 9, generator=g, dtype=torch.float64)
@@ -310,7 +310,7 @@ def test_average_ranks_match_scipy_with_ties_and_padding(ties):
         x = torch.round(x * 2) / 2
     x[:, -2:] = float("-inf")                                                 # padding sorts last
     want = rankdata(-x[:, :-2].numpy(), "average", axis=1) - 1
-    np.testing.assert_array_equal(_average_ranks_desc(x)[:, :-2].numpy(), want)
+    np.testing.assert_array_equal(average_ranks(x)[:, :-2].numpy(), want)
 
 
 def test_distinct_rows_groups_exactly_like_torch_unique():

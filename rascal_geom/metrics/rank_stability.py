@@ -18,36 +18,9 @@ import numpy as np
 from rascal_geom.metrics._inputs import as_labels, as_matrix, normalize_rows
 from rascal_geom.neighbors import knn_search
 from rascal_train.errors import RascalError
+from rascal_train.ranks import average_ranks
 
 _ROW_CHUNK = 1024
-
-
-def average_ranks(x: np.ndarray) -> np.ndarray:
-    """0-based ranks of each row by *descending* value, ties sharing their average rank.
-
-    Equals ``scipy.stats.rankdata(-x, method="average", axis=1) - 1``, vectorised over rows.
-
-    Parameters
-    ----------
-    x : ndarray of shape (n_rows, m), float
-
-    Returns
-    -------
-    ndarray of shape (n_rows, m), float64
-    """
-    order = np.argsort(-x, axis=1, kind="stable")
-    xs = np.take_along_axis(x, order, axis=1)
-    m = x.shape[1]
-    pos = np.broadcast_to(np.arange(m), x.shape)
-    starts_run = np.ones(x.shape, dtype=bool)
-    starts_run[:, 1:] = xs[:, 1:] != xs[:, :-1]
-    ends_run = np.ones(x.shape, dtype=bool)
-    ends_run[:, :-1] = starts_run[:, 1:]
-    first = np.maximum.accumulate(np.where(starts_run, pos, 0), axis=1)
-    last = np.minimum.accumulate(np.where(ends_run, pos, m - 1)[:, ::-1], axis=1)[:, ::-1]
-    ranks = np.empty(x.shape)
-    np.put_along_axis(ranks, order, (first + last) / 2.0, axis=1)
-    return ranks
 
 
 def _row_spearman(ra: np.ndarray, rb: np.ndarray) -> np.ndarray:
