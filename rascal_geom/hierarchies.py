@@ -12,7 +12,7 @@ import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from rascal_train.errors import RascalError
+from rascal_train.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -44,27 +44,21 @@ class Hierarchy:
         return [str(n).split("::", 1)[0] for n in attribute_names]
 
 
-_REGISTRY: dict[str, Callable[[], Hierarchy]] = {}
+_HIERARCHIES: Registry[Callable[[], Hierarchy]] = Registry("hierarchy", "--hierarchy")
 
 
 def register_hierarchy(fn: Callable[[], Hierarchy]) -> Callable[[], Hierarchy]:
     """Decorator: record a builder under the name of the :class:`Hierarchy` it returns."""
-    name = fn().name
-    if name in _REGISTRY:
-        raise ValueError(f"hierarchy {name!r} registered twice")
-    _REGISTRY[name] = fn
-    return fn
+    return _HIERARCHIES.register(fn().name)(fn)
 
 
 def list_hierarchies() -> list[str]:
-    return sorted(_REGISTRY)
+    return _HIERARCHIES.names()
 
 
 def get_hierarchy(name: str) -> Hierarchy:
     """The hierarchy called ``name``; a one-line error listing the known names otherwise."""
-    if name not in _REGISTRY:
-        raise RascalError(f"Unknown hierarchy {name!r}; choose --hierarchy from {', '.join(list_hierarchies())}.")
-    return _REGISTRY[name]()
+    return _HIERARCHIES[name]()
 
 
 def _consecutive(levels: tuple[str, ...]) -> tuple[tuple[str, str], ...]:

@@ -15,12 +15,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rascal_train.errors import RascalError
+from rascal_train.registry import Registry
 
 CONTRASTIVE_LOSSES = ("supcon", "rascal", "simclr")
 LOSSES = ("ce",) + CONTRASTIVE_LOSSES
 CHECKPOINT_FORMAT = "rascal.ckpt/1"
 
-_MODELS: dict[str, Callable[[], tuple[nn.Module, int]]] = {}
+_MODELS: Registry[Callable[[], tuple[nn.Module, int]]] = Registry("architecture", "--arch")
 
 
 def register_model(name: str):
@@ -28,24 +29,15 @@ def register_model(name: str):
 
     The encoder maps ``x [B, 3, H, W]`` float to features ``[B, feature_dim]``.
     """
-
-    def deco(fn):
-        if name in _MODELS:
-            raise ValueError(f"model {name!r} registered twice")
-        _MODELS[name] = fn
-        return fn
-
-    return deco
+    return _MODELS.register(name)
 
 
 def list_models() -> list[str]:
-    return sorted(_MODELS)
+    return _MODELS.names()
 
 
 def create_encoder(name: str) -> tuple[nn.Module, int]:
     """Build the backbone ``name``; returns ``(encoder, feature_dim)``."""
-    if name not in _MODELS:
-        raise RascalError(f"Unknown architecture {name!r}; choose --arch from {', '.join(list_models())}.")
     return _MODELS[name]()
 
 

@@ -209,7 +209,7 @@ def test_cli_trains_a_run(tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--dataset", "imagenet21k"], "Unknown dataset 'imagenet21k'; choose one of"),
+    (["--dataset", "imagenet21k"], "Unknown dataset 'imagenet21k'; choose --dataset from"),
     (["--dataset", TINY, "--label-level", "species"], "has no label level 'species'; choose --label-level from family, variant"),
     (["--dataset", TINY, "--loss", "supcon", "--weights", "rank_agreement"], "applies only to --loss rascal"),
     (["--dataset", TINY, "--batch-size", "512"], "--batch-size 512 is larger than the 96 training samples"),

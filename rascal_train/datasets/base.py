@@ -17,6 +17,7 @@ from typing import Callable
 import numpy as np
 
 from rascal_train.errors import RascalError
+from rascal_train.registry import Registry
 
 
 @dataclass
@@ -138,23 +139,16 @@ def _load_remapped(load_image: Callable[[int], object], indices: np.ndarray, i: 
 
 # --- registry (timm-style: a builder per name, loud failure on an unknown one) ---------------
 
-_REGISTRY: dict[str, Callable[..., HierDataset]] = {}
+_DATASETS: Registry[Callable[..., HierDataset]] = Registry("dataset", "--dataset")
 
 
 def register_dataset(name: str):
     """Decorator: record ``fn(root, split, label_level=None, **options) -> HierDataset``."""
-
-    def deco(fn):
-        if name in _REGISTRY:
-            raise ValueError(f"dataset {name!r} registered twice")
-        _REGISTRY[name] = fn
-        return fn
-
-    return deco
+    return _DATASETS.register(name)
 
 
 def list_datasets() -> list[str]:
-    return sorted(_REGISTRY)
+    return _DATASETS.names()
 
 
 def get_dataset(name: str, root=None, split: str = "train", label_level: str | None = None,
@@ -164,6 +158,4 @@ def get_dataset(name: str, root=None, split: str = "train", label_level: str | N
     ``label_level=None`` trains on the dataset's default level. Unknown names raise a
     :class:`RascalError` that lists the known ones.
     """
-    if name not in _REGISTRY:
-        raise RascalError(f"Unknown dataset {name!r}; choose one of {', '.join(list_datasets())}.")
-    return _REGISTRY[name](root=root, split=split, label_level=label_level, **options)
+    return _DATASETS[name](root=root, split=split, label_level=label_level, **options)
