@@ -42,7 +42,7 @@ def _default_name(source: Path) -> str:
 @click.option("--no-umap", is_flag=True, help="Skip the 2-D UMAP map (saves ~30 s).")
 @click.option("--no-cache", is_flag=True, help="Run the model again even if its embeddings are cached.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True)
-@click.option("--quiet", is_flag=True, help="No progress bars.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
 @user_errors
 def command(source, hierarchy, data_root, split, compare, out_html, k, embedding, seed, no_umap, no_cache,
             batch_size, quiet):

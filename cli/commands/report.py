@@ -19,7 +19,7 @@ from rascal_cli.errors import user_errors
               help="HTML file to write. Default: reports/<runs>.html. Figures go to <stem>_figures/ beside it.")
 @click.option("--latex", "latex_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Also write booktabs tables (headline, geometry, weights, config) as .tex files here.")
-@click.option("--quiet", is_flag=True, help="No progress bars.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
 @user_errors
 def command(inputs, baseline, out_html, latex_dir, quiet):
     """Compare runs (run directories or analysis JSON files) in one HTML report.
