@@ -22,8 +22,8 @@ ANALYSIS_SCHEMA = "rascal.analysis/1"
 NON_IDENTITY_KEYS = frozenset({"seed", "out", "out_dir", "run_dir", "name", "resume", "data_root",
                                "device", "num_workers", "quiet", "config", "monitor", "log_every"})
 
-#: A seed suffix on a run name (``rascal_s0``, ``supcon-seed1``).
-SEED_SUFFIX = re.compile(r"[-_.](seed|s)[-_]?\d+$", re.IGNORECASE)
+#: A seed suffix on a run name (``rascal_s0``, ``supcon-seed1``, a sweep's ``loss=rascal,seed=2``).
+SEED_SUFFIX = re.compile(r"[-_.,](seed|s)[-_=]?\d+$", re.IGNORECASE)
 
 
 @dataclass

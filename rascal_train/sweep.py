@@ -13,8 +13,8 @@ A grid file (YAML or JSON)::
       - {loss: ce, seed: 0}
     gpus: 1                          # > 1: each run is a `torchrun --nproc-per-node G` job
 
-Run names are built from the options that vary across the sweep, in grid order
-(``weights=rank_agreement,seed=1``), so a name never changes when an unrelated run is added to
+Run names are built from the options that vary across the sweep, in grid order with the seed
+last (``weights=rank_agreement,seed=1``), so a name never changes when an unrelated run is added to
 ``include``; runs with the same name and different options, or an option the trainer does not
 know, are one-line errors.
 """
@@ -125,7 +125,11 @@ def expand_grid(spec: dict) -> list[SweepRun]:
         points = [{}]
     # Keys that vary name the runs: grid keys with several values, then include's own keys.
     varying = [k for k, v in grid.items() if len(v) > 1]
-    varying += [k for extra in include for k in extra if k not in varying]
+    for key in (k for extra in include for k in extra):
+        if key not in varying:
+            varying.append(key)
+    if "seed" in varying:  # last, so that the report's group of a run is its name minus the seed
+        varying.append(varying.pop(varying.index("seed")))
 
     runs: dict[str, SweepRun] = {}
     for point in points:

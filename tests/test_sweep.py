@@ -16,13 +16,21 @@ EXAMPLES = sorted((Path(__file__).parent.parent / "examples").glob("*.yaml"))
 
 def test_grid_expands_to_the_product_then_include_with_stable_names():
     spec = {"base": {"epochs": 3}, "grid": {"weights": ["current_rank", "rank_agreement"], "seed": [0, 1]},
-            "include": [{"loss": "supcon", "seed": 0}]}
+            "include": [{"loss": "supcon", "seed": 0}, {"loss": "supcon", "seed": 1}, {"loss": "ce", "seed": 0}]}
     runs = expand_grid(spec)
     assert [r.name for r in runs] == [
         "weights=current_rank,seed=0", "weights=current_rank,seed=1",
-        "weights=rank_agreement,seed=0", "weights=rank_agreement,seed=1", "seed=0,loss=supcon"]
+        "weights=rank_agreement,seed=0", "weights=rank_agreement,seed=1",
+        "loss=supcon,seed=0", "loss=supcon,seed=1", "loss=ce,seed=0"]
     assert runs[3].options == {"epochs": 3, "weights": "rank_agreement", "seed": 1}
     assert [r.name for r in expand_grid(spec)] == [r.name for r in runs]  # deterministic
+
+
+def test_sweep_names_group_over_seeds_in_the_report():
+    from rascal_geom.runs import SEED_SUFFIX
+
+    runs = expand_grid({"grid": {"seed": [0, 1], "weights": ["rank_agreement", "current_rank"]}})
+    assert {SEED_SUFFIX.sub("", r.name) for r in runs} == {"weights=rank_agreement", "weights=current_rank"}
 
 
 def test_identical_runs_listed_twice_appear_once_and_clashing_names_fail():
