@@ -190,34 +190,36 @@ def _compute_weights(z: Tensor, block: PositiveBlock, source: str, cached: Tenso
         sims = (work @ work.T).gather(1, block.index)
     denom = (num_pos - 1).clamp_min(1).to(work.dtype)[:, None]
 
+    off = ~mask
     drift = drift_valid = None
     if cached is not None and (source in _CACHE_SOURCES or need_drift):
         rho_t = _ranks_in_block(sims, block)
         rho_c = _cached_ranks_in_block(cached.detach().to(work.dtype), block)
         # δ_ij in [0, 1]; |P(i)| = 1 gives |0 - 0| / 1 = 0 as the spec asks.
-        drift = rho_t.sub_(rho_c).abs_().div_(denom).masked_fill_(~mask, 0)
+        drift = rho_t.sub_(rho_c).abs_().div_(denom).masked_fill_(off, 0)
         # An anchor uses its cache only when it and all its positives have a row.
-        drift_valid = cached_valid & ~(~cached_valid[block.index] & mask).any(dim=1)
+        drift_valid = cached_valid & ~((~cached_valid)[block.index] & mask).any(dim=1)
 
     if source == "uniform":
         raw = mask.to(work.dtype)
     elif source == "current_rank":
-        raw = 1 - _ranks_in_block(sims, block) / denom
+        raw = _ranks_in_block(sims, block).div_(-denom).add_(1)
     elif source == "current_similarity":
-        raw = 1 + sims
+        raw = sims + 1
     elif source == "rank_agreement":
-        raw = 1 - drift
+        raw = torch.sub(1, drift)
     else:  # rank_agreement_hard
         raw = (drift < 0.5).to(work.dtype)
-    raw = raw.masked_fill(~mask, 0)
+    raw.masked_fill_(off, 0)
 
-    total = raw.sum(dim=1, keepdim=True)
-    fallback = (total[:, 0] <= 0) & (num_pos > 0)
+    total = raw.sum(dim=1)
+    fallback = (total <= 0) & (num_pos > 0)
     if source in _CACHE_SOURCES:
         fallback |= ~drift_valid & (num_pos > 0)
-    # Both branches are 0 off the positives: raw is masked and uniform is built from the mask.
-    uniform = mask.to(work.dtype) / num_pos.clamp_min(1).to(work.dtype)[:, None]
-    weights = torch.where(fallback[:, None], uniform, raw / total.clamp_min(torch.finfo(work.dtype).tiny))
+    # A fallback row is its positives' mask over |P(i)|; raw is already 0 off the positives.
+    raw = torch.where(fallback[:, None], mask.to(work.dtype), raw)
+    total = torch.where(fallback, num_pos.to(work.dtype), total)
+    weights = raw.div_(total.clamp_min(torch.finfo(work.dtype).tiny)[:, None])
     return WeightResult(block, weights, fallback, drift, drift_valid)
 
 
