@@ -26,8 +26,10 @@ from rascal_train.progress import track
 PROTOCOLS = ("full_batch", "supcon")
 KNN_K = 20
 SHOT_GROUPS = ("many", "medium", "few")
-#: The folder name of CIFAR-100-C as extracted from its archive, looked for under the data root.
+#: The folder names of CIFAR-100-C and ImageNet-C as extracted from their archives, looked for
+#: under the data root (CIFAR-100-C for in-memory test splits, ImageNet-C for file-backed ones).
 CIFAR_C_DIRNAME = "CIFAR-100-C"
+IMAGENET_C_DIRNAME = "ImageNet-C"
 
 
 def resolve_device(device=None) -> torch.device:
@@ -74,7 +76,7 @@ def _uint8_tensor(images: np.ndarray, device: torch.device) -> torch.Tensor:
 
 
 def _image_batches(dataset: HierDataset, batch_size: int, device: torch.device, image_size: int | None,
-                   progress: bool, description: str):
+                   progress: bool, description: str, transform=None):
     """Yield normalised float batches ``[B, 3, S, S]`` on ``device`` covering the split in order."""
     from rascal_train.transforms import eval_transform, normalize_batch
 
@@ -90,14 +92,14 @@ def _image_batches(dataset: HierDataset, batch_size: int, device: torch.device, 
             yield x
         return
     loader = torch.utils.data.DataLoader(
-        _FileImages(dataset, eval_transform(image_size or 224)), batch_size=batch_size, shuffle=False,
+        _FileImages(dataset, transform or eval_transform(image_size or 224)), batch_size=batch_size, shuffle=False,
         num_workers=_loader_workers(), pin_memory=device.type == "cuda")
     for x, _ in track(loader, description, total=len(loader), disable=not progress):
         yield x.to(device, non_blocking=True)
 
 
 def extract_features(model, dataset: HierDataset, batch_size: int = 256, device=None, progress: bool = True,
-                     image_size: int | None = None, description: str = "features") -> dict:
+                     image_size: int | None = None, description: str = "features", transform=None) -> dict:
     """Run the frozen encoder once over a split.
 
     Parameters
@@ -116,6 +118,9 @@ def extract_features(model, dataset: HierDataset, batch_size: int = 256, device=
         uses 224 for file-backed sets; in-memory images of another size are resized (bilinear).
     description : str, default="features"
         Progress-bar label.
+    transform : callable (PIL image -> float32 Tensor of shape (3, S, S)), default=None
+        File-backed sets only: the test-time transform; ``eval_transform(image_size or 224)``
+        when ``None`` (ImageNet-C uses :func:`imagenet_c_transform`).
 
     Returns
     -------
@@ -133,7 +138,7 @@ def extract_features(model, dataset: HierDataset, batch_size: int = 256, device=
     features, projections = [], []
     try:
         with torch.inference_mode(), _autocast(device):
-            for x in _image_batches(dataset, batch_size, device, image_size, progress, description):
+            for x in _image_batches(dataset, batch_size, device, image_size, progress, description, transform):
                 f = model.encoder(x)
                 z = model.project(f)
                 features.append(f.float().cpu())
@@ -304,11 +309,17 @@ def corruption_accuracy(model, classify, test_set: HierDataset, root=None, corru
     classify : callable (features ndarray of shape (n, F) -> logits ndarray of shape (n, C))
         The classifier trained on clean features (the linear probe).
     test_set : HierDataset
-        An in-memory (CIFAR-sized) test split; accuracy is on its ``train_level`` labels.
+        The test split; accuracy is on its ``train_level`` labels. In-memory (CIFAR-sized) splits
+        are corrupted in memory or read from CIFAR-C; file-backed (ImageNet-style) splits are
+        scored on ImageNet-C.
     root : str or Path, default=None
-        A CIFAR-100-C folder: a corruption with ``<root>/<corruption>.npy`` is read from it (its rows
-        must be this test split in order, checked against the finest-level labels); any other is
-        generated with :func:`rascal_train.corruptions.corrupt`.
+        In-memory split: a CIFAR-100-C folder; a corruption with ``<root>/<corruption>.npy`` is
+        read from it (its rows must be this test split in order, checked against the finest-level
+        labels), any other is generated with :func:`rascal_train.corruptions.corrupt`.
+        File-backed split: the ImageNet-C root ``<root>/<corruption>/<severity>/<wnid>/*.JPEG``
+        (required). Each ``wnid`` folder is matched to a class name of the split's finest level
+        (for ``imagefolder``, the class folder names) and scored at that class's ``train_level``
+        label; the images go through :func:`imagenet_c_transform`.
     corruptions : sequence of str, default=None
         The 15 benchmark corruptions when ``None``.
     severities : sequence of int, default=None
@@ -325,14 +336,17 @@ def corruption_accuracy(model, classify, test_set: HierDataset, root=None, corru
         ``"mean_corruption_error"``: mean over corruptions of the mean top-1 error over severities,
         unnormalised (the CIFAR-C convention); ``"source"``: ``"file"``, ``"generated"`` or
         ``"mixed"`` (generated sets approximate the published ones, see :mod:`rascal_train.corruptions`).
+        ImageNet-C adds ``"mean_corruption_error_alexnet"``: the published mCE, each corruption's
+        mean error divided by AlexNet's before averaging, over the benchmark corruptions
+        evaluated (``None`` when none is; ``source`` is ``"file"``).
     """
     from rascal_train.corruptions import CORRUPTIONS, SEVERITIES, corrupted_test_sets, mean_corruption_error
 
-    if test_set.images is None:
-        raise RascalError(f"Corruption accuracy needs an in-memory (CIFAR-sized) test split; {test_set.name!r} "
-                          "is file-backed (ImageNet-C evaluation is not supported yet): drop --corruptions.")
     corruptions = CORRUPTIONS if corruptions is None else tuple(corruptions)
     severities = SEVERITIES if severities is None else tuple(severities)
+    if test_set.images is None:
+        return _imagenet_c_accuracy(model, classify, test_set, root, corruptions, severities, batch_size, device,
+                                    image_size, progress)
     labels = test_set.labels[test_set.train_level]
     finest = test_set.labels[test_set.levels[-1]]
     per: dict[str, dict[str, float]] = {}
@@ -352,6 +366,70 @@ def corruption_accuracy(model, classify, test_set: HierDataset, root=None, corru
     return {"mean_accuracy": float(np.mean([a for by_s in per.values() for a in by_s.values()])),
             "mean_corruption_error": mean_corruption_error(per), "per": per,
             "source": sources.pop() if len(sources) == 1 else "mixed"}
+
+
+def imagenet_c_transform(image_size: int):
+    """Test-time transform of ImageNet-C images: PIL image -> float32 tensor (3, image_size, image_size).
+
+    ImageNet-C images are already the 224-px centre crops of the validation images (resize 256,
+    crop 224), so :func:`rascal_train.transforms.eval_transform` would crop them a second time.
+    They are only resized (shorter side to ``image_size``; a no-op at 224, the published
+    protocol), centre-cropped and normalised, which frames them as the clean images are framed.
+    """
+    from torchvision import transforms as T
+
+    from rascal_train.transforms import MEAN, STD
+
+    return T.Compose([T.Resize(image_size), T.CenterCrop(image_size), T.ToTensor(), T.Normalize(MEAN, STD)])
+
+
+def _imagenet_c_accuracy(model, classify, test_set: HierDataset, root, corruptions, severities, batch_size, device,
+                         image_size, progress) -> dict:
+    """The ImageNet-C branch of :func:`corruption_accuracy` (file-backed test splits)."""
+    from rascal_train.corruptions import ALEXNET_ERRORS, imagenet_c_files, mean_corruption_error
+    from rascal_train.datasets.folder import ImageFiles
+
+    if root is None:
+        raise RascalError(f"Corruption accuracy of the file-backed test split of {test_set.name!r} is measured on "
+                          "ImageNet-C; pass --corruptions-root pointing at the ImageNet-C folder "
+                          f"(<corruption>/<severity>/<wnid>/*.JPEG) or put it at <data-root>/{IMAGENET_C_DIRNAME}.")
+    level, fine = test_set.train_level, test_set.levels[-1]
+    class_index = {name: i for i, name in enumerate(test_set.class_names[fine])}
+    # Class folders name finest-level classes; their train-level label is read off the test split.
+    to_train = np.full(len(class_index), -1, dtype=np.int64)
+    to_train[test_set.labels[fine]] = test_set.labels[level]
+    # Every folder is listed and matched before any image is embedded, so that a missing or foreign
+    # folder fails at once rather than after hours of feature extraction.
+    sets = {}
+    for name in corruptions:
+        for s in severities:
+            files = imagenet_c_files(root, name, s)
+            folder = Path(root) / name / str(s)
+            if not files:
+                raise RascalError(f"ImageNet-C folder {folder} holds no images; expected {folder}/<wnid>/*.JPEG. "
+                                  "Re-extract ImageNet-C (https://github.com/hendrycks/robustness).")
+            labels = np.array([to_train[class_index[w]] if w in class_index else -1 for _, w in files], dtype=np.int64)
+            if (labels < 0).any():
+                wnid = files[int(np.argmax(labels < 0))][1]
+                raise RascalError(f"ImageNet-C folder {folder / wnid} is class {wnid!r}, which is not a {fine!r} "
+                                  f"class with test images in {test_set.name!r}; pass as --corruptions-root an "
+                                  "ImageNet-C holding only the test split's classes.")
+            sets[name, s] = HierDataset(name=f"{test_set.name}-c", split=test_set.split, levels=(level,),
+                                        labels={level: labels}, class_names={level: test_set.class_names[level]},
+                                        train_level=level, load_image=ImageFiles([p for p, _ in files]),
+                                        meta={"source": str(folder)})
+    transform = imagenet_c_transform(image_size or 224)
+    per: dict[str, dict[str, float]] = {}
+    for (name, s), corrupted in track(sets.items(), "ImageNet-C", total=len(sets), disable=not progress):
+        features = extract_features(model, corrupted, batch_size, device, False, image_size,
+                                    transform=transform)["features"]
+        labels = corrupted.labels[level]
+        per.setdefault(name, {})[str(s)] = float(np.mean(np.asarray(classify(features)).argmax(1) == labels))
+    benchmark = {name: by_s for name, by_s in per.items() if name in ALEXNET_ERRORS}
+    return {"mean_accuracy": float(np.mean([a for by_s in per.values() for a in by_s.values()])),
+            "mean_corruption_error": mean_corruption_error(per),
+            "mean_corruption_error_alexnet": mean_corruption_error(benchmark, "alexnet") if benchmark else None,
+            "per": per, "source": "file"}
 
 
 def _fit_probe(protocol: str, model, train_set: HierDataset, train: dict, train_targets, *, device, seed: int,
@@ -428,8 +506,9 @@ def evaluate_checkpoint(ckpt_path, data_root=None, linear: bool = True, knn: boo
     probe_epochs : int, default=10
         Epochs of the SupCon-protocol probe.
     corruptions_root : str or Path, default=None
-        A CIFAR-100-C folder; ``None`` uses ``<data_root>/CIFAR-100-C`` when it exists, else the
-        corruptions are generated.
+        For an in-memory test split a CIFAR-100-C folder; ``None`` uses ``<data_root>/CIFAR-100-C``
+        when it exists, else the corruptions are generated. For a file-backed split the ImageNet-C
+        folder; ``None`` uses ``<data_root>/ImageNet-C`` when it exists, else fails.
 
     Returns
     -------
@@ -437,8 +516,9 @@ def evaluate_checkpoint(ckpt_path, data_root=None, linear: bool = True, knn: boo
         ``checkpoint``, ``epoch``, ``level``, ``knn`` ({top1, top5, k} or None), ``linear``
         ({top1, top5, protocol} or None), ``shot_groups`` ({many, medium, few} or None; from the
         linear probe, else from kNN), ``corruptions`` ({mean_accuracy, mean_corruption_error,
-        per, source} or None). The mean corruption error is the mean top-1 error over all
-        corruptions and severities, not normalised by a reference model.
+        per, source} and, on ImageNet-C, mean_corruption_error_alexnet; or None). The mean
+        corruption error is the mean top-1 error over all corruptions and severities, not
+        normalised by a reference model; the AlexNet-normalised one is ImageNet-C's published mCE.
     """
     from rascal_train.config import TrainConfig
     from rascal_train.datasets.longtail import shot_groups
@@ -480,7 +560,8 @@ def evaluate_checkpoint(ckpt_path, data_root=None, linear: bool = True, knn: boo
         result["shot_groups"] = shot_group_accuracy(lambda mask: correct[mask].mean(), test_labels, groups)
         if corruptions:
             if corruptions_root is None and train_config.data_root is not None:
-                candidate = Path(train_config.data_root) / CIFAR_C_DIRNAME
+                dirname = CIFAR_C_DIRNAME if test_set.images is not None else IMAGENET_C_DIRNAME
+                candidate = Path(train_config.data_root) / dirname
                 corruptions_root = candidate if candidate.is_dir() else None
             result["corruptions"] = corruption_accuracy(
                 model, classify, test_set, root=corruptions_root, batch_size=batch_size, device=device,

@@ -255,7 +255,101 @@ def test_corruption_accuracy_generated_brightness():
     assert expected["brightness"]["5"] < expected["brightness"]["1"]
 
 
-def test_corruption_accuracy_needs_in_memory_split():
-    ds = make_dataset(np.zeros((2, 8, 8, 3), np.uint8), [0, 1], file_backed=True)
-    with pytest.raises(RascalError, match="in-memory"):
-        corruption_accuracy(MeanPoolModel(), lambda f: f, ds, device="cpu", progress=False)
+WNIDS = ("n01440764", "n01443537")  # class 0 (dark images), class 1 (bright images)
+
+
+def gray_jpeg(path, level):
+    """A 16x16 uniform gray JPEG; JPEG keeps a flat image's value, so its class is known."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.full((16, 16, 3), level, np.uint8)).save(path, quality=95)
+
+
+def brightness_classify(features):
+    """Logits (-m, m) of the mean normalised intensity m: dark -> class 0, bright -> class 1."""
+    m = features.mean(axis=1)
+    return np.stack([-m, m], axis=1)
+
+
+@pytest.fixture
+def imagenet_val(tmp_path):
+    """An ``imagefolder`` val split: 3 dark images of WNIDS[0], 3 bright ones of WNIDS[1]."""
+    from rascal_train.datasets import get_dataset
+
+    for wnid, level in zip(WNIDS, (40, 210)):
+        for i in range(3):
+            gray_jpeg(tmp_path / "data" / "val" / wnid / f"ILSVRC2012_val_{wnid}_{i}.JPEG", level)
+    return get_dataset("imagefolder", root=tmp_path / "data", split="val")
+
+
+def write_imagenet_c(root, levels):
+    """``levels[corruption][severity][wnid]``: the gray levels of that folder's images."""
+    for name, by_severity in levels.items():
+        for s, by_wnid in by_severity.items():
+            for wnid, values in by_wnid.items():
+                for i, level in enumerate(values):
+                    gray_jpeg(root / name / str(s) / wnid / f"{i}.JPEG", level)
+
+
+def test_corruption_accuracy_reads_imagenet_c(imagenet_val, tmp_path):
+    assert imagenet_val.load_image is not None and imagenet_val.class_names["class"] == list(WNIDS)
+    dark, bright = 40, 210
+    clean = {WNIDS[0]: [dark] * 3, WNIDS[1]: [bright] * 3}
+    root = tmp_path / "ImageNet-C"
+    write_imagenet_c(root, {
+        # Severity 1 is the clean images; severity 2 makes one of the class-0 images bright.
+        "gaussian_noise": {1: clean, 2: {WNIDS[0]: [dark, bright, dark], WNIDS[1]: [bright] * 3}},
+        # Severity 1 swaps class 0's images only (4 of 7 wrong), severity 2 swaps both classes.
+        "contrast": {1: {WNIDS[0]: [bright] * 4, WNIDS[1]: [bright] * 3},
+                     2: {WNIDS[0]: [bright] * 3, WNIDS[1]: [dark] * 3}},
+    })
+    model = MeanPoolModel()
+    # The clean split itself is classified perfectly by the hand-made classifier.
+    clean_feats = extract_features(model, imagenet_val, device="cpu", progress=False, image_size=16)["features"]
+    np.testing.assert_array_equal(brightness_classify(clean_feats).argmax(1), [0, 0, 0, 1, 1, 1])
+
+    got = corruption_accuracy(model, brightness_classify, imagenet_val, root=root,
+                              corruptions=["gaussian_noise", "contrast"], severities=[1, 2], batch_size=4,
+                              device="cpu", image_size=16, progress=False)
+    per = {"gaussian_noise": {"1": 1.0, "2": 5 / 6}, "contrast": {"1": 3 / 7, "2": 0.0}}
+    assert got["per"].keys() == per.keys()
+    for name, by_severity in per.items():
+        assert got["per"][name] == pytest.approx(by_severity)
+    assert got["mean_accuracy"] == pytest.approx((1 + 5 / 6 + 3 / 7 + 0) / 4)
+    errors = {"gaussian_noise": (0 + 1 / 6) / 2, "contrast": (4 / 7 + 1) / 2}
+    assert got["mean_corruption_error"] == pytest.approx((errors["gaussian_noise"] + errors["contrast"]) / 2)
+    # AlexNet's published ImageNet-C errors (hendrycks/robustness): gaussian_noise 0.886428, contrast 0.853204.
+    assert got["mean_corruption_error_alexnet"] == pytest.approx(
+        (errors["gaussian_noise"] / 0.886428 + errors["contrast"] / 0.853204) / 2)
+    assert got["source"] == "file"
+
+
+def test_imagenet_c_transform_does_not_crop_again():
+    # A 128-px image (the eval transform's resize-then-crop protocol size) passes through unchanged
+    # except for normalisation: ImageNet-C images are already centre crops.
+    from rascal_train.evaluate import imagenet_c_transform
+
+    image = np.random.default_rng(7).integers(0, 256, size=(128, 128, 3), dtype=np.uint8)
+    got = imagenet_c_transform(128)(Image.fromarray(image)).numpy()
+    expected = ((image / 255.0 - np.array(MEAN)) / np.array(STD)).transpose(2, 0, 1)
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+
+
+def test_imagenet_c_errors(imagenet_val, tmp_path):
+    model = MeanPoolModel()
+    kwargs = {"corruptions": ["gaussian_noise"], "severities": [1], "device": "cpu", "image_size": 16,
+              "progress": False}
+    with pytest.raises(RascalError, match="pass --corruptions-root pointing at the ImageNet-C") as err:
+        corruption_accuracy(model, brightness_classify, imagenet_val, **kwargs)
+    assert "\n" not in str(err.value)
+
+    root = tmp_path / "ImageNet-C"
+    write_imagenet_c(root, {"gaussian_noise": {1: {WNIDS[0]: [40], "n99999999": [210]}}})
+    with pytest.raises(RascalError, match="n99999999") as err:
+        corruption_accuracy(model, brightness_classify, imagenet_val, root=root, **kwargs)
+    assert "\n" not in str(err.value) and "--corruptions-root" in str(err.value)
+
+    # A corruption folder that is missing is named, with where ImageNet-C comes from.
+    with pytest.raises(RascalError, match="has no contrast/1/") as err:
+        corruption_accuracy(model, brightness_classify, imagenet_val, root=root, corruptions=["contrast"],
+                            **{k: v for k, v in kwargs.items() if k != "corruptions"})
+    assert "\n" not in str(err.value) and "zenodo" in str(err.value)

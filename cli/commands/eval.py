@@ -17,10 +17,12 @@ from rascal_cli.errors import user_errors
               help="Weighted cosine kNN (k=20) of test features against training features.")
 @click.option("--corruptions", is_flag=True,
               help="Accuracy of the linear probe under each of the 15 corruptions and 5 severities, and "
-                   "the mean corruption error (CIFAR-100-C files where present, else generated; "
-                   "in-memory test splits only).")
+                   "the mean corruption error (CIFAR-sized test splits: CIFAR-100-C files where present, "
+                   "else generated; ImageNet-style splits: ImageNet-C, also reporting AlexNet-normalised mCE).")
 @click.option("--corruptions-root", type=click.Path(exists=True, file_okay=False, path_type=Path),
-              help="CIFAR-100-C folder (default: <data-root>/CIFAR-100-C when it exists, else generate).")
+              help="CIFAR-100-C folder (default: <data-root>/CIFAR-100-C when it exists, else generate), or "
+                   "for ImageNet-style splits the ImageNet-C folder of <corruption>/<severity>/<wnid>/*.JPEG "
+                   "(default: <data-root>/ImageNet-C; required).")
 @click.option("--protocol", type=click.Choice(("full_batch", "supcon")), default="full_batch", show_default=True,
               help="full_batch: L-BFGS logistic regression on features extracted once; supcon: SGD on "
                    "augmented views of the frozen encoder (SupCon's protocol, slower).")
@@ -79,4 +81,7 @@ def _summary(result: dict):
     if result["corruptions"] is not None:
         table.add_row("corruption mean accuracy", f"{result['corruptions']['mean_accuracy']:.4f}")
         table.add_row("mean corruption error", f"{result['corruptions']['mean_corruption_error']:.4f}")
+        if result["corruptions"].get("mean_corruption_error_alexnet") is not None:
+            table.add_row("mCE (AlexNet-normalised)",
+                          f"{result['corruptions']['mean_corruption_error_alexnet']:.4f}")
     return table
