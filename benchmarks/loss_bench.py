@@ -3,9 +3,11 @@
     python benchmarks/loss_bench.py                 # CUDA if present, else CPU (smaller sizes)
     python benchmarks/loss_bench.py --sizes 2048 --classes 10 100
 
-Every (method, N, classes) point runs in its own subprocess so peak memory is that point's
-alone: ``torch.cuda.max_memory_allocated`` on a GPU, the growth of peak RSS on a CPU. Times are
-the best of ``--repeats`` timed runs after warm-up (the least disturbed by other load). Ratios are taken within this one run.
+Peak memory of each (method, N, classes) point is measured in its own subprocess, so it is that
+point's alone: ``torch.cuda.max_memory_allocated`` on a GPU, the growth of peak RSS on a CPU.
+Times are measured in this process with the methods interleaved round by round, so every method
+sees the same load; each is the best of ``--repeats`` rounds after a warm-up. Ratios are taken
+within this one run.
 Targets (issue 2): CPU, rank_agreement ≤ 1.5× uniform at N = 2048; GPU, rank_agreement at
 N = 8192 with 100 classes ≤ 1.1× textbook SupCon's time and ≤ 1 GiB peak.
 """
@@ -38,9 +40,8 @@ def textbook_supcon(z, labels, temperature=0.1):
     return -mean_log_prob_pos[pos > 0].mean()
 
 
-def run_point(method: str, n: int, classes: int, dim: int, repeats: int, device: str) -> dict:
-    import resource
-
+def make_step(method: str, n: int, classes: int, dim: int, device: str):
+    """One forward+backward of ``method`` on a fixed random batch, as a no-argument callable."""
     import torch
     import torch.nn.functional as F
 
@@ -55,8 +56,7 @@ def run_point(method: str, n: int, classes: int, dim: int, repeats: int, device:
     if method == "textbook_supcon":
         fn = lambda z: textbook_supcon(z, labels)  # noqa: E731
     else:
-        weights = method.split("+")[0]
-        loss = RascalLoss(0.1, weights=weights, track_stats=method.endswith("+stats"))
+        loss = RascalLoss(0.1, weights=method.split("+")[0], track_stats=method.endswith("+stats"))
         fn = lambda z: loss(z, labels, cached, valid)  # noqa: E731
 
     def step():
@@ -65,23 +65,50 @@ def run_point(method: str, n: int, classes: int, dim: int, repeats: int, device:
         if device == "cuda":
             torch.cuda.synchronize()
 
-    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return step
+
+
+def _status_kib(field: str) -> int:
+    with open("/proc/self/status") as fh:
+        return next(int(line.split()[1]) for line in fh if line.startswith(field + ":"))
+
+
+def peak_memory(method: str, n: int, classes: int, dim: int, device: str) -> float:
+    """Peak memory (MiB) of one step, measured in a fresh process so nothing else counts.
+
+    On a CPU: the rise of the resident set's high-water mark over its level before the first
+    step (the mark reset through ``/proc/self/clear_refs``). Only a first step shows it: later
+    steps reuse memory that the C allocator kept, so their RSS barely moves.
+    """
+    import torch
+
+    step = make_step(method, n, classes, dim, device)
     if device == "cuda":
+        step()  # warm-up: CUDA context and kernels are not the step's
+        torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
         before = torch.cuda.memory_allocated()
-    step()
-    step()  # warm-up
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
         step()
-        times.append(time.perf_counter() - t0)
-    if device == "cuda":
-        peak = torch.cuda.max_memory_allocated() - before
-    else:
-        peak = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss0) * 1024
-    return {"method": method, "n": n, "classes": classes, "ms": 1000 * min(times),
-            "peak_mib": peak / 2**20}
+        return (torch.cuda.max_memory_allocated() - before) / 2**20
+    with open("/proc/self/clear_refs", "w") as fh:
+        fh.write("5")  # reset VmHWM to the current resident set
+    before = _status_kib("VmRSS")
+    step()
+    return (_status_kib("VmHWM") - before) / 1024
+
+
+def step_times(n: int, classes: int, dim: int, repeats: int, device: str) -> dict[str, float]:
+    """Best-of-``repeats`` ms per method, the methods interleaved so all see the same load."""
+    steps = {m: make_step(m, n, classes, dim, device) for m in METHODS}
+    for step in steps.values():  # warm-up
+        step()
+    best = {m: float("inf") for m in METHODS}
+    for _ in range(repeats):
+        for m, step in steps.items():
+            t0 = time.perf_counter()
+            step()
+            best[m] = min(best[m], 1000 * (time.perf_counter() - t0))
+    return best
 
 
 def main() -> None:
@@ -91,11 +118,10 @@ def main() -> None:
     ap.add_argument("--dim", type=int, default=128)
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--device", choices=["cuda", "cpu"])
-    ap.add_argument("--point", help=argparse.SUPPRESS)
+    ap.add_argument("--memory", help=argparse.SUPPRESS)
     args = ap.parse_args()
-    if args.point:
-        method, n, c, dim, repeats, device = json.loads(args.point)
-        print(json.dumps(run_point(method, n, c, dim, repeats, device)))
+    if args.memory:
+        print(peak_memory(*json.loads(args.memory)))
         return
 
     import torch
@@ -106,19 +132,24 @@ def main() -> None:
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     sizes = args.sizes or ([1024, 2048, 4096, 8192, 16384] if device == "cuda" else [1024, 2048, 4096])
-    points = [(m, n, c) for c in args.classes for n in sizes for m in METHODS]
+    grid = [(n, c) for c in args.classes for n in sizes]
     results = {}
     with make_progress() as prog:
-        task = prog.add_task("loss benchmark", total=len(points))
-        for m, n, c in points:
-            payload = json.dumps([m, n, c, args.dim, args.repeats, device])
-            out = subprocess.run([sys.executable, __file__, "--point", payload],
-                                 capture_output=True, text=True)
-            if out.returncode != 0:
-                results[(m, n, c)] = None  # out of memory or similar: shown as "failed"
-                prog.console.print(f"[red]{m} N={n} C={c} failed: {out.stderr.strip().splitlines()[-1:]}")
-            else:
-                results[(m, n, c)] = json.loads(out.stdout.strip().splitlines()[-1])
+        task = prog.add_task("loss benchmark", total=len(grid) * (len(METHODS) + 1))
+        for n, c in grid:
+            for m in METHODS:
+                payload = json.dumps([m, n, c, args.dim, device])
+                out = subprocess.run([sys.executable, __file__, "--memory", payload],
+                                     capture_output=True, text=True)
+                if out.returncode != 0:  # out of memory or similar: shown as "failed"
+                    prog.console.print(f"[red]{m} N={n} C={c} failed: {out.stderr.strip().splitlines()[-1:]}")
+                results[(m, n, c)] = None if out.returncode else {"peak_mib": float(out.stdout.split()[-1])}
+                prog.advance(task)
+            ok = [m for m in METHODS if results[(m, n, c)] is not None]
+            if ok:
+                for m, ms in step_times(n, c, args.dim, args.repeats, device).items():
+                    if results[(m, n, c)] is not None:
+                        results[(m, n, c)]["ms"] = ms
             prog.advance(task)
 
     name = torch.cuda.get_device_name() if device == "cuda" else f"CPU, {torch.get_num_threads()} threads"
@@ -136,7 +167,7 @@ def main() -> None:
                           *(fmt(r, "peak_mib") for r in row))
     Console(width=220).print(table)
     print("peak memory:", "torch.cuda.max_memory_allocated" if device == "cuda"
-          else "growth of the process's peak RSS (includes allocator slack)")
+          else "rise of the resident set's high-water mark during one step (includes allocator slack)")
 
 
 if __name__ == "__main__":
