@@ -1,4 +1,4 @@
-"""The RASCAL loss and the weight sources of its ablation (``../shared/spec/RASCAL.md``).
+"""The RASCAL loss and the weight sources of its ablation, as the project's RASCAL.md spec fixes them.
 
 One loss with one switch: SupCon's equal weight over an anchor's positives is replaced by a
 row-stochastic weight ``w_ij``; ``weights="uniform"`` *is* SupCon (Khosla et al. 2020, Eq. 2).
@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-
 
 import torch
 from torch import Tensor, nn
