@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rascal_train.errors import RascalError
+from rascal_train.io import read_jsonl
 
 ANALYSIS_SCHEMA = "rascal.analysis/1"
 
@@ -96,28 +97,10 @@ def _read_json(path: Path) -> dict:
     return obj
 
 
-def read_log(path: Path) -> list[dict]:
-    """Read ``train_log.jsonl``; a torn last line (a run killed mid-write) is skipped."""
-    records = []
-    lines = path.read_text(encoding="utf-8").splitlines()
-    for i, line in enumerate(lines):
-        if not line.strip():
-            continue
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
-            if i == len(lines) - 1:
-                break
-            raise RascalError(f"{path} line {i + 1} is not JSON; the log is corrupt, "
-                              "re-run training or remove that line.") from None
-    return records
-
-
 def _fill_from_run_dir(record: RunRecord, run_dir: Path) -> None:
     if (run_dir / "config.json").is_file():
         record.config = _read_json(run_dir / "config.json")
-    if (run_dir / "train_log.jsonl").is_file():
-        record.log = read_log(run_dir / "train_log.jsonl")
+    record.log = read_jsonl(run_dir / "train_log.jsonl")
     if (run_dir / "eval.json").is_file():
         record.eval = _read_json(run_dir / "eval.json")
 

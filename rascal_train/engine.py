@@ -30,7 +30,8 @@ from rascal_train import distributed as dist_utils
 from rascal_train.config import RESUME_FREE_KEYS, TrainConfig, resume_path
 from rascal_train.datasets.base import HierDataset
 from rascal_train.errors import RascalError
-from rascal_train.io import atomic_torch_save, atomic_write_json, atomic_write_text, load_checkpoint
+from rascal_train.io import (atomic_torch_save, atomic_write_json, atomic_write_text, load_checkpoint,
+                             read_jsonl)
 from rascal_train.models import CHECKPOINT_FORMAT, RascalModel, build_model
 
 LOG_NAME = "train_log.jsonl"
@@ -270,20 +271,9 @@ def _save_checkpoint(run_dir: Path, state: dict) -> Path:
     return path
 
 
-def _read_log(path: Path) -> list[dict]:
-    records = []
-    if path.is_file():
-        for line in path.read_text(encoding="utf-8").splitlines():
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue  # a torn last line of a killed run
-    return records
-
-
 def _truncate_log(path: Path, epoch: int) -> None:
     """Keep the records of epochs ``<= epoch``: the ones the checkpoint being resumed saw."""
-    kept = [r for r in _read_log(path) if int(r.get("epoch", 0)) <= epoch]
+    kept = [r for r in read_jsonl(path) if int(r.get("epoch", 0)) <= epoch]
     atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in kept))
 
 

@@ -41,6 +41,30 @@ def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
     return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, allow_nan=True) + "\n")
 
 
+def read_jsonl(path: str | os.PathLike) -> list[dict]:
+    """Records of a JSON-lines file (``train_log.jsonl``); ``[]`` when it does not exist.
+
+    A torn last line (a run killed mid-write) is skipped; a bad line anywhere else is a
+    :class:`RascalError`, since appends only ever tear the last one.
+    """
+    path = Path(path)
+    if not path.is_file():
+        return []
+    records = []
+    lines = path.read_text(encoding="utf-8").splitlines()
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            if i == len(lines) - 1:
+                break
+            raise RascalError(f"{path} line {i + 1} is not JSON; the log is corrupt, "
+                              "re-run training or remove that line.") from None
+    return records
+
+
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
     """``torch.save`` made atomic: serialise to memory, then write-and-rename."""
     import torch

@@ -52,3 +52,15 @@ def test_bad_checkpoints_are_one_line_errors(tmp_path, content, match):
     with pytest.raises(RascalError, match=match) as info:
         load_checkpoint(path)
     assert "\n" not in str(info.value)
+
+
+def test_read_jsonl_skips_only_a_torn_last_line(tmp_path):
+    from rascal_train.io import read_jsonl
+
+    log = tmp_path / "train_log.jsonl"
+    assert read_jsonl(log) == []
+    log.write_text('{"epoch": 1}\n\n{"epoch": 2}\n{"epo')
+    assert read_jsonl(log) == [{"epoch": 1}, {"epoch": 2}]
+    log.write_text('{"epoch": 1}\n{"epo\n{"epoch": 2}\n')
+    with pytest.raises(RascalError, match="line 2 is not JSON"):
+        read_jsonl(log)
