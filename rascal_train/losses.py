@@ -6,8 +6,9 @@ row-stochastic weight ``w_ij``; ``weights="uniform"`` *is* SupCon (Khosla et al.
 Ranks are needed only among each anchor's positives, so nothing here sorts an N×N matrix:
 every anchor's class members are gathered into a padded ``[N, n_max]`` block (``n_max`` the
 largest class count in the batch), and ranks, drifts and weights live in that block. Work and
-memory of the weighting are O(N · n_max); the only N×N object is the similarity matrix that the
-softmax denominator needs anyway.
+memory of the weighting are O(N · n_max). The softmax denominator needs every similarity, but
+never all at once: they are computed a chunk of rows at a time, and the backward pass rebuilds
+each chunk instead of keeping an N×N matrix alive between forward and backward.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
+from torch.autograd.function import once_differentiable
 
 from rascal_train.errors import RascalError
 from rascal_train.ranks import average_ranks
@@ -25,8 +27,9 @@ WEIGHT_SOURCES = ("uniform", "current_rank", "current_similarity", "rank_agreeme
                   "rank_agreement_hard")
 _CACHE_SOURCES = ("rank_agreement", "rank_agreement_hard")
 HIST_BINS = 20
-# Rows of no-grad work per chunk: keeps the [rows, N] temporaries near 64 MiB in float32.
-_CHUNK_ELEMS = 1 << 24
+# Elements of a [rows, N] chunk: 64 MiB in float32 keeps a CPU pass near its caches; on a GPU
+# a chunk of 256 MiB takes N = 8192 in one launch per kernel and still bounds memory.
+_CHUNK_ELEMS = {"cpu": 1 << 24, "cuda": 1 << 26}
 
 
 def _validate(z: Tensor, labels: Tensor, cached: Tensor | None, cached_valid: Tensor | None) -> None:
@@ -76,6 +79,8 @@ class PositiveBlock:
         The anchor's class, as an index ``0..num_classes-1`` into the batch's classes.
     pos : LongTensor of shape (N,)
         The column of the anchor itself in its row of ``index``.
+    members : LongTensor of shape (num_classes, n_max)
+        Each class's row of ``index``: ``index == members[cls]``.
     """
 
     index: Tensor
@@ -84,6 +89,7 @@ class PositiveBlock:
     num_pos: Tensor
     cls: Tensor
     pos: Tensor
+    members: Tensor
 
     @classmethod
     def from_labels(cls, labels: Tensor) -> "PositiveBlock":
@@ -101,22 +107,24 @@ class PositiveBlock:
         cls_of_row[order] = cls_of_sorted
         pos = torch.empty_like(pos_in_cls)
         pos[order] = pos_in_cls
-        index = members[cls_of_row]                                   # [N, n_max]
-        member = index >= 0
+        members = members.clamp_min(0)
+        index = members.index_select(0, cls_of_row)                   # [N, n_max]
+        member = torch.arange(n_max, device=device) < counts[cls_of_row][:, None]
         mask = member & (index != torch.arange(n, device=device)[:, None])
-        return cls(index=index.clamp_min(0), member=member, mask=mask,
-                   num_pos=counts[cls_of_row] - 1, cls=cls_of_row, pos=pos)
+        return cls(index=index, member=member, mask=mask, num_pos=counts[cls_of_row] - 1,
+                   cls=cls_of_row, pos=pos, members=members)
 
 
-def _row_chunks(n: int, width: int):
-    step = max(1, _CHUNK_ELEMS // max(1, width))
+def _row_chunks(n: int, width: int, device: torch.device):
+    step = max(1, _CHUNK_ELEMS.get(device.type, 1 << 24) // max(1, width))
     for start in range(0, n, step):
         yield slice(start, min(n, start + step))
 
 
-def _ranks_in_block(sims: Tensor, block: PositiveBlock) -> Tensor:
-    """Ranks of each anchor's positives by descending ``sims`` (N, n_max); others arbitrary."""
-    return average_ranks(sims.masked_fill(~block.mask, float("-inf")))
+def _ranks_in_block(sims: Tensor, off: Tensor) -> Tensor:
+    """Ranks of each anchor's positives by descending ``sims`` (N, n_max); ``off`` (N, n_max)
+    marks the rest, whose ranks are arbitrary."""
+    return average_ranks(sims.masked_fill(off, float("-inf")))
 
 
 def _distinct_rows(x: Tensor) -> tuple[Tensor, Tensor]:
@@ -141,26 +149,109 @@ def _distinct_rows(x: Tensor) -> tuple[Tensor, Tensor]:
 def _cached_ranks_in_block(c: Tensor, block: PositiveBlock) -> Tensor:
     """Ranks of each anchor's positives by descending cached similarity ``c_i · c_j``.
 
-    The views of one image share one cache row, so (i) their similarities to an anchor must
-    tie *exactly*: similarities are computed once per distinct row and gathered, and bit-equal
-    rows give bit-equal values; (ii) anchors that share a row and a class rank the same
-    columns: the class is ranked once per distinct (row, class), the anchor itself included,
-    and each anchor then drops itself, which lowers the average rank of column j by 1 if the
+    The views of one image share one cache row, so their similarities to an anchor tie, and
+    anchors that share a row and a class rank the same columns. Both are used, not fought:
+    a distinct (row, class) pair is one *group*, each class's groups are ranked once per
+    group as a multiset (a group of k rows counts k times, so its k tied copies share their
+    average rank without any comparison between bit-equal floats), the anchor itself included;
+    each anchor then drops itself, which lowers the average rank of a column by 1 if the
     anchor's own similarity is larger, by 1/2 if it ties, and not at all otherwise.
     """
-    uniq, inverse = _distinct_rows(c)
-    _, key = torch.unique(inverse * (int(block.cls.max()) + 1) + block.cls, return_inverse=True)
-    rep = torch.empty(int(key.max()) + 1, dtype=torch.long, device=c.device)
-    rep[key] = torch.arange(c.shape[0], device=c.device)  # any row of a group serves: all equal
-    col = inverse[block.index[rep]]
-    sims = torch.empty(col.shape, dtype=c.dtype, device=c.device)
-    for rows in _row_chunks(len(rep), uniq.shape[0]):
-        sims[rows] = (c[rep[rows]] @ uniq.T).gather(1, col[rows])
-    sims = sims.masked_fill(~block.member[rep], float("-inf"))
-    # Every anchor of a group has the same own similarity, so the correction is per group.
-    own = sims.gather(1, block.pos[rep][:, None])
-    ranks = average_ranks(sims) - (own > sims).to(sims.dtype) - 0.5 * (own == sims).to(sims.dtype)
-    return ranks[key]
+    _, inverse = _distinct_rows(c)
+    _, group, size = torch.unique(inverse * (int(block.cls.max()) + 1) + block.cls,
+                                  return_inverse=True, return_counts=True)
+    rep = torch.empty(len(size), dtype=torch.long, device=c.device)
+    rep[group] = torch.arange(c.shape[0], device=c.device)  # any row of a group serves: all equal
+    groups = PositiveBlock.from_labels(block.cls[rep])          # each group's class, by group
+    reps = c[rep]
+    (num_cls, width), num_groups = groups.members.shape, len(rep)
+    if num_cls * width * width <= num_groups * num_groups:
+        # Only same-class pairs are needed: one small Gram matrix per class, unless a class
+        # far larger than the others pads this beyond the all-pairs product.
+        per_class = reps[groups.members]                            # [C, width, d]
+        sims = torch.bmm(per_class, per_class.transpose(1, 2))[groups.cls, groups.pos]
+    else:
+        sims = torch.empty(groups.index.shape, dtype=c.dtype, device=c.device)
+        for rows in _row_chunks(num_groups, num_groups, c.device):
+            sims[rows] = (reps[rows] @ reps.T).gather(1, groups.index[rows])
+    sims = sims.masked_fill(~groups.member, float("-inf"))
+    own = sims.gather(1, groups.pos[:, None])
+    ranks = (average_ranks(sims, size[groups.index] * groups.member)
+             - (own > sims).to(sims.dtype) - 0.5 * (own == sims).to(sims.dtype))
+    # Anchor i's column j is group g(j) of i's class, found at column pos[g(j)] of row g(i);
+    # the columns depend on the class only, so they are looked up once per class.
+    col = groups.pos[group[block.members]]
+    return ranks.index_select(0, group).gather(1, col.index_select(0, block.cls))
+
+
+@torch.no_grad()
+def _similarity_pass(x: Tensor, block: PositiveBlock, temperature: float,
+                     count_above: bool = False) -> tuple[Tensor, Tensor, Tensor | None]:
+    """What the loss needs of ``s = x xᵀ``, computed a chunk of rows at a time.
+
+    Returns
+    -------
+    lse : Tensor of shape (N,)
+        ``log Σ_{a≠i} exp(s_ia / τ)``.
+    pos : Tensor of shape (N, n_max)
+        ``s`` at ``block.index`` (each anchor's class members, padding included).
+    above : LongTensor of shape (N,) or None
+        With ``count_above``: how many negatives of each anchor are more similar to it than its
+        weakest positive (0 for anchors without positives).
+    """
+    n = x.shape[0]
+    lse = x.new_empty(n)
+    pos = x.new_empty(block.index.shape)
+    above = torch.zeros(n, dtype=torch.long, device=x.device) if count_above else None
+    for rows in _row_chunks(n, n, x.device):
+        s = x[rows] @ x.T
+        pos[rows] = s.gather(1, block.index[rows])
+        s.diagonal(rows.start).fill_(float("-inf"))
+        if above is not None:
+            # Negatives above the weakest positive: every other sample above it, less the
+            # positives above it (one N-wide comparison instead of three).
+            mask = block.mask[rows]
+            weakest = pos[rows].masked_fill(~mask, float("inf")).amin(1, keepdim=True)
+            # (Summing bools into int32 is several times faster on a CPU than torch's int64 default.)
+            above[rows] = ((s > weakest).sum(1, dtype=torch.int32)
+                           - ((pos[rows] > weakest) & mask).sum(1, dtype=torch.int32))
+        lse[rows] = torch.logsumexp(s.div_(temperature), dim=1)
+    return lse, pos, above
+
+
+class _WeightedSupCon(torch.autograd.Function):
+    """Per-anchor loss ``lse_i - Σ_j w_ij s_ij / τ``, its gradient recomputed chunk by chunk.
+
+    The forward values come from ``_similarity_pass``; the backward rebuilds each chunk of rows
+    of the softmax ``q`` from ``x`` and ``lse``. With ``M_ij = g_i (q_ij - w_ij) / τ`` the
+    gradient of the loss in ``s`` (weights held fixed, as the spec's stop-gradient asks), and
+    ``s = x xᵀ``, the gradient in ``x`` is ``M x + Mᵀ x``: one more matmul than autograd would
+    spend, for memory O(chunk · N) instead of several N×N matrices.
+    """
+
+    @staticmethod
+    def forward(ctx, x: Tensor, lse: Tensor, pos: Tensor, weights: Tensor, index: Tensor,
+                temperature: float) -> Tensor:
+        ctx.save_for_backward(x, lse, weights, index)
+        ctx.temperature = temperature
+        return lse - (weights * pos).sum(1) / temperature
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad: Tensor):
+        x, lse, weights, index = ctx.saved_tensors
+        tau, n = ctx.temperature, x.shape[0]
+        gx = torch.zeros_like(x)
+        # With one row there is no softmax (lse = -inf) and nothing to differentiate.
+        for rows in _row_chunks(n, n, x.device) if n > 1 else ():
+            m = x[rows] @ x.T
+            m.diagonal(rows.start).fill_(float("-inf"))
+            m.div_(tau).sub_(lse[rows, None]).exp_()
+            m.scatter_add_(1, index[rows], -weights[rows])
+            m.mul_(grad[rows, None] / tau)
+            gx[rows] += m @ x
+            gx.addmm_(m.T, x[rows])
+        return gx, None, None, None, None, None
 
 
 @dataclass
@@ -192,17 +283,20 @@ def _compute_weights(z: Tensor, block: PositiveBlock, source: str, cached: Tenso
     off = ~mask
     drift = drift_valid = None
     if cached is not None and (source in _CACHE_SOURCES or need_drift):
-        rho_t = _ranks_in_block(sims, block)
+        rho_t = _ranks_in_block(sims, off)
         rho_c = _cached_ranks_in_block(cached.detach().to(work.dtype), block)
         # δ_ij in [0, 1]; |P(i)| = 1 gives |0 - 0| / 1 = 0 as the spec asks.
         drift = rho_t.sub_(rho_c).abs_().div_(denom).masked_fill_(off, 0)
-        # An anchor uses its cache only when it and all its positives have a row.
-        drift_valid = cached_valid & ~((~cached_valid)[block.index] & mask).any(dim=1)
+        # An anchor uses its cache only when it and all its positives have a row, i.e. when
+        # no row of its class is missing one.
+        missing = torch.zeros(len(block.members), dtype=torch.long, device=z.device)
+        missing.index_add_(0, block.cls, (~cached_valid).long())
+        drift_valid = missing[block.cls] == 0
 
     if source == "uniform":
         raw = mask.to(work.dtype)
     elif source == "current_rank":
-        raw = _ranks_in_block(sims, block).div_(-denom).add_(1)
+        raw = _ranks_in_block(sims, off).div_(-denom).add_(1)
     elif source == "current_similarity":
         raw = sims + 1
     elif source == "rank_agreement":
@@ -322,17 +416,14 @@ class RascalLoss(nn.Module):
         """
         _validate(z, labels, cached, cached_valid)
         x = z.float() if z.dtype in (torch.float16, torch.bfloat16) else z
-        n = x.shape[0]
         block = PositiveBlock.from_labels(labels)
-        sim = x @ x.T
-        # log Σ_{a≠i} exp(s_ia): the diagonal is removed by -inf before the (max-shifted) lse.
-        eye = torch.eye(n, dtype=torch.bool, device=x.device)
-        lse = torch.logsumexp((sim / self.temperature).masked_fill(eye, float("-inf")), dim=1)
-        pos_sim = sim.gather(1, block.index)                         # [N, n_max], with grad
+        lse, pos_sim, above = _similarity_pass(x.detach(), block, self.temperature,
+                                               self.track_stats)
         res = _compute_weights(x, block, self.weights, cached, cached_valid,
-                               sims=pos_sim.detach(), need_drift=self.track_stats)
+                               sims=pos_sim, need_drift=self.track_stats)
+        per_anchor = _WeightedSupCon.apply(x, lse, pos_sim, res.weights, block.index,
+                                           self.temperature)
         has_pos = block.num_pos > 0
-        per_anchor = lse - (res.weights * pos_sim).sum(dim=1) / self.temperature
         if self.reduction == "none":
             loss = per_anchor.masked_fill(~has_pos, float("nan"))
         elif has_pos.any():
@@ -340,14 +431,17 @@ class RascalLoss(nn.Module):
         else:
             loss = (x * 0).sum()  # no valid pair: a zero that stays on the graph
         if self.track_stats:
-            self.last_stats = _batch_stats(x.detach(), labels, sim.detach(), res, loss)
+            self.last_stats = _batch_stats(x.detach(), pos_sim, above, res, loss)
         return loss
 
 
 @torch.no_grad()
-def _batch_stats(x: Tensor, labels: Tensor, sims: Tensor, res: WeightResult,
+def _batch_stats(x: Tensor, pos_sims: Tensor, above: Tensor, res: WeightResult,
                  loss: Tensor) -> dict[str, Tensor]:
-    """The per-step statistics of RASCAL.md's logging section, as 0-d tensors."""
+    """The per-step statistics of RASCAL.md's logging section, as 0-d tensors.
+
+    ``pos_sims`` (N, n_max) and ``above`` (N,) are what ``_similarity_pass`` returned.
+    """
     block, w = res.block, res.weights
     mask, num_pos = block.mask, block.num_pos
     has_pos = num_pos > 0
@@ -360,7 +454,6 @@ def _batch_stats(x: Tensor, labels: Tensor, sims: Tensor, res: WeightResult,
     entropy = -plogp.sum(1)
     eff = 1 / (w * w).sum(1).clamp_min(torch.finfo(w.dtype).tiny)
 
-    pos_sims = sims.gather(1, block.index)
     n = x.shape[0]
     pos_total = pos_sims.masked_fill(~mask, 0).sum()
     col_sum = x.sum(0)
@@ -371,10 +464,8 @@ def _batch_stats(x: Tensor, labels: Tensor, sims: Tensor, res: WeightResult,
     neg_sim = (all_total - pos_total) / n_neg if n_neg > 0 else nan
 
     # Margin violation: negatives more similar to the anchor than its weakest positive.
-    weakest = pos_sims.masked_fill(~mask, float("inf")).min(1).values      # inf without positives
-    neg = labels[:, None] != labels[None, :]
-    violations = ((sims > weakest[:, None]) & neg & has_pos[:, None]).sum().to(x.dtype)
-    n_neg_pos_anchor = (neg & has_pos[:, None]).sum()
+    violations = above.sum().to(x.dtype)
+    n_neg_pos_anchor = ((n - 1 - num_pos) * has_pos).sum()
 
     stats = {
         "loss": (loss.nanmean() if loss.ndim else loss).detach().float(),
@@ -388,9 +479,13 @@ def _batch_stats(x: Tensor, labels: Tensor, sims: Tensor, res: WeightResult,
         "margin_violation": violations / n_neg_pos_anchor if n_neg_pos_anchor > 0 else nan,
     }
     if res.drift is not None:
-        d = res.drift[mask & res.drift_valid[:, None]]
-        stats["drift"] = d.mean() if d.numel() else nan
-        stats["weight_hist"] = torch.histc((1 - d).float(), bins=HIST_BINS, min=0.0, max=1.0)
+        used = mask & res.drift_valid[:, None]
+        stats["drift"] = (res.drift * used).sum() / used.sum()  # 0 / 0 = NaN when none
+        # The bins of torch.histc over [0, 1] (1 falls in the last), without selecting the
+        # pairs first: the others go to one extra bin, dropped.
+        bins = torch.sub(1, res.drift).mul_(HIST_BINS).long().clamp_(max=HIST_BINS - 1)
+        bins.masked_fill_(~used, HIST_BINS)
+        stats["weight_hist"] = torch.bincount(bins.view(-1), minlength=HIST_BINS + 1)[:HIST_BINS].float()
     else:
         stats["drift"] = nan
         stats["weight_hist"] = torch.zeros(HIST_BINS, device=x.device)

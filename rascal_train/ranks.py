@@ -7,20 +7,44 @@ one image share one cache row.
 
 from __future__ import annotations
 
+import itertools
+import math
+import threading
+
 import numpy as np
 import torch
 from torch import Tensor
 
+# Below this many elements per thread, starting a thread costs more than it saves.
+_MIN_ELEMS_PER_THREAD = 1 << 16
+
 
 def _argsort_desc(values: Tensor) -> Tensor:
-    if values.device.type == "cpu":
-        # torch's CPU sort is ~10x slower than NumPy's on many short rows; any order among
-        # ties serves, since tied entries get the same average rank.
-        return torch.from_numpy(np.argsort(-values.numpy(), axis=-1))
-    return values.argsort(dim=-1, descending=True)
+    """Descending order along the rows of the 2-D ``values``."""
+    if values.device.type != "cpu":
+        return values.argsort(dim=-1, descending=True)
+    # torch's CPU sort is ~10x slower than NumPy's on many short rows, but NumPy sorts on one
+    # thread (without the GIL), so the rows are split over as many threads as torch uses. Any
+    # order among ties serves, since tied entries get the same average rank. (Half floats
+    # widen exactly, for NumPy has no bfloat16.)
+    neg = -values.detach().to(torch.promote_types(values.dtype, torch.float32)).numpy()
+    order = np.empty(neg.shape, dtype=np.int64)
+    parts = max(1, min(torch.get_num_threads(), neg.size // _MIN_ELEMS_PER_THREAD))
+    bounds = np.linspace(0, len(neg), parts + 1).astype(int)
+
+    def sort_rows(lo: int, hi: int) -> None:
+        order[lo:hi] = np.argsort(neg[lo:hi], axis=-1)
+
+    helpers = [threading.Thread(target=sort_rows, args=span) for span in itertools.pairwise(bounds[1:])]
+    for thread in helpers:
+        thread.start()
+    sort_rows(bounds[0], bounds[1])
+    for thread in helpers:
+        thread.join()
+    return torch.from_numpy(order)
 
 
-def average_ranks(values):
+def average_ranks(values, counts: Tensor | None = None):
     """0-based ranks by descending value along the last dim, ties sharing their average rank.
 
     Parameters
@@ -28,27 +52,57 @@ def average_ranks(values):
     values : Tensor or ndarray of shape (..., m), floating point
         ``-inf`` entries sort last and so never change the ranks of finite ones (the loss marks
         padding and the anchor itself with them).
+    counts : Tensor of shape (..., m), optional
+        How many times each entry occurs, for ranking a multiset given by its distinct values:
+        an entry of count k stands for k tied copies and gets their average rank. Default 1.
 
     Returns
     -------
     Tensor or ndarray (as given) of shape (..., m), dtype of ``values``
-        Equal to ``scipy.stats.rankdata(-values, "average", axis=-1) - 1``.
+        Equal to ``scipy.stats.rankdata(-values, "average", axis=-1) - 1`` (with ``counts``:
+        that of ``values`` with each entry repeated ``counts`` times, at any one of its copies).
     """
     if isinstance(values, np.ndarray):
-        return average_ranks(torch.from_numpy(values)).numpy()
+        return average_ranks(torch.from_numpy(values), counts).numpy()
+    shape = values.shape
+    values = values.reshape(math.prod(shape[:-1]), shape[-1])
+    if counts is not None:
+        counts = counts.reshape(values.shape)
     order = _argsort_desc(values)
     srt = values.gather(-1, order)
-    pos = torch.arange(values.shape[-1], device=values.device).expand_as(srt)
+    if counts is None:  # integer positions, one row broadcast over all: exact at any length
+        before = torch.arange(values.shape[-1], device=values.device)
+        through = before + 1
+    else:
+        through = counts.gather(-1, order).to(values.dtype).cumsum(-1)
+        before = torch.cat([torch.zeros_like(through[..., :1]), through[..., :-1]], dim=-1)
+    # A run of tied entries spans ranks [before at its start, through at its end - 1]; an
+    # entry without ties is a run of one. Ties are rare among current similarities, so on the
+    # CPU only the rows that have one take the run-length pass (finding them costs a device
+    # sync, hence the GPU passes every row). Runs of -inf (padding) need no pass.
+    if values.device.type != "cpu":
+        return _scatter_ranks(values, order, _tied_spans(srt, before, through)).reshape(shape)
+    ranks = _scatter_ranks(values, order, before + through - 1)
+    tied = ((srt[..., 1:] == srt[..., :-1]) & (srt[..., 1:] > float("-inf"))).any(-1)
+    if tied.any():
+        rows = tied.nonzero()[:, 0]
+        if counts is not None:
+            before, through = before[rows], through[rows]
+        ranks[rows] = _scatter_ranks(values[rows], order[rows], _tied_spans(srt[rows], before, through))
+    return ranks.reshape(shape)
+
+
+def _scatter_ranks(values: Tensor, order: Tensor, span: Tensor) -> Tensor:
+    """Ranks ``span / 2`` of the sorted entries, put back in the order of ``values``."""
+    return torch.empty_like(values).scatter_(-1, order, (span.to(values.dtype) / 2).expand_as(order))
+
+
+def _tied_spans(srt: Tensor, before: Tensor, through: Tensor) -> Tensor:
+    """``first + last - 1`` of the run of ties each entry of the sorted rows ``srt`` is in."""
     starts = torch.ones_like(srt, dtype=torch.bool)
     starts[..., 1:] = srt[..., 1:] != srt[..., :-1]
-    # Without ties (among finite entries) the rank is the sorted position. The check costs a
-    # device sync, so it is only taken on the CPU, where it saves most of the work.
-    if values.device.type == "cpu" and bool((starts | srt.isneginf()).all()):
-        ranks = pos.to(values.dtype)
-    else:
-        ends = torch.ones_like(starts)
-        ends[..., :-1] = starts[..., 1:]
-        first = torch.where(starts, pos, 0).cummax(-1).values                # start of each tie run
-        last = torch.where(ends, pos, pos.shape[-1]).flip(-1).cummin(-1).values.flip(-1)  # its end
-        ranks = (first + last).to(values.dtype) / 2
-    return torch.empty_like(values).scatter_(-1, order, ranks)
+    ends = torch.ones_like(starts)
+    ends[..., :-1] = starts[..., 1:]
+    first = torch.where(starts, before, 0).cummax(-1).values
+    last = torch.where(ends, through, through[..., -1:]).flip(-1).cummin(-1).values.flip(-1)
+    return first + last - 1
