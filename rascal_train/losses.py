@@ -137,8 +137,8 @@ def _distinct_rows(x: Tensor) -> tuple[Tensor, Tensor]:
     direction = torch.randn(x.shape[1], generator=torch.Generator().manual_seed(0),
                             dtype=torch.float64).to(x.device)
     keys = (x.to(torch.float64) * direction).sum(dim=1)
-    _, inverse = torch.unique(keys, return_inverse=True)
-    first = torch.full((int(inverse.max()) + 1,), x.shape[0], dtype=torch.long, device=x.device)
+    distinct, inverse = torch.unique(keys, return_inverse=True)
+    first = torch.full((len(distinct),), x.shape[0], dtype=torch.long, device=x.device)
     first.scatter_reduce_(0, inverse, torch.arange(x.shape[0], device=x.device), reduce="amin")
     uniq = x[first]
     if not torch.equal(uniq[inverse], x):
@@ -158,7 +158,7 @@ def _cached_ranks_in_block(c: Tensor, block: PositiveBlock) -> Tensor:
     anchor's own similarity is larger, by 1/2 if it ties, and not at all otherwise.
     """
     _, inverse = _distinct_rows(c)
-    _, group, size = torch.unique(inverse * (int(block.cls.max()) + 1) + block.cls,
+    _, group, size = torch.unique(inverse * len(block.members) + block.cls,
                                   return_inverse=True, return_counts=True)
     rep = torch.empty(len(size), dtype=torch.long, device=c.device)
     rep[group] = torch.arange(c.shape[0], device=c.device)  # any row of a group serves: all equal
@@ -426,10 +426,10 @@ class RascalLoss(nn.Module):
         has_pos = block.num_pos > 0
         if self.reduction == "none":
             loss = per_anchor.masked_fill(~has_pos, float("nan"))
-        elif has_pos.any():
-            loss = per_anchor[has_pos].mean()
         else:
-            loss = (x * 0).sum()  # no valid pair: a zero that stays on the graph
+            # The mean over anchors with a positive (with none, a zero that back-propagates),
+            # written without a data-dependent branch, which would cost a GPU a sync.
+            loss = torch.where(has_pos, per_anchor, 0).sum() / has_pos.sum().clamp_min(1)
         if self.track_stats:
             self.last_stats = _batch_stats(x.detach(), pos_sim, above, res, loss)
         return loss
@@ -447,8 +447,12 @@ def _batch_stats(x: Tensor, pos_sims: Tensor, above: Tensor, res: WeightResult,
     has_pos = num_pos > 0
     nan = x.new_tensor(float("nan"))
 
+    # Ratios are NaN where nothing was counted; no branch on a value, so no GPU sync.
+    def ratio(total: Tensor, count: Tensor) -> Tensor:
+        return torch.where(count > 0, total / count.clamp_min(1), nan)
+
     def mean_over(values: Tensor, sel: Tensor) -> Tensor:
-        return values[sel].mean() if sel.any() else nan
+        return ratio(torch.where(sel, values, 0).sum(), sel.sum())
 
     plogp = torch.where(w > 0, w * w.clamp_min(torch.finfo(w.dtype).tiny).log(), torch.zeros_like(w))
     entropy = -plogp.sum(1)
@@ -460,8 +464,8 @@ def _batch_stats(x: Tensor, pos_sims: Tensor, above: Tensor, res: WeightResult,
     all_total = col_sum @ col_sum - (x * x).sum()
     n_pos = num_pos.sum()
     n_neg = n * (n - 1) - n_pos
-    pos_sim = pos_total / n_pos if n_pos > 0 else nan
-    neg_sim = (all_total - pos_total) / n_neg if n_neg > 0 else nan
+    pos_sim = ratio(pos_total, n_pos)
+    neg_sim = ratio(all_total - pos_total, n_neg)
 
     # Margin violation: negatives more similar to the anchor than its weakest positive.
     violations = above.sum().to(x.dtype)
@@ -476,11 +480,11 @@ def _batch_stats(x: Tensor, pos_sims: Tensor, above: Tensor, res: WeightResult,
         "pos_sim": pos_sim,
         "neg_sim": neg_sim,
         "sim_gap": pos_sim - neg_sim,
-        "margin_violation": violations / n_neg_pos_anchor if n_neg_pos_anchor > 0 else nan,
+        "margin_violation": ratio(violations, n_neg_pos_anchor),
     }
     if res.drift is not None:
         used = mask & res.drift_valid[:, None]
-        stats["drift"] = (res.drift * used).sum() / used.sum()  # 0 / 0 = NaN when none
+        stats["drift"] = mean_over(res.drift, used)
         # The bins of torch.histc over [0, 1] (1 falls in the last), without selecting the
         # pairs first: the others go to one extra bin, dropped.
         bins = torch.sub(1, res.drift).mul_(HIST_BINS).long().clamp_(max=HIST_BINS - 1)

@@ -19,9 +19,15 @@ from torch import Tensor
 _MIN_ELEMS_PER_THREAD = 1 << 16
 
 
+def _host_shortcuts(values: Tensor) -> bool:
+    """Whether to take the CPU's shortcuts (NumPy's sort, looking for tied rows first); the GPU
+    path stays correct on a CPU, and the tests run it there."""
+    return values.device.type == "cpu"
+
+
 def _argsort_desc(values: Tensor) -> Tensor:
     """Descending order along the rows of the 2-D ``values``."""
-    if values.device.type != "cpu":
+    if not _host_shortcuts(values):
         return values.argsort(dim=-1, descending=True)
     # torch's CPU sort is ~10x slower than NumPy's on many short rows, but NumPy sorts on one
     # thread (without the GIL), so the rows are split over as many threads as torch uses. Any
@@ -80,7 +86,7 @@ def average_ranks(values, counts: Tensor | None = None):
     # entry without ties is a run of one. Ties are rare among current similarities, so on the
     # CPU only the rows that have one take the run-length pass (finding them costs a device
     # sync, hence the GPU passes every row). Runs of -inf (padding) need no pass.
-    if values.device.type != "cpu":
+    if not _host_shortcuts(values):
         return _scatter_ranks(values, order, _tied_spans(srt, before, through)).reshape(shape)
     ranks = _scatter_ranks(values, order, before + through - 1)
     tied = ((srt[..., 1:] == srt[..., :-1]) & (srt[..., 1:] > float("-inf"))).any(-1)

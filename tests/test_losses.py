@@ -135,6 +135,17 @@ def test_weights_match_loop_restatement(source, case):
 
 
 @pytest.mark.parametrize("source", WEIGHT_SOURCES)
+def test_gpu_rank_path_run_on_cpu_matches_loop_restatement(source, monkeypatch):
+    from rascal_train import ranks
+
+    monkeypatch.setattr(ranks, "_host_shortcuts", lambda values: False)
+    z, y, c, v = make_batch(**CASES[-1])
+    want = ref_weights(z.numpy(), y.numpy(), c.numpy(), v.numpy(), source)
+    np.testing.assert_allclose(rascal_weights(z, y, c, v, source=source).numpy(), want,
+                               rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("source", WEIGHT_SOURCES)
 @pytest.mark.parametrize("case", CASES, ids=lambda c: "-".join(f"{k}{v}" for k, v in c.items()))
 def test_loss_matches_loop_restatement(source, case):
     z, y, c, v = make_batch(**case)
@@ -300,10 +311,14 @@ def test_bf16_inputs_run_and_stay_finite(source):
     assert loss.item() == pytest.approx(ref.item(), rel=5e-2)
 
 
+@pytest.mark.parametrize("path", ["cpu", "gpu_path_on_cpu"])
 @pytest.mark.parametrize("ties", [True, False])
-def test_average_ranks_match_scipy_with_ties_and_padding(ties):
+def test_average_ranks_match_scipy_with_ties_and_padding(ties, path, monkeypatch):
+    from rascal_train import ranks
     from rascal_train.ranks import average_ranks
 
+    if path == "gpu_path_on_cpu":  # torch's sort and the run-length pass over every row
+        monkeypatch.setattr(ranks, "_host_shortcuts", lambda values: False)
     g = torch.Generator().manual_seed(16)
     x = torch.randn(50, 9, generator=g, dtype=torch.float64)
     if ties:
@@ -313,9 +328,13 @@ def test_average_ranks_match_scipy_with_ties_and_padding(ties):
     np.testing.assert_array_equal(average_ranks(x)[:, :-2].numpy(), want)
 
 
-def test_average_ranks_of_a_multiset_given_by_counts_match_scipy_on_the_repeated_rows():
+@pytest.mark.parametrize("path", ["cpu", "gpu_path_on_cpu"])
+def test_average_ranks_of_a_multiset_given_by_counts_match_scipy_on_the_repeated_rows(path, monkeypatch):
+    from rascal_train import ranks
     from rascal_train.ranks import average_ranks
 
+    if path == "gpu_path_on_cpu":
+        monkeypatch.setattr(ranks, "_host_shortcuts", lambda values: False)
     g = torch.Generator().manual_seed(19)
     x = torch.round(torch.randn(40, 8, generator=g, dtype=torch.float64) * 2) / 2   # ties
     counts = torch.randint(1, 4, x.shape, generator=g)

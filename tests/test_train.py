@@ -248,3 +248,35 @@ def test_cuda_bf16_run_is_finite_and_reloads_on_cpu(tmp_path, loss):
     ckpt = load_checkpoint(run_dir / "last.pt", map_location="cpu")
     model, _ = model_from_checkpoint(ckpt)
     assert all(p.device.type == "cpu" for p in model.parameters())
+
+
+@pytest.mark.parametrize("loss", ["ce", "rascal"])
+def test_bf16_channels_last_step_recipe_runs_on_cpu_autocast(loss):
+    # The GPU recipe (bf16 autocast, channels-last weights) through the engine's step functions,
+    # on CPU autocast: the loss stays float32, close to the fp32 step, and every parameter gets a
+    # finite float32 gradient.
+    from rascal_train.engine import ce_loss, contrastive_loss
+    from rascal_train.losses import RascalLoss
+    from rascal_train.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model({"arch": "small_cnn", "loss": loss, "num_classes": 3})
+    model = model.to(memory_format=torch.channels_last)
+    v1, v2 = torch.rand(8, 3, 16, 16), torch.rand(8, 3, 16, 16)
+    labels, ids = torch.tensor([0, 1, 2, 0, 1, 2, 0, 1]), torch.arange(8)
+
+    def step(dtype):
+        model.zero_grad()
+        if loss == "ce":
+            out = ce_loss(model, v1, labels, autocast_dtype=dtype)
+        else:
+            out = contrastive_loss(model, RascalLoss(weights="current_rank"), v1, v2, labels, ids,
+                                   autocast_dtype=dtype)[0]
+        out.backward()
+        return out
+
+    fp32 = step(None).item()
+    bf16 = step(torch.bfloat16)
+    assert bf16.dtype == torch.float32 and bf16.item() == pytest.approx(fp32, rel=5e-2)
+    for p in model.parameters():
+        assert p.grad is not None and p.grad.dtype == torch.float32 and torch.isfinite(p.grad).all()
