@@ -148,6 +148,21 @@ def test_tiny_run_learns_and_writes_a_reloadable_run(tmp_path, loss):
         assert torch.equal(a, b)
 
 
+def test_rascal_with_uniform_weights_trains_supcon_bit_for_bit_and_logs_drift(tmp_path):
+    from rascal_train.engine import train
+
+    runs = {}
+    for name, changes in {"supcon": dict(loss="supcon"),
+                          "uniform": dict(loss="rascal", weights="uniform")}.items():
+        run_dir = train(tiny_config(tmp_path / name, **changes), progress=False)
+        runs[name] = (load_checkpoint(run_dir / "last.pt"), read_log(run_dir))
+    (sup, sup_log), (uni, uni_log) = runs["supcon"], runs["uniform"]
+    for key, value in sup["model"].items():
+        assert torch.equal(value, uni["model"][key]), key
+    assert [r["loss"] for r in sup_log] == [r["loss"] for r in uni_log]
+    assert sup_log[-1]["drift"] is None and 0 <= uni_log[-1]["drift"] <= 1
+
+
 def test_monitor_logs_knn_and_rank_stability(tmp_path):
     from rascal_geom.metrics import knn_accuracy
     from rascal_train.engine import train
