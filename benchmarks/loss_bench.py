@@ -7,7 +7,7 @@ Peak memory of each (method, N, classes) point is measured in its own subprocess
 point's alone: ``torch.cuda.max_memory_allocated`` on a GPU, the growth of peak RSS on a CPU.
 Times are measured in this process with the methods interleaved round by round, so every method
 sees the same load; each is the best of ``--repeats`` rounds after a warm-up. Ratios are taken
-within this one run.
+within this one run, as the median over rounds of the two methods' times in the same round.
 Targets (issue 2): CPU, rank_agreement ≤ 1.5× uniform at N = 2048; GPU, rank_agreement at
 N = 8192 with 100 classes ≤ 1.1× textbook SupCon's time and ≤ 1 GiB peak.
 """
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import subprocess
 import sys
 import time
@@ -97,18 +98,23 @@ def peak_memory(method: str, n: int, classes: int, dim: int, device: str) -> flo
     return (_status_kib("VmHWM") - before) / 1024
 
 
-def step_times(n: int, classes: int, dim: int, repeats: int, device: str) -> dict[str, float]:
-    """Best-of-``repeats`` ms per method, the methods interleaved so all see the same load."""
+def step_times(n: int, classes: int, dim: int, repeats: int, device: str) -> dict[str, list[float]]:
+    """ms of every round per method, the methods interleaved so each round sees one load."""
     steps = {m: make_step(m, n, classes, dim, device) for m in METHODS}
     for step in steps.values():  # warm-up
         step()
-    best = {m: float("inf") for m in METHODS}
+    rounds = {m: [] for m in METHODS}
     for _ in range(repeats):
         for m, step in steps.items():
             t0 = time.perf_counter()
             step()
-            best[m] = min(best[m], 1000 * (time.perf_counter() - t0))
-    return best
+            rounds[m].append(1000 * (time.perf_counter() - t0))
+    return rounds
+
+
+def paired_ratio(a: list[float], b: list[float]) -> float:
+    """Median over rounds of a/b: a slow spell of a shared machine slows both sides of a pair."""
+    return statistics.median(x / y for x, y in zip(a, b))
 
 
 def main() -> None:
@@ -149,7 +155,7 @@ def main() -> None:
             if ok:
                 for m, ms in step_times(n, c, args.dim, args.repeats, device).items():
                     if results[(m, n, c)] is not None:
-                        results[(m, n, c)]["ms"] = ms
+                        results[(m, n, c)].update(ms=min(ms), rounds=ms)
             prog.advance(task)
 
     name = torch.cuda.get_device_name() if device == "cuda" else f"CPU, {torch.get_num_threads()} threads"
@@ -162,10 +168,11 @@ def main() -> None:
         for n in sizes:
             row = [results[(m, n, c)] for m in METHODS]
             ra, uni, tb = results[("rank_agreement", n, c)], results[("uniform", n, c)], results[("textbook_supcon", n, c)]
-            ratio = lambda a, b: "-" if a is None or b is None else f"{a['ms'] / b['ms']:.2f}"  # noqa: E731
+            ratio = lambda a, b: "-" if a is None or b is None else f"{paired_ratio(a['rounds'], b['rounds']):.2f}"  # noqa: E731
             table.add_row(str(c), str(n), *(fmt(r, "ms") for r in row), ratio(ra, uni), ratio(ra, tb),
                           *(fmt(r, "peak_mib") for r in row))
     Console(width=220).print(table)
+    print(f"ms: best of {args.repeats} rounds; ratios: median over the rounds of the paired ratio")
     print("peak memory:", "torch.cuda.max_memory_allocated" if device == "cuda"
           else "rise of the resident set's high-water mark during one step (includes allocator slack)")
 
