@@ -212,7 +212,7 @@ def _similarity_pass(x: Tensor, block: PositiveBlock, temperature: float,
             # positives above it (one N-wide comparison instead of three).
             mask = block.mask[rows]
             weakest = pos[rows].masked_fill(~mask, float("inf")).amin(1, keepdim=True)
-            # (Summing bools into int32 is several times faster on a CPU than torch's int64 default.)
+            # (Bools summed into int32: on a CPU several times faster than torch's int64.)
             above[rows] = ((s > weakest).sum(1, dtype=torch.int32)
                            - ((pos[rows] > weakest) & mask).sum(1, dtype=torch.int32))
         lse[rows] = torch.logsumexp(s.div_(temperature), dim=1)
@@ -489,7 +489,8 @@ def _batch_stats(x: Tensor, pos_sims: Tensor, above: Tensor, res: WeightResult,
         # pairs first: the others go to one extra bin, dropped.
         bins = torch.sub(1, res.drift).mul_(HIST_BINS).long().clamp_(max=HIST_BINS - 1)
         bins.masked_fill_(~used, HIST_BINS)
-        stats["weight_hist"] = torch.bincount(bins.view(-1), minlength=HIST_BINS + 1)[:HIST_BINS].float()
+        counts = torch.bincount(bins.view(-1), minlength=HIST_BINS + 1)
+        stats["weight_hist"] = counts[:HIST_BINS].float()
     else:
         stats["drift"] = nan
         stats["weight_hist"] = torch.zeros(HIST_BINS, device=x.device)

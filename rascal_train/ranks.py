@@ -41,7 +41,8 @@ def _argsort_desc(values: Tensor) -> Tensor:
     def sort_rows(lo: int, hi: int) -> None:
         order[lo:hi] = np.argsort(neg[lo:hi], axis=-1)
 
-    helpers = [threading.Thread(target=sort_rows, args=span) for span in itertools.pairwise(bounds[1:])]
+    spans = itertools.pairwise(bounds[1:])
+    helpers = [threading.Thread(target=sort_rows, args=span) for span in spans]
     for thread in helpers:
         thread.start()
     sort_rows(bounds[0], bounds[1])
@@ -94,13 +95,15 @@ def average_ranks(values, counts: Tensor | None = None):
         rows = tied.nonzero()[:, 0]
         if counts is not None:
             before, through = before[rows], through[rows]
-        ranks[rows] = _scatter_ranks(values[rows], order[rows], _tied_spans(srt[rows], before, through))
+        spans = _tied_spans(srt[rows], before, through)
+        ranks[rows] = _scatter_ranks(values[rows], order[rows], spans)
     return ranks.reshape(shape)
 
 
 def _scatter_ranks(values: Tensor, order: Tensor, span: Tensor) -> Tensor:
     """Ranks ``span / 2`` of the sorted entries, put back in the order of ``values``."""
-    return torch.empty_like(values).scatter_(-1, order, (span.to(values.dtype) / 2).expand_as(order))
+    ranks = (span.to(values.dtype) / 2).expand_as(order)
+    return torch.empty_like(values).scatter_(-1, order, ranks)
 
 
 def _tied_spans(srt: Tensor, before: Tensor, through: Tensor) -> Tensor:

@@ -329,7 +329,7 @@ def test_average_ranks_match_scipy_with_ties_and_padding(ties, path, monkeypatch
 
 
 @pytest.mark.parametrize("path", ["cpu", "gpu_path_on_cpu"])
-def test_average_ranks_of_a_multiset_given_by_counts_match_scipy_on_the_repeated_rows(path, monkeypatch):
+def test_average_ranks_of_a_multiset_given_by_counts_match_scipy(path, monkeypatch):
     from rascal_train import ranks
     from rascal_train.ranks import average_ranks
 
@@ -340,10 +340,10 @@ def test_average_ranks_of_a_multiset_given_by_counts_match_scipy_on_the_repeated
     counts = torch.randint(1, 4, x.shape, generator=g)
     x[:, -1], counts[:, -1] = float("-inf"), 0                                  # padding
     got = average_ranks(x, counts)
-    for row, cnt, ranks in zip(x, counts, got):
+    for row, cnt, row_ranks in zip(x, counts, got):
         full = np.repeat(row[:-1].numpy(), cnt[:-1].numpy())
         want = rankdata(-full, "average") - 1
-        np.testing.assert_array_equal(ranks[:-1].numpy(), want[np.cumsum(cnt[:-1].numpy()) - 1])
+        np.testing.assert_array_equal(row_ranks[:-1].numpy(), want[np.cumsum(cnt[:-1].numpy()) - 1])
 
 
 def test_cached_ranks_with_ties_between_different_cache_rows():
