@@ -328,6 +328,20 @@ def test_average_ranks_match_scipy_with_ties_and_padding(ties, path, monkeypatch
     np.testing.assert_array_equal(average_ranks(x)[:, :-2].numpy(), want)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16, torch.float64])
+def test_average_ranks_exact_at_signed_zeros_infinities_and_subnormals(dtype):
+    # The CPU sorts float32-exact values as packed float64 keys: the edges of that encoding.
+    from rascal_train.ranks import average_ranks
+
+    g = torch.Generator().manual_seed(23)
+    x = torch.round(torch.randn(60, 30, generator=g, dtype=torch.float64) * 3) / 3
+    x[0, :6] = torch.tensor([0.0, -0.0, float("inf"), -float("inf"), 0.0, -0.0])
+    x[1, :4] = torch.tensor([-1e-40, 1e-40, 0.0, -1e-45])    # float32 subnormals
+    x = x.to(dtype)
+    want = rankdata(-x.double().numpy(), "average", axis=1) - 1
+    np.testing.assert_array_equal(average_ranks(x).double().numpy(), want)
+
+
 @pytest.mark.parametrize("path", ["cpu", "gpu_path_on_cpu"])
 def test_average_ranks_of_a_multiset_given_by_counts_match_scipy(path, monkeypatch):
     from rascal_train import ranks
