@@ -176,12 +176,15 @@ def _cached_ranks_in_block(c: Tensor, block: PositiveBlock) -> Tensor:
             sims[rows] = (reps[rows] @ reps.T).gather(1, groups.index[rows])
     sims = sims.masked_fill(~groups.member, float("-inf"))
     own = sims.gather(1, groups.pos[:, None])
-    ranks = (average_ranks(sims, size[groups.index] * groups.member)
+    # Each class's column counts, per group row (padding gets some count too, harmlessly: it
+    # is -inf and so ranked after every real entry).
+    counts = size.to(sims.dtype)[groups.members].index_select(0, groups.cls)
+    ranks = (average_ranks(sims, counts)
              - (own > sims).to(sims.dtype) - 0.5 * (own == sims).to(sims.dtype))
-    # Anchor i's column j is group g(j) of i's class, found at column pos[g(j)] of row g(i);
-    # the columns depend on the class only, so they are looked up once per class.
+    # Anchor i's column j is group g(j) of i's class, found at column pos[g(j)] of row g(i):
+    # reorder each group's row into its class's block columns, then give each anchor its group's.
     col = groups.pos[group[block.members]]
-    return ranks.index_select(0, group).gather(1, col.index_select(0, block.cls))
+    return ranks.gather(1, col[groups.cls]).index_select(0, group)
 
 
 @torch.no_grad()
