@@ -116,7 +116,7 @@ class PositiveBlock:
 
 
 def _row_chunks(n: int, width: int, device: torch.device):
-    step = max(1, _CHUNK_ELEMS.get(device.type, 1 << 24) // max(1, width))
+    step = max(1, _CHUNK_ELEMS.get(device.type, _CHUNK_ELEMS["cpu"]) // max(1, width))
     for start in range(0, n, step):
         yield slice(start, min(n, start + step))
 
@@ -284,12 +284,14 @@ def _compute_weights(z: Tensor, block: PositiveBlock, source: str, cached: Tenso
     denom = (num_pos - 1).clamp_min(1).to(work.dtype)[:, None]
 
     off = ~mask
+    with_drift = cached is not None and (source in _CACHE_SOURCES or need_drift)
+    # The current ranks, sorted once whether the weights, the drift or both need them.
+    rho_t = _ranks_in_block(sims, off) if with_drift or source == "current_rank" else None
     drift = drift_valid = None
-    if cached is not None and (source in _CACHE_SOURCES or need_drift):
-        rho_t = _ranks_in_block(sims, off)
+    if with_drift:
         rho_c = _cached_ranks_in_block(cached.detach().to(work.dtype), block)
         # δ_ij in [0, 1]; |P(i)| = 1 gives |0 - 0| / 1 = 0 as the spec asks.
-        drift = rho_t.sub_(rho_c).abs_().div_(denom).masked_fill_(off, 0)
+        drift = rho_t.sub(rho_c).abs_().div_(denom).masked_fill_(off, 0)
         # An anchor uses its cache only when it and all its positives have a row, i.e. when
         # no row of its class is missing one.
         missing = torch.zeros(len(block.members), dtype=torch.long, device=z.device)
@@ -299,7 +301,7 @@ def _compute_weights(z: Tensor, block: PositiveBlock, source: str, cached: Tenso
     if source == "uniform":
         raw = mask.to(work.dtype)
     elif source == "current_rank":
-        raw = _ranks_in_block(sims, off).div_(-denom).add_(1)
+        raw = rho_t.div(-denom).add_(1)
     elif source == "current_similarity":
         raw = sims + 1
     elif source == "rank_agreement":
