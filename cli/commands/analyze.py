@@ -6,8 +6,7 @@ from pathlib import Path
 
 import click
 from rascal_cli.errors import user_errors
-
-_HIERARCHIES = ("synthetic", "cifar100", "aircraft", "cub", "cars", "inat")
+from rascal_geom.hierarchies import list_hierarchies
 
 
 def _default_name(source: Path) -> str:
@@ -23,7 +22,7 @@ def _default_name(source: Path) -> str:
 
 @click.command("analyze")
 @click.argument("source", metavar="CKPT_OR_EMBEDDINGS", type=click.Path(exists=True, path_type=Path))
-@click.option("--hierarchy", type=click.Choice(_HIERARCHIES), default=None,
+@click.option("--hierarchy", type=click.Choice(list_hierarchies()), default=None,
               help="Which label levels exist and which are compared. Default: the checkpoint's dataset, "
                    "or the embedding file's own levels.")
 @click.option("--data-root", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
