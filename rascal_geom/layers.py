@@ -51,6 +51,8 @@ class Embedder(nn.Module):
         super().__init__()
         self.net = getattr(model, "encoder", model)
         self.layer = layer
+        # Callers restore the mode they found (extract_features does): it must be the model's own.
+        self.train(model.training)
         if layer is not None and layer not in layer_names(model):
             raise RascalError(f"The encoder has no module {layer!r}; choose --layer from "
                               f"{', '.join(layer_names(model))}.")
