@@ -198,7 +198,8 @@ def analyze(source, hierarchy=None, data_root=None, split: str = "test", compare
             return s
         if isinstance(s, nn.Module):
             if dataset is None or isinstance(dataset, str):
-                raise RascalError("A model in memory is analysed on data: pass dataset=get_dataset(...) or a DataLoader.")
+                raise RascalError("A model in memory is analysed on data: pass dataset=get_dataset(...) "
+                                  "or a DataLoader.")
             return embed_model(s, dataset, layer=layer, batch_size=batch_size, progress=progress)
         if Path(s).suffix == ".npz":
             return load_embeddings(s)

@@ -29,7 +29,8 @@ from rascal_train.errors import RascalError
 from rascal_train.io import atomic_write_bytes
 
 
-#: File suffixes read as checkpoints: rascal and torchvision ``.pt`` / ``.pth``, SupContrast ``.pth``, Lightning ``.ckpt``.
+#: File suffixes read as checkpoints: rascal and torchvision ``.pt`` / ``.pth``, SupContrast ``.pth``,
+#: Lightning ``.ckpt``.
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt")
 
 
@@ -321,5 +322,6 @@ def load_embeddings(path: str | os.PathLike, split: str = "test", **extract_kwar
         return load_npz(path)
     if path.suffix in CHECKPOINT_SUFFIXES:
         return extract_embeddings(path, split=split, **extract_kwargs)
-    raise RascalError(f"{path} is neither an embedding file (.npz) nor a checkpoint ({', '.join(CHECKPOINT_SUFFIXES)}); "
+    raise RascalError(f"{path} is neither an embedding file (.npz) nor a checkpoint "
+                      f"({', '.join(CHECKPOINT_SUFFIXES)}); "
                       "pass one of those or a run directory.")

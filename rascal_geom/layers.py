@@ -83,7 +83,7 @@ class Embedder(nn.Module):
 
 
 def embedder(model: nn.Module, layer: str | None = None) -> nn.Module:
-    """``model`` itself when it already has ``encoder`` and ``project`` and no layer is asked, else an :class:`Embedder`."""
+    """``model`` itself when it has ``encoder`` and ``project`` and no layer is asked, else an :class:`Embedder`."""
     if layer is None and hasattr(model, "encoder") and hasattr(model, "project"):
         return model
     return Embedder(model, layer)

@@ -545,9 +545,11 @@ def evaluate_checkpoint(ckpt_path, data_root=None, linear: bool = True, knn: boo
         config = {**config, "dataset": dataset, "label_level": None}
     if loaded.layout != "rascal":
         if config.get("dataset") is None:
-            raise RascalError(f"{ckpt_path} ({loaded.layout}) names no dataset read here; pass --dataset and --data-root.")
+            raise RascalError(f"{ckpt_path} ({loaded.layout}) names no dataset read here; "
+                              "pass --dataset and --data-root.")
         # A foreign checkpoint's config holds only what rebuilding its data needs.
-        config = {k: config[k] for k in ("dataset", "data_root", "image_size", "label_level") if config.get(k) is not None}
+        config = {k: config[k] for k in ("dataset", "data_root", "image_size", "label_level")
+                  if config.get(k) is not None}
     model.to(device)
     changes = {"monitor": True, "data_root": str(data_root) if data_root is not None else config.get("data_root")}
     train_config = TrainConfig.from_dict({**config, **changes}, source=f"the config of {ckpt_path}")

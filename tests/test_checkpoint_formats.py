@@ -261,7 +261,8 @@ def test_cli_analyze_embed_and_eval_a_supcontrast_checkpoint(tmp_path, monkeypat
     assert doc["source"]["layout"] == "supcontrast" and doc["settings"]["hierarchy"] == "cifar100"
     assert doc["source"]["preprocessing"]["mean"] == list(CIFAR100_MEAN)
 
-    res = runner.invoke(cli, ["embed", str(path), "--embedding", "feature", "--quiet", "--out", str(tmp_path / "e.npz")])
+    res = runner.invoke(cli, ["embed", str(path), "--embedding", "feature", "--quiet",
+                              "--out", str(tmp_path / "e.npz")])
     assert res.exit_code == 0, res.output
     emb = load_npz(tmp_path / "e.npz")
     np.testing.assert_allclose(emb.embeddings, _reference(images, CIFAR100_MEAN, CIFAR100_STD, net.features),
@@ -296,3 +297,33 @@ def test_cli_torchvision_state_dict_needs_a_dataset(tmp_path, monkeypatch):
                                    "--layer", "layer9", "--quiet", "--out", str(tmp_path / "x.npz")])
     assert res.exit_code == 1 and "has no module 'layer9'; choose --layer from conv1, bn1, relu, maxpool, layer1, " \
         "layer1.0, layer1.0.conv1" in res.stderr
+
+
+def test_cli_embeds_and_analyzes_a_lightning_checkpoint_and_a_torchvision_state_dict(tmp_path, monkeypatch):
+    from torchvision.datasets import ImageFolder
+
+    monkeypatch.setenv("RASCAL_CACHE_DIR", str(tmp_path / "cache"))
+    runner = CliRunner()
+    images = _cifar(tmp_path)
+    solo = _randomise(_SoloMethod())
+    torch.save({"epoch": 2, "pytorch-lightning_version": "2.1.3", "state_dict": solo.state_dict()},
+               tmp_path / "solo.ckpt")
+    _imagenet_folder(tmp_path)
+    tv_path, tv = _torchvision_ckpt(tmp_path)
+    tf = T.Compose([T.Resize(256), T.CenterCrop(224), T.ToTensor(), T.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
+    tv.fc = nn.Identity()
+    with torch.no_grad():
+        tv_ref = tv(torch.stack([img for img, _ in ImageFolder(tmp_path / "val", transform=tf)])).numpy()
+    cases = [("solo.ckpt", ["--dataset", "cifar100"], "lightning",
+              _reference(images, SOLO_MEAN, SOLO_STD, solo.backbone)),
+             ("resnet18.pth", ["--dataset", "imagefolder"], "torchvision", tv_ref)]
+    for name, flags, layout, ref in cases:
+        common = [str(tmp_path / name), *flags, "--data-root", str(tmp_path), "--quiet"]
+        res = runner.invoke(cli, ["embed", *common, "--embedding", "feature", "--out", str(tmp_path / f"{layout}.npz")])
+        assert res.exit_code == 0, res.output
+        assert res.stderr.startswith(f"{layout} checkpoint, resnet18")
+        np.testing.assert_allclose(load_npz(tmp_path / f"{layout}.npz").embeddings, ref, rtol=1e-4, atol=1e-5)
+        res = runner.invoke(cli, ["analyze", *common, "--no-umap", "--out", str(tmp_path / f"{layout}.html")])
+        assert res.exit_code == 0, res.output
+        doc = json.loads((tmp_path / f"{layout}.json").read_text())
+        assert doc["source"]["layout"] == layout and doc["source"]["preprocessing"]["origin"]

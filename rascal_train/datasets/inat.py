@@ -74,7 +74,8 @@ def _read_2021(folder: Path, split: str, label_level: str | None) -> HierDataset
         pieces = name.split("_")
         if len(pieces) != 8 or pieces[0] != f"{cid:05d}":
             raise RascalError(f"{folder / name} is not an iNaturalist 2021 category folder (expected "
-                              f"{cid:05d}_Kingdom_Phylum_Class_Order_Family_Genus_species); re-extract it from {SOURCE}.")
+                              f"{cid:05d}_Kingdom_Phylum_Class_Order_Family_Genus_species); "
+                              f"re-extract it from {SOURCE}.")
         for rank, value in zip(RANKS, pieces[1:7]):
             per_category[rank].append(index[rank].setdefault(value, len(index[rank])))
         species_names.append(f"{pieces[6]} {pieces[7]}")
