@@ -519,8 +519,8 @@ def evaluate_checkpoint(ckpt_path, data_root=None, linear: bool = True, knn: boo
     Returns
     -------
     dict
-        ``checkpoint``, ``epoch``, ``level``, ``checkpoint_layout`` and ``preprocessing`` (what was
-        read and how its images were normalised), ``knn`` ({top1, top5, k} or None), ``linear``
+        ``checkpoint``, ``epoch``, ``level``, ``checkpoint_layout``, ``preprocessing`` and ``load``
+        (what was read, how its images were normalised, the one-line load report), ``knn`` ({top1, top5, k} or None), ``linear``
         ({top1, top5, protocol} or None), ``shot_groups`` ({many, medium, few} or None; from the
         linear probe, else from kNN), ``corruptions`` ({mean_accuracy, mean_corruption_error,
         per, source} and, on ImageNet-C, mean_corruption_error_alexnet; or None). The mean
@@ -562,7 +562,7 @@ def evaluate_checkpoint(ckpt_path, data_root=None, linear: bool = True, knn: boo
     train_targets, test_labels = np.asarray(train_set.targets), test["labels"][level]
 
     result = {"checkpoint": str(ckpt_path), "epoch": loaded.epoch or 0, "level": level,
-              "checkpoint_layout": loaded.layout, "preprocessing": loaded.preprocessing,
+              "checkpoint_layout": loaded.layout, "preprocessing": loaded.preprocessing, "load": loaded.summary(),
               "knn": knn_topk(train["features"], train_targets, test["features"], test_labels) if knn else None,
               "linear": None, "shot_groups": None, "corruptions": None}
     groups = shot_groups(train_targets, train_set.num_classes)

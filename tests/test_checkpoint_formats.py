@@ -275,11 +275,12 @@ def test_cli_analyze_embed_and_eval_a_supcontrast_checkpoint(tmp_path, monkeypat
     assert again["metrics"]["knn_accuracy"] == doc["metrics"]["knn_accuracy"]
     assert again["metrics"]["geodesic_variance"]["mean"] == pytest.approx(doc["metrics"]["geodesic_variance"]["mean"])
 
-    res = runner.invoke(cli, ["eval", str(path), "--no-linear", "--quiet", "--out", str(tmp_path / "ev.json")])
+    res = runner.invoke(cli, ["eval", str(path), "--no-linear", "--out", str(tmp_path / "ev.json")])
     assert res.exit_code == 0, res.output
     ev = json.loads((tmp_path / "ev.json").read_text())
     assert ev["checkpoint_layout"] == "supcontrast" and ev["preprocessing"]["std"] == list(CIFAR100_STD)
     assert ev["epoch"] == 7 and 0 <= ev["knn"]["top1"] <= 1
+    assert "supcontrast checkpoint, resnet18 (cifar stem), preprocessing: SupContrast cifar100" in res.stderr
 
 
 def test_cli_torchvision_state_dict_needs_a_dataset(tmp_path, monkeypatch):

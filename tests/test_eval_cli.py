@@ -93,7 +93,7 @@ def test_eval_writes_run_eval_json(run_dir, small_splits):
     assert result.output.strip() == str(out)
     data = json.loads(out.read_text())
     assert set(data) == {"checkpoint", "epoch", "level", "knn", "linear", "shot_groups", "corruptions",
-                         "checkpoint_layout", "preprocessing"}
+                         "checkpoint_layout", "preprocessing", "load"}
     assert data["checkpoint_layout"] == "rascal" and data["preprocessing"]["mean"] == [0.485, 0.456, 0.406]
     assert data["epoch"] == 1 and data["level"] == "family" and data["corruptions"] is None
     assert data["knn"]["k"] == 20 and data["linear"]["protocol"] == "full_batch"

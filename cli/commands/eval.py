@@ -68,6 +68,7 @@ def command(checkpoint, linear, knn, corruptions, corruptions_root, protocol, pr
     target = out if out is not None else default_eval_path(path)
     atomic_write_json(target, result)
     if not quiet:
+        click.echo(result["load"], err=True)
         console.print(_summary(result))
     click.echo(str(target))
 
