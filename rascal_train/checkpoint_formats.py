@@ -150,38 +150,41 @@ def _clean(state: dict) -> dict:
     return {re.sub(r"(^|\.)module\.", r"\1", k): v for k, v in state.items() if isinstance(v, torch.Tensor)}
 
 
-def _renamed(state: dict, prefixes: dict[str, str]) -> tuple[dict, list[str]]:
-    """Keys under a prefix of ``prefixes`` renamed to its value; the others returned as unused."""
-    out, unused = {}, []
+def _renamed(state: dict, prefixes: dict[str, str], replace: tuple[str, str] = ("", "")) -> tuple[dict, dict]:
+    """Keys under a prefix of ``prefixes`` (tried in order) moved to its value, ``replace[0]`` inside
+    them replaced by ``replace[1]``; returns the renamed state and, for each new key or unused key,
+    its name in the file (for the load report)."""
+    out, origin = {}, {}
     for key, value in state.items():
         old = next((p for p in prefixes if key.startswith(p)), None)
-        if old is None:
-            unused.append(key)
-        else:
-            out[prefixes[old] + key[len(old):]] = value
-    return out, unused
+        new = key if old is None else (prefixes[old] + key[len(old):]).replace(*replace)
+        origin[new] = key
+        if old is not None:
+            out[new] = value
+    return out, origin
 
 
 def _supcontrast(obj: dict, arch: str | None) -> LoadedModel:
     opt = vars(obj["opt"]) if hasattr(obj["opt"], "__dict__") else dict(obj["opt"])
-    state = {k.replace(".shortcut.", ".downsample."): v for k, v in _clean(obj["model"]).items()}
-    state, unused = _renamed(state, {"encoder.": "encoder.", "head.": "head.mlp.", "fc.": "classifier."})
+    state, origin = _renamed(_clean(obj["model"]),
+                             {"encoder.": "encoder.", "head.": "head.mlp.", "fc.": "classifier."},
+                             replace=(".shortcut.", ".downsample."))
     dataset = str(opt.get("dataset", ""))
     if dataset in SUPCONTRAST:
         stats = SUPCONTRAST[dataset]
-        origin = f"SupContrast {dataset} test transform (ToTensor, Normalize(mean={stats['mean']}, std={stats['std']}))"
+        described = f"SupContrast {dataset} test transform (ToTensor, Normalize(mean={stats['mean']}, std={stats['std']}))"
     else:
         try:
             stats = {"mean": list(ast.literal_eval(str(opt["mean"]))), "std": list(ast.literal_eval(str(opt["std"])))}
         except (KeyError, ValueError, SyntaxError):
             raise RascalError(f"The SupContrast checkpoint's opt has dataset {dataset!r} without a readable mean and "
                               "std; it cannot be preprocessed as it was trained.") from None
-        origin = f"SupContrast opt.mean / opt.std (Normalize(mean={stats['mean']}, std={stats['std']}))"
+        described = f"SupContrast opt.mean / opt.std (Normalize(mean={stats['mean']}, std={stats['std']}))"
     size = int(opt.get("size", 32) or 32)
-    pre = {"origin": origin, **stats, "image_size": size}
+    pre = {"origin": described, **stats, "image_size": size}
     model_name = arch or f"cifar_{opt.get('model', '')}"
     depth, stem = (ARCHS[arch] if arch else (_depth_of(opt.get("model")), "cifar"))
-    return _assemble(state, unused, "supcontrast", depth, stem, pre,
+    return _assemble(state, origin, "supcontrast", depth, stem, pre,
                      {"dataset": DATASET_NAMES.get(dataset), "data_root": opt.get("data_folder"),
                       "arch": model_name}, obj.get("epoch"))
 
@@ -210,7 +213,7 @@ def _infer_resnet(encoder_state: dict, prefix: str) -> tuple[int, bool]:
 
 
 def _lightning(obj: dict, arch: str | None) -> LoadedModel:
-    state, unused = _renamed(_clean(obj["state_dict"]), {"backbone.": "encoder.", "projector.": "head.mlp."})
+    state, origin = _renamed(_clean(obj["state_dict"]), {"backbone.": "encoder.", "projector.": "head.mlp."})
     if arch:
         depth, stem = ARCHS[arch]
         small = stem == "cifar"
@@ -228,7 +231,7 @@ def _lightning(obj: dict, arch: str | None) -> LoadedModel:
     dataset = _find(hp, "dataset")
     config = {"dataset": DATASET_NAMES.get(str(dataset)) if dataset else None, "data_root": None,
               "arch": f"{'cifar_' if small else ''}resnet{depth}"}
-    return _assemble(state, unused, "lightning", depth, stem, pre, config, obj.get("epoch"))
+    return _assemble(state, origin, "lightning", depth, stem, pre, config, obj.get("epoch"))
 
 
 def _find(tree, key):
@@ -244,9 +247,7 @@ def _find(tree, key):
 
 
 def _torchvision(obj: dict, arch: str | None) -> LoadedModel:
-    raw = _clean(_state_of(obj))
-    state, unused = _renamed({("classifier" + k[2:] if k.startswith("fc.") else "encoder." + k): v
-                              for k, v in raw.items()}, {"encoder.": "encoder.", "classifier.": "classifier."})
+    state, origin = _renamed(_clean(_state_of(obj)), {"fc.": "classifier.", "": "encoder."})
     if arch:
         depth, stem = ARCHS[arch]
     else:
@@ -255,7 +256,7 @@ def _torchvision(obj: dict, arch: str | None) -> LoadedModel:
     pre = {"origin": "torchvision ImageNet test transform (Resize 256, CenterCrop 224, ImageNet mean/std)",
            **IMAGENET, "image_size": 224}
     config = {"dataset": None, "data_root": None, "arch": f"{'cifar_' if stem == 'cifar' else ''}resnet{depth}"}
-    return _assemble(state, unused, "torchvision", depth, stem, pre, config, obj.get("epoch"))
+    return _assemble(state, origin, "torchvision", depth, stem, pre, config, obj.get("epoch"))
 
 
 _READERS = {"supcontrast": _supcontrast, "lightning": _lightning, "torchvision": _torchvision}
@@ -275,7 +276,7 @@ def _head(state: dict, feature_dim: int) -> ProjectionHead | None:
     return ProjectionHead(feature_dim, last.shape[0], batch_norm=bn, hidden_dim=first.shape[0])
 
 
-def _assemble(state: dict, unused: list[str], layout: str, depth: int, stem: str, pre: dict, config: dict,
+def _assemble(state: dict, origin: dict, layout: str, depth: int, stem: str, pre: dict, config: dict,
               epoch) -> LoadedModel:
     encoder, dim = resnet_encoder(depth, stem)
     head = _head(state, dim)
@@ -289,12 +290,10 @@ def _assemble(state: dict, unused: list[str], layout: str, depth: int, stem: str
         # No head in the file: its embedding is the L2-normalised features, as for a CE model.
         model = RascalModel(encoder, dim, loss="supcon")
         model.head = None
-    if head is None:
-        unused += [k for k in state if k.startswith("head.")]
-        state = {k: v for k, v in state.items() if not k.startswith("head.")}
-    if classifier is not None and head is not None:
-        unused += [k for k in state if k.startswith("classifier.")]
-        state = {k: v for k, v in state.items() if not k.startswith("classifier.")}
+    # A head that is not an MLP, or a classifier beside the head (solo-learn's online probe), is not used.
+    unused = {k for k in state if (head is None and k.startswith("head."))
+              or (head is not None and k.startswith("classifier."))}
+    state = {k: v for k, v in state.items() if k not in unused}
     arch = f"resnet{depth} ({stem} stem)"
     try:
         result = model.load_state_dict(state, strict=False)
@@ -313,7 +312,7 @@ def _assemble(state: dict, unused: list[str], layout: str, depth: int, stem: str
     config = {"loss": model.loss, "image_size": pre["image_size"], "label_level": None, **config,
               "layout": layout, "preprocessing": pre}
     return LoadedModel(model.eval(), config, layout, arch, pre, None if epoch is None else int(epoch), missing,
-                       sorted(unused + list(result.unexpected_keys)))
+                       sorted(origin[k] for k in (set(origin) - set(state)) | set(result.unexpected_keys)))
 
 
 def _normalise_input(encoder: nn.Module, mean, std) -> None:

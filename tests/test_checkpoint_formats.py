@@ -149,6 +149,17 @@ def test_supce_checkpoint_reads_its_classifier(tmp_path):
     torch.testing.assert_close(loaded.model.classifier.weight, net.module.fc.weight)
 
 
+def test_keys_not_used_are_reported_by_their_names_in_the_file(tmp_path):
+    net = _randomise(_SupConResNet18())
+    net.head = nn.Linear(512, 128)  # SupConResNet(head='linear'): not an MLP head, so not read
+    state = {**net.state_dict(), "queue": torch.zeros(3)}
+    torch.save({"opt": argparse.Namespace(model="resnet18", dataset="cifar100"), "model": state, "epoch": 1},
+               tmp_path / "linear.pth")
+    loaded = load_model(tmp_path / "linear.pth")
+    assert loaded.unexpected == ["head.bias", "head.weight", "queue"] and loaded.model.head is None
+    assert loaded.summary().endswith("unexpected keys: 3 (head.bias, head.weight, queue)")
+
+
 class _SoloMethod(nn.Module):
     """solo-learn's BaseMethod as its state dict shows it: `backbone` (torchvision ResNet-18, CIFAR stem
     conv 3×3/1 padding 2, no max-pool, fc removed), `projector`, the online `classifier`."""
