@@ -172,7 +172,8 @@ def _supcontrast(obj: dict, arch: str | None) -> LoadedModel:
     dataset = str(opt.get("dataset", ""))
     if dataset in SUPCONTRAST:
         stats = SUPCONTRAST[dataset]
-        described = f"SupContrast {dataset} test transform (ToTensor, Normalize(mean={stats['mean']}, std={stats['std']}))"
+        described = (f"SupContrast {dataset} test transform (ToTensor, Normalize(mean={stats['mean']}, "
+                     f"std={stats['std']}))")
     else:
         try:
             stats = {"mean": list(ast.literal_eval(str(opt["mean"]))), "std": list(ast.literal_eval(str(opt["std"])))}
