@@ -120,13 +120,12 @@ def load_model(path: str | os.PathLike, arch: str | None = None) -> LoadedModel:
         Unknown layout, an architecture the weights do not fit, or encoder weights missing.
     """
     from rascal_train.io import load_checkpoint
+    from rascal_train.transforms import MEAN, STD
 
     obj = load_checkpoint(path)
     layout = detect_layout(obj, path)
     if layout == "rascal":
         model, config = model_from_checkpoint(obj)
-        from rascal_train.transforms import MEAN, STD
-
         pre = {"origin": "rascal train (ImageNet mean/std)", "mean": list(MEAN), "std": list(STD),
                "image_size": config.get("image_size")}
         return LoadedModel(model, config, layout, config.get("arch"), pre,
@@ -216,12 +215,10 @@ def _infer_resnet(encoder_state: dict, prefix: str) -> tuple[int, bool]:
 def _lightning(obj: dict, arch: str | None) -> LoadedModel:
     state, origin = _renamed(_clean(obj["state_dict"]), {"backbone.": "encoder.", "projector.": "head.mlp."})
     if arch:
-        depth, stem = ARCHS[arch]
-        small = stem == "cifar"
-        stem = "cifar_pad2" if small else stem
+        depth, small = ARCHS[arch][0], ARCHS[arch][1] == "cifar"
     else:
         depth, small = _infer_resnet(state, "encoder.")
-        stem = "cifar_pad2" if small else "imagenet"
+    stem = "cifar_pad2" if small else "imagenet"  # solo-learn pads its 3×3 CIFAR stem by 2
     hp = obj.get("hyper_parameters") if isinstance(obj.get("hyper_parameters"), dict) else {}
     if small:
         pre = {"origin": f"solo-learn CIFAR test transform (ToTensor, Normalize(mean={SOLO_CIFAR['mean']}, "

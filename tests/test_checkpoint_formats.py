@@ -149,6 +149,25 @@ def test_supce_checkpoint_reads_its_classifier(tmp_path):
     torch.testing.assert_close(loaded.model.classifier.weight, net.module.fc.weight)
 
 
+def test_supcontrast_path_dataset_uses_its_own_mean_and_std(tmp_path):
+    net = _randomise(_SupConResNet18())
+    opt = argparse.Namespace(model="resnet18", dataset="path", mean="(0.5, 0.4, 0.3)", std="(0.2, 0.25, 0.3)", size=64)
+    torch.save({"opt": opt, "model": net.state_dict(), "epoch": 2}, tmp_path / "path.pth")
+    loaded = load_model(tmp_path / "path.pth")
+    assert loaded.preprocessing["mean"] == [0.5, 0.4, 0.3] and loaded.preprocessing["std"] == [0.2, 0.25, 0.3]
+    assert loaded.preprocessing["image_size"] == 64 and loaded.config["dataset"] is None
+    x = torch.rand(2, 3, 64, 64)  # pixels in [0, 1]
+    project = (x - torch.tensor((0.485, 0.456, 0.406)).view(1, 3, 1, 1)) / torch.tensor((0.229, 0.224, 0.225)).view(
+        1, 3, 1, 1)
+    own = (x - torch.tensor((0.5, 0.4, 0.3)).view(1, 3, 1, 1)) / torch.tensor((0.2, 0.25, 0.3)).view(1, 3, 1, 1)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.model.encoder(project), net.features(own), rtol=1e-4, atol=1e-5)
+    opt.mean = "__import__('os')"
+    torch.save({"opt": opt, "model": net.state_dict(), "epoch": 2}, tmp_path / "bad.pth")
+    with pytest.raises(RascalError, match="has dataset 'path' without a readable mean and std"):
+        load_model(tmp_path / "bad.pth")
+
+
 def test_keys_not_used_are_reported_by_their_names_in_the_file(tmp_path):
     net = _randomise(_SupConResNet18())
     net.head = nn.Linear(512, 128)  # SupConResNet(head='linear'): not an MLP head, so not read
