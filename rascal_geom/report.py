@@ -33,6 +33,8 @@ _HEADLINE_LABELS = {"linear_top1": "linear top-1", "knn_top1": "kNN top-1", "att
                     "rank_stability": "rank stability"}
 _GEOMETRY_KEYS = ("alignment", "uniformity", "nc1", "equinorm", "equiangularity", "effective_rank",
                   "pos_sim", "neg_sim", "sim_gap", "margin_violation")
+#: Said once under a table with differences that have no interval.
+NO_INTERVAL_NOTE = "\u201cno CI\u201d: a side has one run (n=1), so the difference has no interval."
 #: At most this many classes are drawn in a per-class figure (the extremes); the table has all.
 MAX_CLASSES_IN_FIGURE = 40
 
@@ -79,14 +81,18 @@ def _cell(s: Summary | None) -> dict:
 def _delta_cell(d: Difference | None) -> dict | None:
     if d is None:
         return None
-    if not d.has_interval:
-        return {"text": summary.fmt(d.delta, sign=True), "ci": d.note, "marker": "no CI", "cls": "noci",
+    if not d.has_interval:  # why is said once under the table (NO_INTERVAL_NOTE), not in each cell
+        return {"text": summary.fmt(d.delta, sign=True), "ci": "", "marker": "no CI", "cls": "noci",
                 "v": f"{d.delta:.10g}"}
     return {"text": summary.fmt(d.delta, sign=True),
             "ci": f"[{summary.fmt(d.low, sign=True)}, {summary.fmt(d.high, sign=True)}] "
-                  f"{'paired t' if d.method == 'paired-t' else 'bootstrap'}",
+                  f"{'paired t' if d.method == 'paired-t' else 'Welch t'}",
             "marker": "" if d.distinguishable else "\u2248 0", "cls": "sig" if d.distinguishable else "ns",
             "v": f"{d.delta:.10g}"}
+
+
+def _lacks_interval(rows: list[dict]) -> bool:
+    return any(d is not None and not d.has_interval for r in rows for d in r["differences"])
 
 
 def _html_rows(rows: list[dict]) -> list[dict]:
@@ -305,7 +311,7 @@ def _latex(ctx: dict, headline: list[dict], geometry: list[dict], weights: list[
         if d is None:
             return TeX("--")
         if not d.has_interval:
-            return TeX(f"${d.delta:+.4f}$ (no CI, $n=1$)")
+            return TeX(f"${d.delta:+.4f}$ (no CI)")
         mark = "" if d.distinguishable else r"$^{\circ}$"
         return TeX(f"${d.delta:+.4f}$ [${d.low:+.4f}$, ${d.high:+.4f}$]{mark}")
 
@@ -316,13 +322,16 @@ def _latex(ctx: dict, headline: list[dict], geometry: list[dict], weights: list[
         return booktabs_table(header, body, caption=caption, label=label)
 
     note = (f"Mean and std over seeds; differences from the baseline {names[baseline]} with 95% intervals "
-            f"(paired t over matching seeds, else percentile bootstrap); a circle marks an interval that "
-            f"contains 0.")
-    written = [atomic_write_text(latex_dir / "headline.tex", table(headline, "Headline metrics. " + note,
+            f"(paired t over matching seeds, else Welch t); a circle marks an interval that contains 0.")
+
+    def caption(what: str, rows: list[dict]) -> str:
+        return f"{what} {note}" + (" No CI: a side has one run (n=1)." if _lacks_interval(rows) else "")
+
+    written = [atomic_write_text(latex_dir / "headline.tex", table(headline, caption("Headline metrics.", headline),
                                                                   "tab:rascal-headline"))]
     if geometry:
-        written.append(atomic_write_text(latex_dir / "geometry.tex",
-                                         table(geometry, "Embedding geometry. " + note, "tab:rascal-geometry")))
+        written.append(atomic_write_text(latex_dir / "geometry.tex", table(
+            geometry, caption("Embedding geometry.", geometry), "tab:rascal-geometry")))
     if weights:
         rows = [[w["group"], f"{w['stats']['mean']:.3f}", f"{w['stats']['std']:.3f}",
                  f"{w['stats']['share_ge_0.9']:.1%}", f"{w['stats']['share_ge_0.7']:.1%}",
@@ -395,6 +404,8 @@ def _render_groups(groups: list[RunGroup], baseline: int, out_html: Path, title:
         "config_rows": _config_rows(groups),
         "headline": _html_rows(headline),
         "geometry": _html_rows(geometry),
+        "headline_no_ci": NO_INTERVAL_NOTE if _lacks_interval(headline) else "",
+        "geometry_no_ci": NO_INTERVAL_NOTE if _lacks_interval(geometry) else "",
         "summary": sentences,
         "weights_table": [{"group": w["group"], "runs": w["runs"], "epoch": w["epoch"],
                            **{k: (f"{v:.1%}" if k.startswith("share") else summary.fmt(v, 3))

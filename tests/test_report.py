@@ -179,9 +179,12 @@ def test_single_runs_state_no_interval(tmp_path):
     a = write_run(tmp_path, "supcon_s0", "supcon", 0, values_seed=0, umap=False)
     b = write_run(tmp_path, "rascal_s0", "rascal", 0, offset=0.3, values_seed=0, umap=False)
     html = render_report([a, b], out_html=tmp_path / "one.html", progress=False).read_text()
-    assert "n=1: no interval" in html
     summary = html.split('<section id="summary">')[1].split("</section>")[0]
     assert "is higher" not in summary and "no difference is claimed" in summary
+    # Said once per table and once in the summary, not after each of the 7 headline metrics.
+    assert summary.count("one run (n=1)") == 1 and "n=1: no interval" not in html
+    headline = html.split('<section id="headline">')[1].split("</section>")[0]
+    assert headline.count("one run (n=1)") == 1 and headline.count(">no CI<") == 7
 
 
 def test_render_analysis_single_page(tmp_path):
