@@ -243,6 +243,7 @@ def analyze(source, hierarchy=None, data_root=None, split: str = "test", compare
         lap("umap")
 
     fine_levels = {r["fine"]: r["retention"] for r in retention}
+    knn_k = min(k if k in knn_ks else knn_ks[0], kmax)  # the headline's k, as clipped by the split's size
     src = emb.source
     doc = {
         "schema": SCHEMA,
@@ -264,7 +265,7 @@ def analyze(source, hierarchy=None, data_root=None, split: str = "test", compare
             "geometry": geometry,
         },
         "headline": {
-            "knn_top1": knn[level][str(k) if k in knn_ks else str(knn_ks[0])],
+            "knn_top1": knn[level][str(knn_k)],
             "retention": fine_levels,
             "attribute_lift": attrs["lift"] if attrs else None,
             "geodesic_variance": geo["mean"],

@@ -31,7 +31,7 @@ from rascal_train.progress import track
 _HEADLINE_LABELS = {"linear_top1": "linear top-1", "knn_top1": "kNN top-1", "attribute_lift": "attribute lift",
                     "geodesic_variance": "geodesic variance", "collapse_ratio": "collapse ratio",
                     "rank_stability": "rank stability"}
-_GEOMETRY_KEYS = ("alignment", "uniformity", "nc1", "equinorm", "equiangularity", "effective_rank",
+_GEOMETRY_KEYS = ("class_alignment", "uniformity", "nc1", "equinorm", "equiangularity", "effective_rank",
                   "pos_sim", "neg_sim", "sim_gap", "margin_violation")
 #: Said once under a table with differences that have no interval.
 NO_INTERVAL_NOTE = "\u201cno CI\u201d: a side has one run (n=1), so the difference has no interval."
