@@ -10,6 +10,7 @@ on augmented views of the frozen encoder for some epochs — is :func:`linear_pr
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import os
@@ -99,7 +100,8 @@ def _image_batches(dataset: HierDataset, batch_size: int, device: torch.device, 
 
 
 def extract_features(model, dataset: HierDataset, batch_size: int = 256, device=None, progress: bool = True,
-                     image_size: int | None = None, description: str = "features", transform=None) -> dict:
+                     image_size: int | None = None, description: str = "features", transform=None,
+                     mixed_precision: bool = True) -> dict:
     """Run the frozen encoder once over a split.
 
     Parameters
@@ -121,6 +123,9 @@ def extract_features(model, dataset: HierDataset, batch_size: int = 256, device=
     transform : callable (PIL image -> float32 Tensor of shape (3, S, S)), default=None
         File-backed sets only: the test-time transform; ``eval_transform(image_size or 224)``
         when ``None`` (ImageNet-C uses :func:`imagenet_c_transform`).
+    mixed_precision : bool, default=True
+        bf16 autocast on GPU. ``False`` keeps float32 everywhere, as analysis needs: bf16 rounding
+        reorders near-tied neighbours, and that rank noise depends on the device.
 
     Returns
     -------
@@ -137,7 +142,7 @@ def extract_features(model, dataset: HierDataset, batch_size: int = 256, device=
     model.eval()
     features, projections = [], []
     try:
-        with torch.inference_mode(), _autocast(device):
+        with torch.inference_mode(), _autocast(device) if mixed_precision else contextlib.nullcontext():
             for x in _image_batches(dataset, batch_size, device, image_size, progress, description, transform):
                 f = model.encoder(x)
                 z = model.project(f)
