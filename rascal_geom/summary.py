@@ -104,10 +104,10 @@ def single_group_sentence(name: str, rows: Sequence[tuple[str, Summary]]) -> str
     return f"{name}: {_join(parts)}." if parts else f"{name}: no headline numbers were found."
 
 
-def weight_sentence(name: str, stats: dict, epoch: int | None) -> str:
-    """The weight-distribution numbers of one RASCAL group."""
+def weight_sentence(name: str, stats: dict, epoch: int | None, recorded: str) -> str:
+    """The weight-distribution numbers of one RASCAL group; ``recorded`` says what the histogram holds."""
     at = f"epoch {epoch}" if epoch is not None else "the last logged epoch"
-    return (f"At {at}, {stats['share_ge_0.9']:.1%} of {name}'s raw positive weights are \u2265 0.9, "
+    return (f"At {at}, {stats['share_ge_0.9']:.1%} of {name}'s logged values ({recorded}) are \u2265 0.9, "
             f"{stats['share_ge_0.7']:.1%} are \u2265 0.7 and {stats['share_lt_0.3']:.1%} are < 0.3 "
             f"(binned mean {fmt(stats['mean'], 3)}, std {fmt(stats['std'], 3)}).")
 

@@ -476,6 +476,26 @@ def knn_topk(bank, bank_labels, queries, query_labels, k: int = KNN_K) -> dict:
     return {"top1": acc[1], "top5": acc[5], "k": k}
 
 
+def probe_settings(protocol: str, probe_epochs: int, batch_size: int) -> dict:
+    """The linear probe's settings as a reviewer asks for them (``eval.json``'s ``protocol.linear``).
+
+    Optimiser constants are read from the probe functions' own defaults, so they cannot drift apart.
+    """
+    import inspect
+
+    from rascal_geom.metrics import fit_linear_probe
+
+    def defaults(fn, names):
+        return {k: v.default for k, v in inspect.signature(fn).parameters.items() if k in names}
+
+    if protocol == "supcon":
+        return {"protocol": "supcon", "optimizer": "SGD with momentum, cosine schedule", "epochs": probe_epochs,
+                "batch_size": batch_size, "augmented": True,
+                **defaults(linear_probe_supcon, ("lr", "momentum", "weight_decay"))}
+    return {"protocol": "full_batch", "optimizer": "L-BFGS (strong Wolfe), full batch, standardised features",
+            "augmented": False, **defaults(fit_linear_probe, ("weight_decay", "max_iter"))}
+
+
 def evaluate_checkpoint(ckpt_path, data_root=None, linear: bool = True, knn: bool = True,
                         corruptions: bool = False, protocol: str = "full_batch", device=None,
                         progress: bool = True, batch_size: int = 256, probe_epochs: int = 10,
@@ -518,6 +538,7 @@ def evaluate_checkpoint(ckpt_path, data_root=None, linear: bool = True, knn: boo
     Returns
     -------
     dict
+        ``protocol`` (split, checkpoint, features, kNN bank/k/temperature, probe settings, seed),
         ``checkpoint``, ``epoch``, ``level``, ``knn`` ({top1, top5, k} or None), ``linear``
         ({top1, top5, protocol} or None), ``shot_groups`` ({many, medium, few} or None; from the
         linear probe, else from kNN), ``corruptions`` ({mean_accuracy, mean_corruption_error,
@@ -551,7 +572,16 @@ def evaluate_checkpoint(ckpt_path, data_root=None, linear: bool = True, knn: boo
     test = extract_features(model, test_set, batch_size, device, progress, image_size, "features (test)")
     train_targets, test_labels = np.asarray(train_set.targets), test["labels"][level]
 
-    result = {"checkpoint": str(ckpt_path), "epoch": int(ckpt.get("epoch", 0)), "level": level,
+    from rascal_geom.metrics.knn import KNN_TEMPERATURE
+
+    protocol_card = {
+        "split": "test", "level": level, "checkpoint": str(ckpt_path), "epoch": int(ckpt.get("epoch", 0)),
+        "features": "backbone",
+        "knn": {"bank": "train split (training targets)", "k": KNN_K, "temperature": KNN_TEMPERATURE} if knn else None,
+        "linear": probe_settings(protocol, probe_epochs, batch_size) if linear else None,
+        "seed": train_config.seed}
+    result = {"protocol": protocol_card, "checkpoint": str(ckpt_path), "epoch": int(ckpt.get("epoch", 0)),
+              "level": level,
               "knn": knn_topk(train["features"], train_targets, test["features"], test_labels) if knn else None,
               "linear": None, "shot_groups": None, "corruptions": None}
     groups = shot_groups(train_targets, train_set.num_classes)

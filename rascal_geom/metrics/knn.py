@@ -13,9 +13,12 @@ from rascal_geom.metrics._inputs import as_labels, check_positive_int, unit_rows
 from rascal_geom.neighbors import knn_search
 from rascal_train.errors import RascalError
 
+#: The vote temperature of the usual kNN monitor (Wu et al. 2018).
+KNN_TEMPERATURE = 0.07
+
 
 def knn_vote(sims: np.ndarray, nbr_labels: np.ndarray, num_classes: int, k: int,
-             temperature: float = 0.07) -> np.ndarray:
+             temperature: float = KNN_TEMPERATURE) -> np.ndarray:
     """Summed vote weights per class from the first ``k`` neighbours.
 
     Parameters
@@ -41,7 +44,7 @@ def knn_vote(sims: np.ndarray, nbr_labels: np.ndarray, num_classes: int, k: int,
 
 
 def knn_correct(sims: np.ndarray, nbr_labels: np.ndarray, labels: np.ndarray, num_classes: int, k: int,
-                temperature: float = 0.07, topk: int = 1, chunk: int = 8192) -> np.ndarray:
+                temperature: float = KNN_TEMPERATURE, topk: int = 1, chunk: int = 8192) -> np.ndarray:
     """Whether each row's weighted vote (:func:`knn_vote`) ranks its true label in the top ``topk``.
 
     A class no neighbour voted for is never in the top ``topk``: with fewer than ``topk`` voted
@@ -75,7 +78,7 @@ def topk_correct(scores: np.ndarray, labels: np.ndarray, topk: int = 1) -> np.nd
 
 
 def knn_accuracy(bank, bank_labels, queries=None, query_labels=None, k: int = 20,
-                 temperature: float = 0.07, topk: int = 1, backend: str | None = None) -> float:
+                 temperature: float = KNN_TEMPERATURE, topk: int = 1, backend: str | None = None) -> float:
     """Weighted-vote cosine kNN accuracy.
 
     Parameters
@@ -115,7 +118,7 @@ def knn_accuracy(bank, bank_labels, queries=None, query_labels=None, k: int = 20
     return float(knn_correct(sims, bank_labels[idx], q_labels, num_classes, k, temperature, topk).mean())
 
 
-def knn_accuracies(emb, labels, ks=(1, 20, 200), temperature: float = 0.07, topk: int = 1,
+def knn_accuracies(emb, labels, ks=(1, 20, 200), temperature: float = KNN_TEMPERATURE, topk: int = 1,
                    neighbours: tuple[np.ndarray, np.ndarray] | None = None,
                    backend: str | None = None) -> dict[str, float]:
     """Leave-one-out kNN accuracy for several ``k`` from one neighbour search.
