@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rascal_geom.metrics.knn import KNN_TEMPERATURE
 from rascal_train.errors import RascalError
 from rascal_train.io import read_jsonl
 
@@ -207,7 +208,7 @@ def find_baseline(groups: list[RunGroup], baseline: str | None) -> int:
     raise RascalError(f"--baseline {baseline!r} matches {len(hits)} groups; pass one exact group name of {names}.")
 
 
-#: How each source of a headline number measured it, where the file does not say.
+#: How the training monitor measures rank stability at each epoch end (``rascal_train.engine._monitor``).
 MONITOR_PROVENANCE = "training monitor: a fixed sample of the train split, projections, previous epoch vs this one"
 
 
@@ -251,9 +252,10 @@ def headline_values(record: RunRecord) -> dict[str, float]:
     split = card.get("split", "test")
     put("linear_top1", f"eval.json: {split} split, backbone features, probe fitted on the train split "
                        f"({linear.get('protocol', 'unknown')} protocol)", linear.get("top1"))
-    temperature = (card.get("knn") or {}).get("temperature")
-    put("knn_top1", f"eval.json: {split} split vs the train-split bank, backbone features, k={knn.get('k')}"
-                    + (f", T={temperature}" if temperature is not None else ""), knn.get("top1"))
+    # eval.json files written before the protocol card used the same vote temperature.
+    temperature = (card.get("knn") or {}).get("temperature", KNN_TEMPERATURE)
+    put("knn_top1", f"eval.json: {split} split vs the train-split bank, backbone features, k={knn.get('k')}, "
+                    f"T={temperature}", knn.get("top1"))
     if record.analysis:
         head = record.analysis.get("headline") or {}
         prov = analysis_provenance(record.analysis)
