@@ -253,7 +253,7 @@ def analyze(source, hierarchy=None, data_root=None, split: str = "test", compare
         "split": src.get("split"),
         "checkpoint": {"path": src.get("path"), "epoch": src.get("epoch"), "kind": src.get("kind", "embeddings"),
                        "chosen": chosen},
-        "features": "projection head output" if embedding == "projection" else "backbone",
+        "features": "projection head" if embedding == "projection" else "backbone",
         "knn": {"protocol": "leave-one-out within the split", "ks": [int(kk) for kk in knn[level]],
                 "headline_k": knn_k, "temperature": KNN_TEMPERATURE},
         "linear": {**probe_settings("full_batch", probe_epochs=0, batch_size=0),

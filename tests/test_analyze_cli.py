@@ -50,7 +50,7 @@ def test_analyze_npz_end_to_end(tmp_path):
     assert set(m["geometry"]) >= {"class_alignment", "uniformity", "nc1", "effective_rank", "margin_violation"}
     assert m["rank_stability"] is None and doc["umap"] is None
     card = doc["protocol"]
-    assert card["features"] == "projection head output" and card["seed"] == 0
+    assert card["features"] == "projection head" and card["seed"] == 0
     assert card["knn"]["ks"] == [1, 20, 200] and card["knn"]["headline_k"] == 20
     assert card["knn"]["temperature"] == 0.07 and card["linear"]["weight_decay"] == 1e-4
 
