@@ -26,9 +26,11 @@ from rascal_geom.metrics import (
     knn_accuracies,
     rank_stability,
 )
-from rascal_geom.metrics._inputs import normalize_rows
+from rascal_geom.metrics._inputs import unit_rows
+from rascal_geom.metrics.knn import KNN_TEMPERATURE
 from rascal_geom.neighbors import knn_search, select_backend
 from rascal_train.errors import RascalError
+from rascal_train.evaluate import probe_settings
 from rascal_train.progress import console
 
 SCHEMA = "rascal.analysis/1"
@@ -190,9 +192,11 @@ def analyze(source, hierarchy=None, data_root=None, split: str = "test", compare
         return load_embeddings(s, **load)
 
     compare = list(compare)
+    chosen = "as given"
     if not isinstance(source, EmbeddingSet) and Path(source).is_dir():
         source, earlier = run_checkpoints(source)
         compare = compare or earlier
+        chosen = "the run directory's last checkpoint (last.pt, else its newest epoch file)"
     emb = open_source(source)
     others = [open_source(c) for c in compare]
     _check_same_samples(others, emb)
@@ -204,7 +208,7 @@ def analyze(source, hierarchy=None, data_root=None, split: str = "test", compare
     level = level or config.get("label_level") or (hier.default_level if hier else levels[-1])
     if level not in levels:
         raise RascalError(f"Level {level!r} is not one of {', '.join(levels)}; pass one of those.")
-    x = normalize_rows(np.asarray(_rows(emb, embedding), dtype=np.float32))
+    x = unit_rows(_rows(emb, embedding), f"{embedding} rows", np.float32)
     y = emb.labels[level]
 
     kmax = min(max(knn_ks), len(x) - 1)
@@ -243,9 +247,24 @@ def analyze(source, hierarchy=None, data_root=None, split: str = "test", compare
         lap("umap")
 
     fine_levels = {r["fine"]: r["retention"] for r in retention}
+    knn_k = min(k if k in knn_ks else knn_ks[0], kmax)  # the headline's k, as clipped by the split's size
     src = emb.source
+    protocol = {
+        "split": src.get("split"),
+        "checkpoint": {"path": src.get("path"), "epoch": src.get("epoch"), "kind": src.get("kind", "embeddings"),
+                       "chosen": chosen},
+        "features": "projection head" if embedding == "projection" else "backbone",
+        "knn": {"protocol": "leave-one-out within the split", "ks": [int(kk) for kk in knn[level]],
+                "headline_k": knn_k, "temperature": KNN_TEMPERATURE},
+        "linear": {**probe_settings("full_batch", probe_epochs=0, batch_size=0),
+                   "protocol": "stratified 50/50 holdout within the split"},
+        "neighbours_within_class": {"k_requested": k, "attribute_k_requested": min(k, 10)},
+        "seed": seed, "training_seed": config.get("seed"),
+        "extraction": src.get("extraction"),
+    }
     doc = {
         "schema": SCHEMA,
+        "protocol": protocol,
         "source": {"kind": src.get("kind", "embeddings"), "path": src.get("path"), "run_dir": src.get("run_dir"),
                    "epoch": src.get("epoch"), "config": config},
         "settings": {"hierarchy": hier.name if hier else None, "split": src.get("split"), "k": k,
@@ -264,7 +283,7 @@ def analyze(source, hierarchy=None, data_root=None, split: str = "test", compare
             "geometry": geometry,
         },
         "headline": {
-            "knn_top1": knn[level][str(k) if k in knn_ks else str(knn_ks[0])],
+            "knn_top1": knn[level][str(knn_k)],
             "retention": fine_levels,
             "attribute_lift": attrs["lift"] if attrs else None,
             "geodesic_variance": geo["mean"],

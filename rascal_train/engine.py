@@ -484,6 +484,10 @@ def _train(config: TrainConfig, device: torch.device, progress: bool) -> Path:
                     loss, z, gids = contrastive_loss(model, loss_fn, v1, v2, targets, ids, cache,
                                                      simclr=config.loss == "simclr", autocast_dtype=amp)
                     stats = dict(loss_fn.last_stats)
+                    # Wang & Isola's alignment: z is view-major, so row i and row i + half are the
+                    # two views of one image (pos_sim mixes in every same-class pair).
+                    half = z.shape[0] // 2
+                    stats["alignment"] = (z[:half] - z[half:]).pow(2).sum(1).mean()
                 else:
                     loss = ce_loss(model, v1, targets, amp)
                     stats = {"loss": loss.detach()}

@@ -10,6 +10,7 @@ on augmented views of the frozen encoder for some epochs — is :func:`linear_pr
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import os
@@ -99,7 +100,8 @@ def _image_batches(dataset: HierDataset, batch_size: int, device: torch.device, 
 
 
 def extract_features(model, dataset: HierDataset, batch_size: int = 256, device=None, progress: bool = True,
-                     image_size: int | None = None, description: str = "features", transform=None) -> dict:
+                     image_size: int | None = None, description: str = "features", transform=None,
+                     mixed_precision: bool = True) -> dict:
     """Run the frozen encoder once over a split.
 
     Parameters
@@ -121,6 +123,9 @@ def extract_features(model, dataset: HierDataset, batch_size: int = 256, device=
     transform : callable (PIL image -> float32 Tensor of shape (3, S, S)), default=None
         File-backed sets only: the test-time transform; ``eval_transform(image_size or 224)``
         when ``None`` (ImageNet-C uses :func:`imagenet_c_transform`).
+    mixed_precision : bool, default=True
+        bf16 autocast on GPU. ``False`` keeps float32 everywhere, as analysis needs: bf16 rounding
+        reorders near-tied neighbours, and that rank noise depends on the device.
 
     Returns
     -------
@@ -137,7 +142,7 @@ def extract_features(model, dataset: HierDataset, batch_size: int = 256, device=
     model.eval()
     features, projections = [], []
     try:
-        with torch.inference_mode(), _autocast(device):
+        with torch.inference_mode(), _autocast(device) if mixed_precision else contextlib.nullcontext():
             for x in _image_batches(dataset, batch_size, device, image_size, progress, description, transform):
                 f = model.encoder(x)
                 z = model.project(f)
@@ -471,6 +476,26 @@ def knn_topk(bank, bank_labels, queries, query_labels, k: int = KNN_K) -> dict:
     return {"top1": acc[1], "top5": acc[5], "k": k}
 
 
+def probe_settings(protocol: str, probe_epochs: int, batch_size: int) -> dict:
+    """The linear probe's settings as a reviewer asks for them (``eval.json``'s ``protocol.linear``).
+
+    Optimiser constants are read from the probe functions' own defaults, so they cannot drift apart.
+    """
+    import inspect
+
+    from rascal_geom.metrics import fit_linear_probe
+
+    def defaults(fn, names):
+        return {k: v.default for k, v in inspect.signature(fn).parameters.items() if k in names}
+
+    if protocol == "supcon":
+        return {"protocol": "supcon", "optimizer": "SGD with momentum, cosine schedule", "epochs": probe_epochs,
+                "batch_size": batch_size, "augmented": True,
+                **defaults(linear_probe_supcon, ("lr", "momentum", "weight_decay"))}
+    return {"protocol": "full_batch", "optimizer": "L-BFGS (strong Wolfe), full batch, standardised features",
+            "augmented": False, **defaults(fit_linear_probe, ("weight_decay", "max_iter"))}
+
+
 def evaluate_checkpoint(ckpt_path, data_root=None, linear: bool = True, knn: bool = True,
                         corruptions: bool = False, protocol: str = "full_batch", device=None,
                         progress: bool = True, batch_size: int = 256, probe_epochs: int = 10,
@@ -513,6 +538,7 @@ def evaluate_checkpoint(ckpt_path, data_root=None, linear: bool = True, knn: boo
     Returns
     -------
     dict
+        ``protocol`` (split, checkpoint, features, kNN bank/k/temperature, probe settings, seed),
         ``checkpoint``, ``epoch``, ``level``, ``knn`` ({top1, top5, k} or None), ``linear``
         ({top1, top5, protocol} or None), ``shot_groups`` ({many, medium, few} or None; from the
         linear probe, else from kNN), ``corruptions`` ({mean_accuracy, mean_corruption_error,
@@ -546,7 +572,16 @@ def evaluate_checkpoint(ckpt_path, data_root=None, linear: bool = True, knn: boo
     test = extract_features(model, test_set, batch_size, device, progress, image_size, "features (test)")
     train_targets, test_labels = np.asarray(train_set.targets), test["labels"][level]
 
-    result = {"checkpoint": str(ckpt_path), "epoch": int(ckpt.get("epoch", 0)), "level": level,
+    from rascal_geom.metrics.knn import KNN_TEMPERATURE
+
+    protocol_card = {
+        "split": "test", "level": level, "checkpoint": str(ckpt_path), "epoch": int(ckpt.get("epoch", 0)),
+        "features": "backbone",
+        "knn": {"bank": "train split (training targets)", "k": KNN_K, "temperature": KNN_TEMPERATURE} if knn else None,
+        "linear": probe_settings(protocol, probe_epochs, batch_size) if linear else None,
+        "seed": train_config.seed}
+    result = {"protocol": protocol_card, "checkpoint": str(ckpt_path), "epoch": int(ckpt.get("epoch", 0)),
+              "level": level,
               "knn": knn_topk(train["features"], train_targets, test["features"], test_labels) if knn else None,
               "linear": None, "shot_groups": None, "corruptions": None}
     groups = shot_groups(train_targets, train_set.num_classes)

@@ -130,6 +130,11 @@ def test_tiny_run_learns_and_writes_a_reloadable_run(tmp_path, loss):
         # 16 images × 2 views; simclr's only positive is the other view
         if loss == "simclr":
             assert epochs[0]["pos_per_anchor"] == pytest.approx(1.0)
+            # Its one positive is the other view, so two-view alignment is 2 - 2 pos_sim exactly.
+            for r in steps:
+                assert r["alignment"] == pytest.approx(2 - 2 * r["pos_sim"], rel=1e-5)
+        else:
+            assert 0 < epochs[0]["alignment"] < 2 - 2 * epochs[0]["pos_sim"]  # views agree more than classes
     if loss == "rascal":
         assert epochs[0]["uniform_fallback"] > epochs[-1]["uniform_fallback"]  # the cache fills
         assert epochs[-1]["drift"] is not None and 0 <= epochs[-1]["drift"] <= 1

@@ -82,13 +82,23 @@ def linear_probe_accuracy(train_x, train_y, test_x, test_y, weight_decay: float 
                           max_iter: int = 100, topk: tuple[int, ...] = (1, 5), **fit_kwargs) -> dict:
     """Top-k test accuracy of a probe fitted on the training split.
 
+    Parameters
+    ----------
+    train_x : array-like of shape (n_train, dim), float
+    train_y : array-like of shape (n_train,), int
+    test_x : array-like of shape (n_test, dim), float
+    test_y : array-like of shape (n_test,), int
+        One label per row of ``test_x`` (checked, like ``train_y`` against ``train_x``).
+
     Returns
     -------
     dict
         ``{"top1": float, "top5": float}`` (one ``"topK"`` key per entry of ``topk``).
     """
-    train_y = as_labels(train_y, len(train_y), "train_y")
-    test_y = as_labels(test_y, len(test_y), "test_y")
+    train_x = as_matrix(train_x, "train_x", np.float32)
+    test_x = as_matrix(test_x, "test_x", np.float32)
+    train_y = as_labels(train_y, len(train_x), "train_y")
+    test_y = as_labels(test_y, len(test_x), "test_y")
     c = int(max(train_y.max(), test_y.max())) + 1
     probe = fit_linear_probe(train_x, train_y, num_classes=c, weight_decay=weight_decay, max_iter=max_iter,
                              **fit_kwargs)
