@@ -58,7 +58,7 @@ def _worker(rank, port, out_dir, run_dir):
         from test_train import TINY
 
         train({"dataset": TINY, "loss": "rascal", "epochs": 1, "batch_size": 16, "limit": 32, "monitor": False,
-               "out": run_dir}, progress=False)
+               "device": "cpu", "out": run_dir}, progress=False)
     finally:
         dist.destroy_process_group()
 

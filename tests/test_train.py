@@ -24,8 +24,9 @@ if TINY not in list_datasets():
 
 
 def tiny_config(tmp_path, **changes) -> TrainConfig:
+    # device="cpu": the expectations here are CPU facts (see conftest.py); GPU tests pass device.
     values = dict(dataset=TINY, epochs=2, batch_size=16, limit=48, lr=0.05, monitor=False, log_every=1,
-                  out=str(tmp_path / "run"))
+                  device="cpu", out=str(tmp_path / "run"))
     values.update(changes)
     return TrainConfig.from_dict(values)
 
