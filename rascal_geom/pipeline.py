@@ -42,11 +42,11 @@ def evaluate_and_analyze(run_dir: str | Path, progress: bool = True, device=None
     ckpt = run_dir / "checkpoints" / "last.pt"
     epoch = int(load_checkpoint(ckpt)["epoch"])
     eval_path, analysis_path = run_dir / "eval.json", run_dir / "analysis.json"
-    if _epoch_of(eval_path, lambda d: d["epoch"]) != epoch:
-        atomic_write_json(eval_path, evaluate_checkpoint(ckpt, progress=progress, device=device))
-    if _epoch_of(analysis_path, lambda d: d["source"]["epoch"]) != epoch:
-        with device_scope(device):
+    with device_scope(device):
+        if _epoch_of(eval_path, lambda d: d["epoch"]) != epoch:
+            atomic_write_json(eval_path, evaluate_checkpoint(ckpt, progress=progress, device=device))
+        if _epoch_of(analysis_path, lambda d: d["source"]["epoch"]) != epoch:
             result = analyze(run_dir, progress=progress, device=device)
-        atomic_write_json(analysis_path, result)
-        render_analysis(result, run_dir / "analysis.html")
+            atomic_write_json(analysis_path, result)
+            render_analysis(result, run_dir / "analysis.html")
     return eval_path, analysis_path

@@ -11,6 +11,7 @@ current one for code that only looks at the current device.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import os
 import warnings
 
@@ -18,6 +19,9 @@ import torch
 
 from rascal_train.config import PRECISIONS
 from rascal_train.errors import RascalError
+
+# The device of the command in progress (see device_scope): what ``device=None`` means inside it.
+_SCOPE: contextvars.ContextVar[torch.device | None] = contextvars.ContextVar("rascal_device", default=None)
 
 #: The first compute capability with bf16 tensor cores (Ampere); older GPUs only emulate bf16,
 #: and ``torch.cuda.is_bf16_supported()`` says yes to emulation unless told otherwise.
@@ -37,7 +41,8 @@ def resolve_device(device=None) -> torch.device:
     Parameters
     ----------
     device : str, torch.device or None, default=None
-        ``None`` or ``"auto"``: a GPU when CUDA sees one, else the CPU. ``"cuda"``: a GPU.
+        ``None``: the device of the enclosing :func:`device_scope`, else as ``"auto"``.
+        ``"auto"``: a GPU when CUDA sees one, else the CPU. ``"cuda"``: a GPU.
         ``"cuda:N"``: GPU ``N`` (refused under ``torchrun``, where each process takes the GPU of
         its ``LOCAL_RANK``). ``"cpu"``.
 
@@ -53,6 +58,8 @@ def resolve_device(device=None) -> torch.device:
         For an unknown device, a GPU asked for where CUDA sees none, an index past the visible
         GPUs, or ``cuda:N`` under ``torchrun``.
     """
+    if device is None and _SCOPE.get() is not None:
+        return _SCOPE.get()
     if device is None or device == "auto":
         if not torch.cuda.is_available():
             return torch.device("cpu")
@@ -83,13 +90,21 @@ def resolve_device(device=None) -> torch.device:
     return torch.device("cuda", index)
 
 
+@contextlib.contextmanager
 def device_scope(device: torch.device):
-    """A context in which ``device`` is the current CUDA device (a no-op on the CPU).
+    """Run a command on ``device``: inside, ``resolve_device(None)`` is ``device``, and on a GPU
+    it is also CUDA's current device.
 
-    FAISS, pinned memory and anything else that reads the current device then use ``device``
-    and create no context on GPU 0.
+    Library functions called without a device (the neighbour search inside a metric, say) then
+    follow the command's ``--device`` (``cpu`` included), and FAISS and pinned memory, which read
+    CUDA's current device, create no context on GPU 0.
     """
-    return torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext()
+    token = _SCOPE.set(device)
+    try:
+        with torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext():
+            yield device
+    finally:
+        _SCOPE.reset(token)
 
 
 def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:

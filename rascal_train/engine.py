@@ -29,7 +29,7 @@ from torch import Tensor, nn
 from rascal_train import distributed as dist_utils
 from rascal_train.config import RESUME_FREE_KEYS, TrainConfig, resume_path
 from rascal_train.datasets.base import HierDataset
-from rascal_train.devices import autocast_dtype, describe, resolve_device
+from rascal_train.devices import autocast_dtype, describe, device_scope, resolve_device
 from rascal_train.errors import RascalError
 from rascal_train.io import (atomic_torch_save, atomic_write_json, atomic_write_text, load_checkpoint,
                              read_jsonl)
@@ -319,8 +319,10 @@ def _monitor(model: RascalModel, train_set: HierDataset, test_set: HierDataset |
     knn = None
     if test_set is not None:
         queries, query_set = embed(test_set, MONITOR_QUERIES)
+        # The torch search, not FAISS's GPU build: FAISS would reserve memory outside torch's
+        # allocator in the middle of training, when torch's cache holds the epoch's peak.
         knn = float(knn_accuracy(bank["features"], bank_set.targets, queries["features"],
-                                 query_set.labels[query_set.train_level], k=KNN_K))
+                                 query_set.labels[query_set.train_level], k=KNN_K, backend="torch"))
     # The probe set is the bank's first rows: a fixed random sample, embedded with the bank.
     probe = torch.from_numpy(bank["projections"][:PROBE_SIZE])
     stability = None
@@ -356,7 +358,8 @@ def train(config: TrainConfig | dict, progress: bool = True) -> Path:
     device = resolve_device(config.device)
     created_group = _init_distributed(device)
     try:
-        return _train(config, device, progress)
+        with device_scope(device):
+            return _train(config, device, progress)
     finally:
         if created_group:
             torch.distributed.destroy_process_group()

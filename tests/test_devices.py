@@ -181,6 +181,13 @@ def test_fp16_resume_of_a_run_saved_without_a_scaler(tmp_path, monkeypatch):
     assert all(torch.isfinite(t).all() for t in ckpt["model"].values())
 
 
-def test_device_scope_is_a_no_op_on_the_cpu():
+def test_a_commands_device_is_what_none_means_inside_it(two_gpus):
+    # `--device cpu` on a GPU machine keeps the searches and probes that take no device on the CPU.
     with devices.device_scope(torch.device("cpu")):
-        assert torch.zeros(1).device.type == "cpu"
+        assert resolve_device(None) == torch.device("cpu")
+        assert resolve_device("auto") == torch.device("cuda", 0)  # explicit auto is still auto
+        from rascal_geom.metrics import fit_linear_probe
+
+        probe = fit_linear_probe(np.eye(4, dtype=np.float32), np.arange(4) % 2, max_iter=2)
+        assert probe.weight.device.type == "cpu"
+    assert resolve_device(None) == torch.device("cuda", 0)
