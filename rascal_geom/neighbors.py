@@ -174,7 +174,12 @@ def _as_float32(x) -> np.ndarray:
 
 
 def _faiss_search(queries: np.ndarray, bank: np.ndarray, k: int, backend: str, device: torch.device):
-    import faiss
+    try:
+        import faiss
+    except ImportError:
+        raise RascalError(f"The {backend} neighbour search needs FAISS, which is not installed; install "
+                          "rascal[cpu] (faiss-cpu) or rascal[gpu] (faiss-gpu), or unset RASCAL_KNN_BACKEND "
+                          "to search with torch.") from None
 
     if backend == "faiss_cpu":
         with _faiss_threads():
