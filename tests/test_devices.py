@@ -191,3 +191,9 @@ def test_a_commands_device_is_what_none_means_inside_it(two_gpus):
         probe = fit_linear_probe(np.eye(4, dtype=np.float32), np.arange(4) % 2, max_iter=2)
         assert probe.weight.device.type == "cpu"
     assert resolve_device(None) == torch.device("cuda", 0)
+
+
+def test_cpu_tests_are_pinned_to_the_cpu(tmp_path):
+    # conftest.py hides CUDA from unmarked tests, and the tiny runs name the CPU themselves.
+    assert torch.cuda.is_available() is False
+    assert tiny_config(tmp_path).device == "cpu" and resolve_device(None) == torch.device("cpu")
