@@ -105,7 +105,8 @@ def step_commands(step: str, tmp: Path, faiss_gpu: bool) -> list[tuple[str, list
         return [("tests", [py, "-m", "pytest", "-m", "gpu", "-q", "-p", "no:cacheprovider",
                            f"--junitxml={tmp / 'junit.xml'}", "tests"], None)]
     if step == "demo":
-        return [("demo", [py, "-m", "rascal_cli.main", "demo", "--quick", "--device", "cuda", "-q",
+        # (rascal_cli.main defines the click group `cli` and no __main__ block.)
+        return [("demo", [py, "-c", "from rascal_cli.main import cli; cli()", "demo", "--quick", "--device", "cuda", "-q",
                           "--out", str(tmp / "demo"), "--report", str(tmp / "demo.html")], None)]
     if step == "loss":
         return [("loss", [py, "benchmarks/loss_bench.py", "--device", "cuda", "--sizes", "1024", "2048", "4096",
