@@ -106,8 +106,8 @@ def step_commands(step: str, tmp: Path, faiss_gpu: bool) -> list[tuple[str, list
                            f"--junitxml={tmp / 'junit.xml'}", "tests"], None)]
     if step == "demo":
         # (rascal_cli.main defines the click group `cli` and no __main__ block.)
-        return [("demo", [py, "-c", "from rascal_cli.main import cli; cli()", "demo", "--quick", "--device", "cuda", "-q",
-                          "--out", str(tmp / "demo"), "--report", str(tmp / "demo.html")], None)]
+        return [("demo", [py, "-c", "from rascal_cli.main import cli; cli()", "demo", "--quick", "--device",
+                          "cuda", "-q", "--out", str(tmp / "demo"), "--report", str(tmp / "demo.html")], None)]
     if step == "loss":
         return [("loss", [py, "benchmarks/loss_bench.py", "--device", "cuda", "--sizes", "1024", "2048", "4096",
                           "8192", "16384", "--classes", "10", "100", "--dim", "128", "--json",

@@ -25,7 +25,8 @@ def test_without_cuda_it_says_so_and_exits_0(tmp_path):
 
 def test_missing_packages_are_named_in_one_line(monkeypatch):
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None if name in ("umap", "pynndescent") else real(name))
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name: None if name in ("umap", "pynndescent") else real(name))
     assert gpu_check.missing_packages() == ["umap-learn", "pynndescent"]
 
 
@@ -54,6 +55,7 @@ def test_table_against_the_targets(tmp_path):
     assert rows["analyze/torch"] == ("timed out after 10 s", "runs", "FAIL")
     gpu_check.write(tmp_path, {"cuda": True, "device": "NVIDIA H100", "missing": [], "results": _results()})
     md = (tmp_path / "gpu_check.md").read_text()
-    assert md.startswith("# gpu-check: NVIDIA H100") and "| RASCAL step / SupCon step (bf16+channels_last) | 1.100 |" in md
+    assert md.startswith("# gpu-check: NVIDIA H100")
+    assert "| RASCAL step / SupCon step (bf16+channels_last) | 1.100 |" in md
     assert json.loads((tmp_path / "gpu_check.json").read_text())["device"] == "NVIDIA H100"
     assert not list(tmp_path.glob(".*.tmp"))
