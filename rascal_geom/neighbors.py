@@ -102,7 +102,8 @@ def select_backend() -> str:
 def backend_note(backend: str | None = None, device=None) -> str:
     """One line naming the neighbour-search backend and why it, for a command to print.
 
-    E.g. ``"neighbour search: torch on cuda:0 (faiss-cpu 1.15.1 is the CPU build)"``.
+    E.g. ``"neighbour search: torch on cuda:0 (faiss-cpu 1.15.1: the CPU build)"``, with a warning
+    appended when both FAISS builds are installed.
     """
     backend = backend or select_backend()
     info = faiss_build()
