@@ -10,6 +10,7 @@ on a CIFAR-sized set kept as one uint8 tensor on the device never waits for imag
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -100,10 +101,15 @@ def eval_transform(image_size: int):
                       T.Normalize(MEAN, STD)])
 
 
+@functools.lru_cache(maxsize=None)
+def _channel_constant(values: tuple, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """``values`` as a (1, 3, 1, 1) tensor, made once per device: copying a Python list to a GPU
+    waits for the GPU, which a training step would otherwise do at every call."""
+    return torch.tensor(values, dtype=dtype, device=device).view(1, 3, 1, 1)
+
+
 def _normalize(x: torch.Tensor) -> torch.Tensor:
-    mean = torch.tensor(MEAN, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
-    std = torch.tensor(STD, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
-    return (x - mean) / std
+    return (x - _channel_constant(MEAN, x.dtype, x.device)) / _channel_constant(STD, x.dtype, x.device)
 
 
 def normalize_batch(images: torch.Tensor) -> torch.Tensor:
@@ -167,8 +173,7 @@ def adjust_hue(x: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
     hue = torch.where(delta == 0, torch.zeros_like(hue), hue)
     hue = (hue / 6.0 + 1.0 + shift.view(-1, 1, 1)) % 1.0
     # HSV -> RGB, the vectorised k-formula.
-    k = (torch.tensor([5.0, 3.0, 1.0], dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
-         + hue.unsqueeze(1) * 6.0) % 6.0
+    k = (_channel_constant((5.0, 3.0, 1.0), x.dtype, x.device) + hue.unsqueeze(1) * 6.0) % 6.0
     chroma = (maxc * sat).unsqueeze(1)
     return maxc.unsqueeze(1) - chroma * (torch.minimum(k, 4.0 - k).clamp(0.0, 1.0))
 

@@ -118,6 +118,7 @@ def test_cuda_augmentation_and_cache_lookup_never_wait_for_the_gpu():
     cpu_views = GpuTwoViewAugment(32)(images.cpu(), torch.Generator().manual_seed(0))
     cache = EmbeddingCache(1000, 16, device="cuda")
     ids = torch.arange(256, device="cuda")
+    GpuTwoViewAugment(32)(images)  # warm-up: the per-device constants are made (and copied) once
     torch.cuda.synchronize()
     torch.cuda.set_sync_debug_mode("error")
     try:
