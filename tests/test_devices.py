@@ -145,7 +145,7 @@ def test_analyze_and_demo_take_a_device(tmp_path):
     ok = CliRunner().invoke(cli, ["analyze", str(tmp_path / "e.npz"), "--device", "cpu", "--no-umap", "-q",
                                   "--out", str(tmp_path / "r.html")])
     assert ok.exit_code == 0, ok.output
-    assert "neighbour search: torch on cpu" in ok.stderr
+    assert "neighbour search: torch on cpu" in ok.output
     for command in (["analyze", str(tmp_path / "e.npz")], ["demo", "--quick", "--out", str(tmp_path / "d")],
                     ["sweep", str(tmp_path / "grid.yaml"), "--out", str(tmp_path / "s")]):
         bad = CliRunner().invoke(cli, [*command, "--device", "cuda:1", "-q"])
