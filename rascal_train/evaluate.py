@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from rascal_train.datasets.base import HierDataset
-from rascal_train.devices import autocast_dtype, resolve_device
+from rascal_train.devices import autocast_dtype, device_scope, resolve_device
 from rascal_train.errors import RascalError
 from rascal_train.progress import track
 
@@ -84,7 +84,9 @@ def _image_batches(dataset: HierDataset, batch_size: int, device: torch.device, 
     loader = torch.utils.data.DataLoader(
         _FileImages(dataset, transform or eval_transform(image_size or 224)), batch_size=batch_size, shuffle=False,
         num_workers=_loader_workers(), pin_memory=device.type == "cuda")
-    for x, _ in track(loader, description, total=len(loader), disable=not progress):
+    with device_scope(device):  # the pinning thread serves the GPU current when it starts
+        batches = iter(loader)
+    for x, _ in track(batches, description, total=len(loader), disable=not progress):
         yield x.to(device, non_blocking=True)
 
 
@@ -246,7 +248,9 @@ def linear_probe_supcon(model, train_dataset: HierDataset, *, epochs: int = 10, 
         steps_per_epoch = len(loader)
 
         def batches():
-            for (v1, v2), y in loader:
+            with device_scope(device):  # the pinning thread serves the GPU current when it starts
+                views = iter(loader)
+            for (v1, v2), y in views:
                 yield (v1.to(device, non_blocking=True), v2.to(device, non_blocking=True)), y
 
     with torch.random.fork_rng(devices=[]):
