@@ -197,3 +197,12 @@ def test_cpu_tests_are_pinned_to_the_cpu(tmp_path):
     # conftest.py hides CUDA from unmarked tests, and the tiny runs name the CPU themselves.
     assert torch.cuda.is_available() is False
     assert tiny_config(tmp_path).device == "cpu" and resolve_device(None) == torch.device("cpu")
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_auto_precision_on_this_gpu_is_bf16_only_with_bf16_tensor_cores():
+    device = resolve_device("cuda")
+    native = torch.cuda.is_bf16_supported(including_emulation=False)  # the current device: ours
+    assert device == torch.device("cuda", torch.cuda.current_device())
+    assert autocast_dtype("auto", device) == (torch.bfloat16 if native else torch.float16)
