@@ -43,8 +43,8 @@ def resolve_device(device=None) -> torch.device:
     device : str, torch.device or None, default=None
         ``None``: the device of the enclosing :func:`device_scope`, else as ``"auto"``.
         ``"auto"``: a GPU when CUDA sees one, else the CPU. ``"cuda"``: a GPU.
-        ``"cuda:N"``: GPU ``N`` (refused under ``torchrun``, where each process takes the GPU of
-        its ``LOCAL_RANK``). ``"cpu"``.
+        ``"cuda:N"``: GPU ``N`` (under ``torchrun``, where each process takes the GPU of its
+        ``LOCAL_RANK``, only ``N = LOCAL_RANK``). ``"cpu"``. Resolving a resolved device returns it.
 
     Returns
     -------
@@ -56,7 +56,7 @@ def resolve_device(device=None) -> torch.device:
     ------
     RascalError
         For an unknown device, a GPU asked for where CUDA sees none, an index past the visible
-        GPUs, or ``cuda:N`` under ``torchrun``.
+        GPUs, or ``cuda:N`` other than ``LOCAL_RANK``'s under ``torchrun``.
     """
     if device is None and _SCOPE.get() is not None:
         return _SCOPE.get()
@@ -75,7 +75,8 @@ def resolve_device(device=None) -> torch.device:
     if not torch.cuda.is_available():
         raise RascalError(f"--device {device} was asked for but no CUDA device is visible; pass --device cpu.")
     local = _local_rank()
-    if device.index is not None and local is not None:
+    if device.index is not None and local is not None and device.index != local:
+        # (cuda:LOCAL_RANK itself passes: it is what this function returned for "cuda".)
         raise RascalError(f"--device {device} under torchrun would put every process on one GPU; pass "
                           "--device cuda (each process takes the GPU of its LOCAL_RANK) and choose the GPUs "
                           "with CUDA_VISIBLE_DEVICES.")

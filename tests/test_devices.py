@@ -43,8 +43,10 @@ def test_resolve_device_under_torchrun(two_gpus):
     two_gpus.setenv("WORLD_SIZE", "4")
     two_gpus.setenv("LOCAL_RANK", "1")
     assert resolve_device("auto") == resolve_device("cuda") == torch.device("cuda", 1)
+    # what the engine resolved is passed on (to the monitor's extraction) and resolves to itself
+    assert resolve_device(resolve_device("cuda")) == torch.device("cuda", 1)
     with pytest.raises(RascalError, match="under torchrun would put every process on one GPU"):
-        resolve_device("cuda:1")
+        resolve_device("cuda:0")
     two_gpus.setenv("LOCAL_RANK", "3")
     with pytest.raises(RascalError, match=r"LOCAL_RANK=3 names a GPU that does not exist: 2 visible"):
         resolve_device("auto")
