@@ -131,7 +131,7 @@ def _stability_curve(embs: list[EmbeddingSet], labels: np.ndarray, embedding: st
 def analyze(source, hierarchy=None, data_root=None, split: str = "test", compare=(), k: int = 20,
             knn_ks=(1, 20, 200), seed: int = 0, embedding: str = "projection", level: str | None = None,
             umap: bool = True, umap_points: int = 2000, cache_dir=None, use_cache: bool = True,
-            batch_size: int = 256, backend: str | None = None, progress: bool = True) -> dict:
+            batch_size: int = 256, backend: str | None = None, progress: bool = True, device=None) -> dict:
     """Every structure diagnostic of one checkpoint, run directory or embedding file.
 
     Parameters
@@ -162,6 +162,8 @@ def analyze(source, hierarchy=None, data_root=None, split: str = "test", compare
         else the hierarchy's default level, else the finest level.
     umap : bool, default=True
         Add a 2-D UMAP map of ``umap_points`` points (costs ~20-40 s with the first import).
+    device : str, torch.device or None
+        Where a checkpoint's encoder runs (``--device``: auto, cpu, cuda, cuda:N).
 
     Returns
     -------
@@ -182,7 +184,7 @@ def analyze(source, hierarchy=None, data_root=None, split: str = "test", compare
         clock = now
 
     load = {"split": split, "data_root": data_root, "cache_dir": cache_dir, "use_cache": use_cache,
-            "batch_size": batch_size, "progress": progress}
+            "batch_size": batch_size, "progress": progress, "device": device}
 
     def open_source(s):
         if isinstance(s, EmbeddingSet):

@@ -189,7 +189,7 @@ def cache_key(ckpt_path: str | os.PathLike, split: str, data_root=None, device=N
     dict
         JSON-able; :func:`cache_path` hashes it, and the cached file records it.
     """
-    from rascal_train.evaluate import resolve_device
+    from rascal_train.devices import resolve_device
 
     return {"version": EXTRACTION_VERSION, "checkpoint_sha256": file_digest(ckpt_path), "split": split,
             "data_root": None if data_root is None else str(Path(data_root).resolve()),
@@ -265,7 +265,7 @@ def extract_embeddings(ckpt_path: str | os.PathLike, split: str = "test", data_r
     dataset = get_dataset(config["dataset"], root=root, split=split, label_level=config.get("label_level"))
     out = extract_features(model, dataset, batch_size=batch_size, device=device, progress=progress,
                            image_size=config.get("image_size"), description=f"embedding {split}",
-                           mixed_precision=False)
+                           precision="fp32")
     emb = EmbeddingSet(
         embeddings=out["projections"], labels={lvl: out["labels"][lvl] for lvl in dataset.levels},
         class_names={lvl: list(dataset.class_names[lvl]) for lvl in dataset.levels}, features=out["features"],

@@ -150,15 +150,15 @@ def test_another_data_root_misses_the_cache(checkpoint, tmp_path, monkeypatch):
     real = rascal_train.evaluate.extract_features
 
     def spy(*args, **kwargs):
-        seen.append(kwargs["mixed_precision"])
+        seen.append(kwargs["precision"])
         return real(*args, **kwargs)
 
     monkeypatch.setattr(rascal_train.evaluate, "extract_features", spy)
     extract_embeddings(path, split="test", cache_dir=tmp_path / "cache", progress=False)
     extract_embeddings(path, split="test", cache_dir=tmp_path / "cache", progress=False)
-    assert seen == [False]  # the second call read the cache; the first extracted in float32
+    assert seen == ["fp32"]  # the second call read the cache; the first extracted in float32
     elsewhere = tmp_path / "data"
     elsewhere.mkdir()
     emb = extract_embeddings(path, split="test", data_root=elsewhere, cache_dir=tmp_path / "cache", progress=False)
-    assert seen == [False, False] and emb.source["extraction"]["data_root"] == str(elsewhere.resolve())
+    assert seen == ["fp32", "fp32"] and emb.source["extraction"]["data_root"] == str(elsewhere.resolve())
     assert len(list((tmp_path / "cache").glob("*.npz"))) == 2

@@ -15,6 +15,7 @@ import torch
 
 from rascal_geom.metrics._inputs import as_labels, as_matrix
 from rascal_geom.metrics.knn import topk_correct
+from rascal_train.devices import resolve_device
 from rascal_train.errors import RascalError
 
 
@@ -56,7 +57,7 @@ def fit_linear_probe(x, y, num_classes: int | None = None, weight_decay: float =
     """
     if not weight_decay >= 0:
         raise RascalError(f"The 'weight_decay' parameter of fit_linear_probe must be a float in [0, inf). Got {weight_decay!r} instead.")
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = resolve_device(device)  # None: the command's --device (a GPU when present)
     xt = torch.as_tensor(as_matrix(x, "x", np.float64), dtype=dtype, device=device)
     yt = torch.as_tensor(as_labels(y, len(xt), "y"), device=device)
     c = int(num_classes or int(yt.max()) + 1)
