@@ -124,7 +124,10 @@ def test_cache_key_covers_everything_that_changes_the_embeddings(checkpoint, tmp
         "split": cache_path(path, "train", tmp_path / "cache", device="cpu"),
         "data root": cache_path(path, "test", tmp_path / "cache", data_root=tmp_path, device="cpu"),
     }
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # only the key is computed
+    # Only the key is computed: a GPU is mocked as far as resolving "cuda" looks.
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
     changed["device"] = cache_path(path, "test", tmp_path / "cache", device="cuda")
     monkeypatch.undo()
     # The weights, and every config setting that selects or transforms the data, live in the
