@@ -3,13 +3,15 @@
     python benchmarks/loss_bench.py                 # CUDA if present, else CPU (smaller sizes)
     python benchmarks/loss_bench.py --sizes 2048 --classes 10 100
 
-Peak memory of each (method, N, classes) point is measured in its own subprocess, so it is that
-point's alone: ``torch.cuda.max_memory_allocated`` on a GPU, the growth of peak RSS on a CPU.
+Peak memory of each (method, N, classes) point is that point's alone: on a GPU
+``torch.cuda.max_memory_allocated`` over one step after a reset of the peak (in this process:
+torch counts every allocation exactly); on a CPU the growth of peak RSS, in a subprocess per point.
 Times are measured in this process with the methods interleaved round by round, so every method
 sees the same load; each is the best of ``--repeats`` rounds after a warm-up. Ratios are taken
 within this one run, as the median over rounds of the two methods' times in the same round.
 Targets (issue 2): CPU, rank_agreement ≤ 1.5× uniform at N = 2048; GPU, rank_agreement at
-N = 8192 with 100 classes ≤ 1.1× textbook SupCon's time and ≤ 1 GiB peak.
+N = 8192 with 100 classes ≤ 1.1× textbook SupCon's time and ≤ 1 GiB peak. ``--json FILE`` writes
+every point (ms, rounds, peak MiB) for ``benchmarks/gpu_check.py``.
 """
 
 from __future__ import annotations
@@ -75,9 +77,10 @@ def _status_kib(field: str) -> int:
 
 
 def peak_memory(method: str, n: int, classes: int, dim: int, device: str) -> float:
-    """Peak memory (MiB) of one step, measured in a fresh process so nothing else counts.
+    """Peak memory (MiB) of one step.
 
-    On a CPU: the rise of the resident set's high-water mark over its level before the first
+    On a GPU: ``max_memory_allocated`` over the second step less what was allocated before it.
+    On a CPU (run in a fresh process, so nothing else counts): the rise of the resident set's high-water mark over its level before the first
     step (the mark reset through ``/proc/self/clear_refs``). Only a first step shows it: later
     steps reuse memory that the C allocator kept, so their RSS barely moves.
     """
@@ -117,6 +120,26 @@ def paired_ratio(a: list[float], b: list[float]) -> float:
     return statistics.median(x / y for x, y in zip(a, b))
 
 
+def _peak_point(method: str, n: int, classes: int, dim: int, device: str, console) -> dict | None:
+    """``{"peak_mib": float}`` of one point, or ``None`` where it failed (out of memory, say)."""
+    if device == "cuda":
+        import torch
+
+        try:
+            return {"peak_mib": peak_memory(method, n, classes, dim, device)}
+        except torch.OutOfMemoryError as exc:
+            console.print(f"[red]{method} N={n} C={classes} failed: {str(exc).splitlines()[0]}")
+            return None
+        finally:
+            torch.cuda.empty_cache()
+    payload = json.dumps([method, n, classes, dim, device])
+    out = subprocess.run([sys.executable, __file__, "--memory", payload], capture_output=True, text=True)
+    if out.returncode != 0:  # out of memory or similar: shown as "failed"
+        console.print(f"[red]{method} N={n} C={classes} failed: {out.stderr.strip().splitlines()[-1:]}")
+        return None
+    return {"peak_mib": float(out.stdout.split()[-1])}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", type=int, nargs="+")
@@ -125,6 +148,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--device", choices=["cuda", "cpu"])
     ap.add_argument("--memory", help=argparse.SUPPRESS)
+    ap.add_argument("--json", help="Also write the results to this JSON file.")
     args = ap.parse_args()
     if args.memory:
         print(peak_memory(*json.loads(args.memory)))
@@ -144,12 +168,7 @@ def main() -> None:
         task = prog.add_task("loss benchmark", total=len(grid) * (len(METHODS) + 1))
         for n, c in grid:
             for m in METHODS:
-                payload = json.dumps([m, n, c, args.dim, device])
-                out = subprocess.run([sys.executable, __file__, "--memory", payload],
-                                     capture_output=True, text=True)
-                if out.returncode != 0:  # out of memory or similar: shown as "failed"
-                    prog.console.print(f"[red]{m} N={n} C={c} failed: {out.stderr.strip().splitlines()[-1:]}")
-                results[(m, n, c)] = None if out.returncode else {"peak_mib": float(out.stdout.split()[-1])}
+                results[(m, n, c)] = _peak_point(m, n, c, args.dim, device, prog.console)
                 prog.advance(task)
             ok = [m for m in METHODS if results[(m, n, c)] is not None]
             if ok:
@@ -175,6 +194,10 @@ def main() -> None:
     print(f"ms: best of {args.repeats} rounds; ratios: median over the rounds of the paired ratio")
     print("peak memory:", "torch.cuda.max_memory_allocated" if device == "cuda"
           else "rise of the resident set's high-water mark during one step (includes allocator slack)")
+    if args.json:
+        points = [{"method": m, "n": n, "classes": c, **(r or {"failed": True})} for (m, n, c), r in results.items()]
+        with open(args.json, "w") as fh:
+            json.dump({"device": name, "dim": args.dim, "repeats": args.repeats, "points": points}, fh)
 
 
 if __name__ == "__main__":

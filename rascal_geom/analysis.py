@@ -27,9 +27,11 @@ from rascal_geom.metrics import (
     knn_accuracies,
     rank_stability,
 )
-from rascal_geom.metrics._inputs import normalize_rows
+from rascal_geom.metrics._inputs import unit_rows
+from rascal_geom.metrics.knn import KNN_TEMPERATURE
 from rascal_geom.neighbors import knn_search, select_backend
 from rascal_train.errors import RascalError
+from rascal_train.evaluate import probe_settings
 from rascal_train.progress import console
 
 SCHEMA = "rascal.analysis/1"
@@ -130,7 +132,7 @@ def _stability_curve(embs: list[EmbeddingSet], labels: np.ndarray, embedding: st
 def analyze(source, hierarchy=None, data_root=None, split: str = "test", compare=(), k: int = 20,
             knn_ks=(1, 20, 200), seed: int = 0, embedding: str = "projection", level: str | None = None,
             umap: bool = True, umap_points: int = 2000, cache_dir=None, use_cache: bool = True,
-            batch_size: int = 256, backend: str | None = None, progress: bool = True, dataset=None,
+            batch_size: int = 256, backend: str | None = None, progress: bool = True, device=None, dataset=None,
             arch: str | None = None, layer: str | None = None) -> dict:
     """Every structure diagnostic of one checkpoint, run directory or embedding file.
 
@@ -171,6 +173,8 @@ def analyze(source, hierarchy=None, data_root=None, split: str = "test", compare
         else the hierarchy's default level, else the finest level.
     umap : bool, default=True
         Add a 2-D UMAP map of ``umap_points`` points (costs ~20-40 s with the first import).
+    device : str, torch.device or None
+        Where a checkpoint's encoder runs (``--device``: auto, cpu, cuda, cuda:N).
 
     Returns
     -------
@@ -191,7 +195,8 @@ def analyze(source, hierarchy=None, data_root=None, split: str = "test", compare
         clock = now
 
     load = {"split": split, "data_root": data_root, "cache_dir": cache_dir, "use_cache": use_cache,
-            "batch_size": batch_size, "progress": progress, "dataset": dataset, "arch": arch, "layer": layer}
+            "batch_size": batch_size, "progress": progress, "device": device, "dataset": dataset, "arch": arch,
+            "layer": layer}
 
     def open_source(s):
         if isinstance(s, EmbeddingSet):
@@ -200,15 +205,17 @@ def analyze(source, hierarchy=None, data_root=None, split: str = "test", compare
             if dataset is None or isinstance(dataset, str):
                 raise RascalError("A model in memory is analysed on data: pass dataset=get_dataset(...) "
                                   "or a DataLoader.")
-            return embed_model(s, dataset, layer=layer, batch_size=batch_size, progress=progress)
+            return embed_model(s, dataset, layer=layer, batch_size=batch_size, device=device, progress=progress)
         if Path(s).suffix == ".npz":
             return load_embeddings(s)
         return load_embeddings(s, **load)
 
     compare = list(compare)
+    chosen = "as given"
     if isinstance(source, (str, os.PathLike)) and Path(source).is_dir():
         source, earlier = run_checkpoints(source)
         compare = compare or earlier
+        chosen = "the run directory's last checkpoint (last.pt, else its newest epoch file)"
     emb = open_source(source)
     others = [open_source(c) for c in compare]
     _check_same_samples(others, emb)
@@ -220,7 +227,7 @@ def analyze(source, hierarchy=None, data_root=None, split: str = "test", compare
     level = level or config.get("label_level") or (hier.default_level if hier else levels[-1])
     if level not in levels:
         raise RascalError(f"Level {level!r} is not one of {', '.join(levels)}; pass one of those.")
-    x = normalize_rows(np.asarray(_rows(emb, embedding), dtype=np.float32))
+    x = unit_rows(_rows(emb, embedding), f"{embedding} rows", np.float32)
     y = emb.labels[level]
 
     kmax = min(max(knn_ks), len(x) - 1)
@@ -259,9 +266,25 @@ def analyze(source, hierarchy=None, data_root=None, split: str = "test", compare
         lap("umap")
 
     fine_levels = {r["fine"]: r["retention"] for r in retention}
+    knn_k = min(k if k in knn_ks else knn_ks[0], kmax)  # the headline's k, as clipped by the split's size
     src = emb.source
+    protocol = {
+        "split": src.get("split"),
+        "checkpoint": {"path": src.get("path"), "epoch": src.get("epoch"), "kind": src.get("kind", "embeddings"),
+                       "chosen": chosen},
+        "features": (f"encoder module {src['layer']} (pooled)" if src.get("layer")
+                     else "projection head" if embedding == "projection" else "backbone"),
+        "knn": {"protocol": "leave-one-out within the split", "ks": [int(kk) for kk in knn[level]],
+                "headline_k": knn_k, "temperature": KNN_TEMPERATURE},
+        "linear": {**probe_settings("full_batch", probe_epochs=0, batch_size=0),
+                   "protocol": "stratified 50/50 holdout within the split"},
+        "neighbours_within_class": {"k_requested": k, "attribute_k_requested": min(k, 10)},
+        "seed": seed, "training_seed": config.get("seed"),
+        "extraction": src.get("extraction"),
+    }
     doc = {
         "schema": SCHEMA,
+        "protocol": protocol,
         "source": {"kind": src.get("kind", "embeddings"), "path": src.get("path"), "run_dir": src.get("run_dir"),
                    "epoch": src.get("epoch"), "config": config, "layout": src.get("layout"),
                    "arch": src.get("arch"), "preprocessing": src.get("preprocessing"), "layer": src.get("layer"),
@@ -282,7 +305,7 @@ def analyze(source, hierarchy=None, data_root=None, split: str = "test", compare
             "geometry": geometry,
         },
         "headline": {
-            "knn_top1": knn[level][str(k) if k in knn_ks else str(knn_ks[0])],
+            "knn_top1": knn[level][str(knn_k)],
             "retention": fine_levels,
             "attribute_lift": attrs["lift"] if attrs else None,
             "geodesic_variance": geo["mean"],

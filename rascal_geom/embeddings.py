@@ -10,8 +10,12 @@ Embedding file format (``.npz``, read without pickle):
   (n_samples, n_attributes)), ``attribute_names`` (str array, ``"group::value"``), ``features``
   (float array (n_samples, feature_dim): raw backbone rows).
 
-The cache of checkpoint embeddings is keyed by the SHA-256 of the checkpoint file and the split,
-so a retrained or edited checkpoint never reuses stale rows.
+The cache of checkpoint embeddings is keyed by everything that changes the rows
+(:func:`cache_key`): the SHA-256 of the checkpoint file (its weights, and its config: dataset,
+label level, image size, ``limit``, imbalance, label noise), the split, the data root read, the
+device type and the precision. Extraction for analysis runs in float32 on every device: bf16
+would add rank noise that depends on the device. Data files edited in place under the same
+root are not detected; pass ``use_cache=False`` (``--no-cache``) after changing them.
 """
 
 from __future__ import annotations
@@ -165,9 +169,47 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("RASCAL_CACHE_DIR") or Path.home() / ".cache" / "rascal" / "embeddings")
 
 
-def cache_path(ckpt_path: str | os.PathLike, split: str, cache_dir: str | os.PathLike | None = None) -> Path:
-    """Where the embeddings of ``split`` under checkpoint ``ckpt_path`` are cached."""
-    return Path(cache_dir or default_cache_dir()) / f"{file_digest(ckpt_path)[:24]}_{split}.npz"
+#: Bumped whenever extraction itself changes what it produces (old cache files then miss).
+EXTRACTION_VERSION = 2
+#: Analysis embeddings are extracted without autocast.
+EXTRACTION_PRECISION = "float32"
+
+
+def cache_key(ckpt_path: str | os.PathLike, split: str, data_root=None, device=None) -> dict:
+    """Everything that determines the rows :func:`extract_embeddings` would produce.
+
+    Parameters
+    ----------
+    ckpt_path : path
+    split : str
+    data_root : path or None
+        An override of the checkpoint config's data root (``None``: the config's, which the
+        checkpoint digest covers); resolved to an absolute path.
+    device : str, torch.device or None
+        Only its type counts (``"cpu"`` or ``"cuda"``): kernels differ between the two even in
+        float32 (TF32 convolutions, summation order), not between two GPUs of one machine.
+
+    Returns
+    -------
+    dict
+        JSON-able; :func:`cache_path` hashes it, and the cached file records it.
+    """
+    from rascal_train.devices import resolve_device
+
+    return {"version": EXTRACTION_VERSION, "checkpoint_sha256": file_digest(ckpt_path), "split": split,
+            "data_root": None if data_root is None else str(Path(data_root).resolve()),
+            "device": resolve_device(device).type, "precision": EXTRACTION_PRECISION}
+
+
+def cache_path(ckpt_path: str | os.PathLike, split: str, cache_dir: str | os.PathLike | None = None,
+               data_root=None, device=None) -> Path:
+    """Where the embeddings of ``split`` under checkpoint ``ckpt_path`` are cached (see :func:`cache_key`)."""
+    return _path_for(cache_key(ckpt_path, split, data_root, device), cache_dir)
+
+
+def _path_for(key: dict, cache_dir) -> Path:
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
+    return Path(cache_dir or default_cache_dir()) / f"{digest[:32]}_{key['split']}.npz"
 
 
 def run_dir_of(ckpt_path: str | os.PathLike) -> Path | None:
@@ -214,9 +256,10 @@ def extract_embeddings(ckpt_path: str | os.PathLike, split: str = "test", data_r
     Returns
     -------
     EmbeddingSet
-        ``embeddings`` = L2-normalised projections, ``features`` = backbone features, clean labels
-        at every level of the dataset, its attributes; ``source`` has the checkpoint's epoch,
-        config, layout, architecture and preprocessing.
+        ``embeddings`` = L2-normalised projections, ``features`` = backbone features (both
+        extracted in float32), clean labels at every level of the dataset, its attributes;
+        ``source`` has the checkpoint's epoch, config, layout, architecture and preprocessing and
+        ``extraction`` (:func:`cache_key`).
     """
     import rascal_train.datasets  # noqa: F401  (registers every loader)
     from rascal_geom.layers import embedder
@@ -224,9 +267,10 @@ def extract_embeddings(ckpt_path: str | os.PathLike, split: str = "test", data_r
     from rascal_train.datasets.base import get_dataset, list_datasets
     from rascal_train.evaluate import extract_features
 
-    # What is embedded beyond (file, split) is part of the cache key.
-    cache_key = "_".join(str(v) for v in (split, dataset, arch, layer) if v is not None)
-    cached = cache_path(ckpt_path, cache_key, cache_dir)
+    key = cache_key(ckpt_path, split, data_root, device)
+    # What is embedded beyond the checkpoint's own dataset and encoder output is part of the key.
+    key.update({k: v for k, v in (("dataset", dataset), ("arch", arch), ("layer", layer)) if v is not None})
+    cached = _path_for(key, cache_dir)
     run_dir = run_dir_of(ckpt_path)
     if use_cache and cached.is_file():
         emb = load_npz(cached)
@@ -244,7 +288,8 @@ def extract_embeddings(ckpt_path: str | os.PathLike, split: str = "test", data_r
     root = data_root if data_root is not None else config.get("data_root")
     data = get_dataset(name, root=root, split=split, label_level=config.get("label_level"))
     out = extract_features(embedder(loaded.model, layer), data, batch_size=batch_size, device=device,
-                           progress=progress, image_size=config.get("image_size"), description=f"embedding {split}")
+                           progress=progress, image_size=config.get("image_size"), description=f"embedding {split}",
+                           precision="fp32")
     emb = EmbeddingSet(
         embeddings=out["features"] if layer else out["projections"],
         labels={lvl: out["labels"][lvl] for lvl in data.levels},
@@ -253,7 +298,7 @@ def extract_embeddings(ckpt_path: str | os.PathLike, split: str = "test", data_r
         source={"kind": "checkpoint", "path": str(ckpt_path), "run_dir": None if run_dir is None else str(run_dir),
                 "epoch": loaded.epoch, "config": config, "split": split, "layout": loaded.layout,
                 "arch": loaded.arch, "preprocessing": loaded.preprocessing, "layer": layer,
-                "load": loaded.summary()})
+                "load": loaded.summary(), "extraction": key})
     save_npz(cached, emb)
     return emb
 
@@ -280,12 +325,13 @@ def embed_model(model, data, layer: str | None = None, batch_size: int = 256, de
 
     from rascal_geom.layers import embedder
     from rascal_train.datasets.base import HierDataset
-    from rascal_train.evaluate import extract_features, resolve_device
+    from rascal_train.devices import resolve_device
+    from rascal_train.evaluate import extract_features
 
     net = embedder(model, layer)
     if isinstance(data, HierDataset):
         out = extract_features(net, data, batch_size=batch_size, device=device, progress=progress,
-                               image_size=image_size, description="embedding")
+                               image_size=image_size, description="embedding", precision="fp32")
         labels = {lvl: out["labels"][lvl] for lvl in data.levels}
         names = {lvl: list(data.class_names[lvl]) for lvl in data.levels}
         attributes, attribute_names = data.attributes, data.attribute_names

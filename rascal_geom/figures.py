@@ -211,7 +211,8 @@ def per_class_figure(class_names: Sequence[str], values: Mapping[str, Sequence[f
         y = np.arange(n)
         for i, name in enumerate(names):
             v = np.asarray(values[name], dtype=float)[order]
-            ax.barh(y + i * height, np.nan_to_num(v), height=height, color=colours[i], label=mpl_text(name))
+            ok = np.isfinite(v)  # a missing value gets no bar, not a bar of 0
+            ax.barh((y + i * height)[ok], v[ok], height=height, color=colours[i], label=mpl_text(name))
         ax.set_yticks(y + height * (len(names) - 1) / 2)
         ax.set_yticklabels([mpl_text(class_names[j]) for j in order], fontsize=7)
         ax.set_ylim(-0.6, n)

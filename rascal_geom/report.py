@@ -20,7 +20,7 @@ import numpy as np
 from rascal_geom import figures, summary
 from rascal_geom.latex import TeX, booktabs_table
 from rascal_geom.latex import escape as tex_escape
-from rascal_geom.runs import (SEED_SUFFIX, RunGroup, RunRecord, find_baseline, group_runs,
+from rascal_geom.runs import (SEED_SUFFIX, RunGroup, RunRecord, analysis_provenance, find_baseline, group_runs,
                               headline_values, load_run, record_from_analysis)
 from rascal_geom.stats import WEIGHT_BIN_EDGES, Difference, Summary, difference_interval, \
     histogram_summary, summarize
@@ -31,16 +31,37 @@ from rascal_train.progress import track
 _HEADLINE_LABELS = {"linear_top1": "linear top-1", "knn_top1": "kNN top-1", "attribute_lift": "attribute lift",
                     "geodesic_variance": "geodesic variance", "collapse_ratio": "collapse ratio",
                     "rank_stability": "rank stability"}
-_GEOMETRY_KEYS = ("alignment", "uniformity", "nc1", "equinorm", "equiangularity", "effective_rank",
+_GEOMETRY_KEYS = ("class_alignment", "uniformity", "nc1", "equinorm", "equiangularity", "effective_rank",
                   "pos_sim", "neg_sim", "sim_gap", "margin_violation")
+_HEADLINE_ORDER = ("linear_top1", "knn_top1", "retention", "attribute_lift", "geodesic_variance", "collapse_ratio",
+                   "rank_stability")
+#: Said once under a table with differences that have no interval.
+NO_INTERVAL_NOTE = "\u201cno CI\u201d: a side has one run (n=1), so the difference has no interval."
 #: At most this many classes are drawn in a per-class figure (the extremes); the table has all.
 MAX_CLASSES_IN_FIGURE = 40
 
 
 def _metric_label(key: str) -> str:
-    if key.startswith("retention:"):
-        return f"retention ({key.split(':', 1)[1]})"
-    return _HEADLINE_LABELS.get(key, key.replace("_", " "))
+    """``knn_top1|eval.json: test split ...`` -> ``kNN top-1 (eval.json)``: the metric and its source."""
+    metric, _, provenance = key.partition("|")
+    if metric.startswith("retention:"):
+        label = f"retention ({metric.split(':', 1)[1]})"
+    else:
+        label = _HEADLINE_LABELS.get(metric, metric.replace("_", " "))
+    return f"{label} ({provenance.split(':', 1)[0]})" if provenance else label
+
+
+def _provenance(key: str) -> str:
+    return key.partition("|")[2]
+
+
+def _ordered(keys, metric_order: Sequence[str]) -> list[str]:
+    """Keys by metric (in ``metric_order``; ``retention:*`` where ``"retention"`` is), then by source."""
+    def rank(key: str) -> tuple:
+        metric = key.partition("|")[0]
+        name = "retention" if metric.startswith("retention:") else metric
+        return (metric_order.index(name) if name in metric_order else len(metric_order), metric, key)
+    return sorted(keys, key=rank)
 
 
 def _by_seed(group: RunGroup, per_run: list[dict], key: str) -> dict | list:
@@ -65,33 +86,115 @@ def _metric_table(groups: list[RunGroup], per_run: list[list[dict]], keys: Seque
             for g in range(len(groups)):
                 if g != baseline and summaries[g] is not None:
                     diffs[g] = difference_interval(values[g], values[baseline])
-        rows.append({"key": key, "label": _metric_label(key), "summaries": summaries, "differences": diffs})
+        rows.append({"key": key, "label": _metric_label(key), "provenance": _provenance(key),
+                     "summaries": summaries, "differences": diffs, "sizes": [len(g.runs) for g in groups]})
     return rows
 
 
-def _cell(s: Summary | None) -> dict:
+def _cell(s: Summary | None, size: int) -> dict:
+    """Mean ± std with its n; ``n=2 of 3`` when some of the group's runs lack this measurement."""
     if s is None:
-        return {"text": "\u2013", "n": 0, "v": ""}
+        return {"text": "\u2013", "n": f"0 of {size}", "v": ""}
     text = summary.fmt(s.mean) + (f" \u00b1 {summary.fmt(s.std)}" if s.n > 1 else "")
-    return {"text": text, "n": s.n, "v": f"{s.mean:.10g}"}
+    return {"text": text, "n": str(s.n) if s.n == size else f"{s.n} of {size}", "v": f"{s.mean:.10g}"}
 
 
 def _delta_cell(d: Difference | None) -> dict | None:
     if d is None:
         return None
-    if not d.has_interval:
-        return {"text": summary.fmt(d.delta, sign=True), "ci": d.note, "marker": "no CI", "cls": "noci",
+    if not d.has_interval:  # why is said once under the table (NO_INTERVAL_NOTE), not in each cell
+        return {"text": summary.fmt(d.delta, sign=True), "ci": "", "marker": "no CI", "cls": "noci",
                 "v": f"{d.delta:.10g}"}
     return {"text": summary.fmt(d.delta, sign=True),
             "ci": f"[{summary.fmt(d.low, sign=True)}, {summary.fmt(d.high, sign=True)}] "
-                  f"{'paired t' if d.method == 'paired-t' else 'bootstrap'}",
+                  f"{'paired t' if d.method == 'paired-t' else 'Welch t'}",
             "marker": "" if d.distinguishable else "\u2248 0", "cls": "sig" if d.distinguishable else "ns",
             "v": f"{d.delta:.10g}"}
 
 
+def _lacks_interval(rows: list[dict]) -> bool:
+    return any(d is not None and not d.has_interval for r in rows for d in r["differences"])
+
+
 def _html_rows(rows: list[dict]) -> list[dict]:
-    return [{"label": r["label"], "cells": [_cell(s) for s in r["summaries"]],
+    return [{"label": r["label"], "provenance": r["provenance"],
+             "cells": [_cell(s, size) for s, size in zip(r["summaries"], r["sizes"])],
              "deltas": [_delta_cell(d) for d in r["differences"]]} for r in rows]
+
+
+def _geometry_values(record: RunRecord) -> dict[str, float]:
+    """The analysis' global-geometry numbers keyed ``metric|provenance``, like the headline ones."""
+    a = record.analysis or {}
+    where = analysis_provenance(a)["structure"] if a else ""
+    return {f"{k}|{where}": float(v) for k, v in ((a.get("metrics") or {}).get("geometry") or {}).items()
+            if k in _GEOMETRY_KEYS and isinstance(v, (int, float)) and not isinstance(v, bool)}
+
+
+def _settings_text(d: dict | None, skip: Sequence[str] = ()) -> str | None:
+    if not d:
+        return None
+    return ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in d.items() if k not in skip and v is not None)
+
+
+def _checkpoint_text(path, epoch, chosen=None) -> str | None:
+    if path is None:
+        return None
+    text = Path(str(path)).name + (f" (epoch {epoch})" if epoch is not None else "")
+    return text + (f", {chosen}" if chosen else "")
+
+
+def _eval_card(record: RunRecord) -> dict:
+    ev = record.eval
+    if not ev:
+        return {}
+    card = ev.get("protocol") or {}
+    knn = card.get("knn") or ({"k": (ev.get("knn") or {}).get("k")} if ev.get("knn") else None)
+    linear = card.get("linear") or ({"protocol": ev["linear"].get("protocol")} if ev.get("linear") else None)
+    return {"split": f"{card.get('split', 'test')} (level {ev.get('level')})",
+            "checkpoint": _checkpoint_text(ev.get("checkpoint"), ev.get("epoch")),
+            "features": card.get("features", "backbone"),
+            "linear probe": _settings_text(linear),
+            "kNN": _settings_text(knn)}
+
+
+def _analysis_card(record: RunRecord) -> dict:
+    a = record.analysis
+    if not a:
+        return {}
+    card = a.get("protocol") or {}
+    settings = a.get("settings") or {}
+    source = a.get("source") or {}
+    ckpt = card.get("checkpoint") or {}
+    extraction = card.get("extraction") or {}
+    return {"split": card.get("split") or settings.get("split"),
+            "checkpoint": _checkpoint_text(ckpt.get("path", source.get("path")), ckpt.get("epoch", source.get("epoch")),
+                                           ckpt.get("chosen")),
+            "features": card.get("features") or settings.get("embedding"),
+            "kNN": _settings_text(card.get("knn")) or (f"leave-one-out, ks {settings.get('knn_ks')}"
+                                                      if settings.get("knn_ks") else None),
+            "linear probe": _settings_text(card.get("linear")),
+            "extraction": _settings_text(extraction, skip=("checkpoint_sha256", "version"))}
+
+
+def _protocol_rows(groups: list[RunGroup]) -> list[dict]:
+    """The protocol card: what was evaluated and how, per group; a gap says how many runs lack it."""
+    rows = []
+    for source, card in (("eval.json", _eval_card), ("analysis", _analysis_card)):
+        cards = [[card(r) for r in g.runs] for g in groups]
+        fields = list(dict.fromkeys(f for per_group in cards for c in per_group for f in c))
+        for field in fields:
+            cells = []
+            for per_group in cards:
+                values = [c.get(field) for c in per_group]
+                known = list(dict.fromkeys(v for v in values if v is not None))
+                text = "; ".join(known) if known else "\u2013"
+                missing = sum(v is None for v in values)
+                if known and missing:
+                    text += f" (missing in {missing} of {len(values)} runs)"
+                cells.append(text)
+            rows.append({"key": f"{source}: {field}", "cells": cells})
+    rows.append({"key": "seeds", "cells": [", ".join("?" if s is None else str(s) for s in g.seeds) for g in groups]})
+    return rows
 
 
 def _config_rows(groups: list[RunGroup]) -> list[dict]:
@@ -180,6 +283,28 @@ def _per_class_blocks(record: RunRecord) -> list[dict]:
     return blocks
 
 
+def _classes_to_draw(first: np.ndarray, ranked_by: str) -> tuple[np.ndarray, list[str]]:
+    """Which classes a per-class figure draws, and what the caption must say about the others.
+
+    Classes without a value in the ranking series are left out of the ranking (neither "best"
+    nor "worst") and counted; past :data:`MAX_CLASSES_IN_FIGURE` only the lowest and highest
+    ranked are drawn.
+    """
+    valued = np.flatnonzero(np.isfinite(first))
+    notes = []
+    shown = valued
+    if len(valued) > MAX_CLASSES_IN_FIGURE:
+        order = valued[np.argsort(first[valued], kind="stable")]
+        half = MAX_CLASSES_IN_FIGURE // 2
+        shown = np.sort(np.concatenate([order[:half], order[-half:]]))
+        notes.append(f"{len(shown)} of {len(valued)} classes with a value drawn (lowest and highest by "
+                     f"{ranked_by}); the table lists all")
+    if len(valued) < len(first):
+        notes.append(f"{len(first) - len(valued)} class{'es' if len(first) - len(valued) != 1 else ''} without a "
+                     f"value for {ranked_by} left out of the figure and its ranking")
+    return shown, notes
+
+
 def _per_class_sections(groups: list[RunGroup], baseline: int, fig_dir: Path | None) -> list[dict]:
     by_title: dict[str, dict] = {}
     for gi, group in enumerate(groups):
@@ -210,20 +335,13 @@ def _per_class_sections(groups: list[RunGroup], baseline: int, fig_dir: Path | N
                         cells.append({"text": summary.fmt(d, sign=True), "v": f"{d:.10g}"} if np.isfinite(d)
                                      else {"text": "\u2013", "v": ""})
             rows.append({"name": name, "cells": cells})
-        first = next(iter(cols.values()))
-        shown = np.arange(len(names))
-        if len(names) > MAX_CLASSES_IN_FIGURE:
-            order = np.argsort(np.where(np.isnan(first), np.inf, first))
-            half = MAX_CLASSES_IN_FIGURE // 2
-            shown = np.sort(np.concatenate([order[:half], order[-half:]]))
+        shown, notes = _classes_to_draw(next(iter(cols.values())), col_names[0])
         fig = figures.per_class_figure([names[j] for j in shown],
                                        {groups[gi].name: v[shown] for gi, v in cols.items()},
                                        f"{title} ({entry['what']})")
         sections.append({"title": title, "what": entry["what"], "header": header, "rows": rows,
                          "svg": figures.export_figure(fig, f"per_class_{i + 1}", fig_dir),
-                         "figure_note": (f"{len(shown)} of {len(names)} classes drawn (lowest and highest "
-                                         f"by {col_names[0]}); the table lists all.")
-                         if len(shown) < len(names) else ""})
+                         "figure_note": "; ".join(notes)})
     return sections
 
 
@@ -245,6 +363,18 @@ def _curves(groups: list[RunGroup]) -> dict:
     return curves
 
 
+def recorded_weights(source: str | None) -> str:
+    """What a RASCAL run's logged weight histogram holds, for its weight source.
+
+    The loss logs ``1 - delta`` (the rank agreement of each positive pair) whatever the run's
+    weights are; only under ``rank_agreement`` is that the raw weight it trained with.
+    """
+    if source in (None, "rank_agreement"):
+        return "raw positive weights 1 \u2212 \u03b4 (before normalising over the positives)"
+    return (f"rank agreement 1 \u2212 \u03b4 of the positive pairs, not this run's weights "
+            f"(it weighted positives by {source})")
+
+
 def _weights(groups: list[RunGroup]) -> list[dict]:
     """RASCAL groups' last-epoch weight histograms (counts summed over seeds) and their table."""
     out = []
@@ -262,6 +392,7 @@ def _weights(groups: list[RunGroup]) -> list[dict]:
             counts = np.sum(hists, axis=0)
             edges = np.linspace(0.0, 1.0, counts.size + 1) if counts.size != 20 else WEIGHT_BIN_EDGES
             out.append({"group": group.name, "counts": counts, "edges": edges, "runs": len(hists),
+                        "recorded": recorded_weights(group.runs[0].config.get("weights")),
                         "epoch": epochs[0] if len(set(epochs)) == 1 else None,
                         "stats": histogram_summary(counts, edges)})
     return out
@@ -305,7 +436,7 @@ def _latex(ctx: dict, headline: list[dict], geometry: list[dict], weights: list[
         if d is None:
             return TeX("--")
         if not d.has_interval:
-            return TeX(f"${d.delta:+.4f}$ (no CI, $n=1$)")
+            return TeX(f"${d.delta:+.4f}$ (no CI)")
         mark = "" if d.distinguishable else r"$^{\circ}$"
         return TeX(f"${d.delta:+.4f}$ [${d.low:+.4f}$, ${d.high:+.4f}$]{mark}")
 
@@ -316,21 +447,25 @@ def _latex(ctx: dict, headline: list[dict], geometry: list[dict], weights: list[
         return booktabs_table(header, body, caption=caption, label=label)
 
     note = (f"Mean and std over seeds; differences from the baseline {names[baseline]} with 95% intervals "
-            f"(paired t over matching seeds, else percentile bootstrap); a circle marks an interval that "
-            f"contains 0.")
-    written = [atomic_write_text(latex_dir / "headline.tex", table(headline, "Headline metrics. " + note,
+            f"(paired t over matching seeds, else Welch t); a circle marks an interval that contains 0.")
+
+    def caption(what: str, rows: list[dict]) -> str:
+        return f"{what} {note}" + (" No CI: a side has one run (n=1)." if _lacks_interval(rows) else "")
+
+    written = [atomic_write_text(latex_dir / "headline.tex", table(headline, caption("Headline metrics.", headline),
                                                                   "tab:rascal-headline"))]
     if geometry:
-        written.append(atomic_write_text(latex_dir / "geometry.tex",
-                                         table(geometry, "Embedding geometry. " + note, "tab:rascal-geometry")))
+        written.append(atomic_write_text(latex_dir / "geometry.tex", table(
+            geometry, caption("Embedding geometry.", geometry), "tab:rascal-geometry")))
     if weights:
         rows = [[w["group"], f"{w['stats']['mean']:.3f}", f"{w['stats']['std']:.3f}",
                  f"{w['stats']['share_ge_0.9']:.1%}", f"{w['stats']['share_ge_0.7']:.1%}",
                  f"{w['stats']['share_lt_0.3']:.1%}"] for w in weights]
         written.append(atomic_write_text(latex_dir / "weights.tex", booktabs_table(
             ["run group", "mean", "std", TeX(r"$\geq 0.9$"), TeX(r"$\geq 0.7$"), TeX(r"$< 0.3$")], rows,
-            caption="RASCAL's raw positive weights at the last logged epoch (mean and std from bin centres of "
-                    "20 bins; shares exact).", label="tab:rascal-weights")))
+            caption="Logged weight histograms of the RASCAL runs at the last logged epoch (mean and std from bin "
+                    "centres of 20 bins; shares exact). Recorded: " + "; ".join(
+                        f"{w['group']}: {w['recorded']}" for w in weights) + ".", label="tab:rascal-weights")))
     cfg = ctx["config_rows"]
     written.append(atomic_write_text(latex_dir / "config.tex", booktabs_table(
         ["setting"] + names, [[r["key"]] + r["cells"] for r in cfg],
@@ -344,13 +479,10 @@ def _render_groups(groups: list[RunGroup], baseline: int, out_html: Path, title:
     out_html = Path(out_html)
     fig_dir = out_html.with_name(out_html.stem + "_figures")
     per_run = [[headline_values(r) for r in g.runs] for g in groups]
-    keys = list(dict.fromkeys(k for pr in per_run for vals in pr for k in vals))
-    order = ["linear_top1", "knn_top1"] + sorted(k for k in keys if k.startswith("retention:")) + \
-        ["attribute_lift", "geodesic_variance", "collapse_ratio", "rank_stability"]
-    headline = _metric_table(groups, per_run, [k for k in order if k in keys], baseline)
-    geo_run = [[{k: v for k, v in (((r.analysis or {}).get("metrics") or {}).get("geometry") or {}).items()
-                 if k in _GEOMETRY_KEYS and isinstance(v, (int, float))} for r in g.runs] for g in groups]
-    geo_keys = [k for k in _GEOMETRY_KEYS if any(k in v for pr in geo_run for v in pr)]
+    keys = set(k for pr in per_run for vals in pr for k in vals)
+    headline = _metric_table(groups, per_run, _ordered(keys, _HEADLINE_ORDER), baseline)
+    geo_run = [[_geometry_values(r) for r in g.runs] for g in groups]
+    geo_keys = _ordered(set(k for pr in geo_run for vals in pr for k in vals), _GEOMETRY_KEYS)
     geometry = _metric_table(groups, geo_run, geo_keys, baseline)
 
     steps = ["curves", "weights", "per-class", "umap"]
@@ -382,7 +514,8 @@ def _render_groups(groups: list[RunGroup], baseline: int, out_html: Path, title:
     else:
         sentences += summary.comparison_sentences(
             names, baseline, [(r["label"], r["summaries"], r["differences"]) for r in headline])
-    sentences += [summary.weight_sentence(w["group"], w["stats"], w["epoch"]) for w in built["weights"]]
+    sentences += [summary.weight_sentence(w["group"], w["stats"], w["epoch"], w["recorded"])
+                  for w in built["weights"]]
     sentences += [summary.umap_sentence(u["group"], u["trustworthiness"], u["n"]) for u in built["umaps"]
                   if isinstance(u["trustworthiness"], (int, float))]
 
@@ -393,10 +526,13 @@ def _render_groups(groups: list[RunGroup], baseline: int, out_html: Path, title:
                    for i, g in enumerate(groups)],
         "baseline": names[baseline],
         "config_rows": _config_rows(groups),
+        "protocol_rows": _protocol_rows(groups),
         "headline": _html_rows(headline),
         "geometry": _html_rows(geometry),
+        "headline_no_ci": NO_INTERVAL_NOTE if _lacks_interval(headline) else "",
+        "geometry_no_ci": NO_INTERVAL_NOTE if _lacks_interval(geometry) else "",
         "summary": sentences,
-        "weights_table": [{"group": w["group"], "runs": w["runs"], "epoch": w["epoch"],
+        "weights_table": [{"group": w["group"], "runs": w["runs"], "epoch": w["epoch"], "recorded": w["recorded"],
                            **{k: (f"{v:.1%}" if k.startswith("share") else summary.fmt(v, 3))
                               for k, v in w["stats"].items() if k != "total"},
                            "total": f"{w['stats']['total']:.0f}"} for w in built["weights"]],

@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rascal_geom.metrics.knn import KNN_TEMPERATURE
 from rascal_train.errors import RascalError
 from rascal_train.io import read_jsonl
 
@@ -207,31 +208,65 @@ def find_baseline(groups: list[RunGroup], baseline: str | None) -> int:
     raise RascalError(f"--baseline {baseline!r} matches {len(hits)} groups; pass one exact group name of {names}.")
 
 
-def headline_values(record: RunRecord) -> dict[str, float]:
-    """The run's headline numbers, keyed ``linear_top1``, ``knn_top1``, ``retention:<level>``,
-    ``attribute_lift``, ``geodesic_variance``, ``collapse_ratio``, ``rank_stability``.
+#: How the training monitor measures rank stability at each epoch end (``rascal_train.engine._monitor``).
+MONITOR_PROVENANCE = "training monitor: a fixed sample of the train split, projections, previous epoch vs this one"
 
-    Sources: ``eval.json`` for the linear probe (and kNN when there is no analysis), the
-    analysis ``headline`` for the structure metrics, the last epoch record's
-    ``rank_stability`` when the analysis has none. Missing numbers are left out.
+
+def analysis_provenance(analysis: dict) -> dict[str, str]:
+    """The provenance of each analysis headline, from the file's protocol card (or its settings)."""
+    settings = analysis.get("settings") or {}
+    card = analysis.get("protocol") or {}
+    split = card.get("split") or settings.get("split") or "unknown"
+    features = card.get("features") or settings.get("embedding") or "unknown"
+    knn = card.get("knn") or {}
+    ks = settings.get("knn_ks") or [settings.get("k")]
+    k = knn.get("headline_k") or (settings.get("k") if settings.get("k") in ks else ks[0])
+    where = f"analysis: {split} split, {features} features"
+    return {"knn_top1": f"{where}, leave-one-out, k={k}",
+            "retention": f"{where}, within the coarse class, k\u2264{settings.get('k')}",
+            "attribute_lift": f"{where}, within the class, k\u2264{min(settings.get('k') or 10, 10)}",
+            "structure": where,
+            "rank_stability": f"{where}, previous checkpoint vs this one"}
+
+
+def headline_values(record: RunRecord) -> dict[str, float]:
+    """The run's headline numbers, one entry per measurement, keyed ``metric|provenance``.
+
+    ``metric`` is ``linear_top1``, ``knn_top1``, ``retention:<level>``, ``attribute_lift``,
+    ``geodesic_variance``, ``collapse_ratio`` or ``rank_stability``; ``provenance`` says which file
+    measured it and how (split, features, k). The same metric from two sources is two entries:
+    ``eval.json``'s kNN (test split against the training bank, backbone features) is not the
+    analysis' (leave-one-out on the analysed split), and the training monitor's rank stability
+    (a train-split sample) is not the analysis' (two checkpoints on the analysed split). Missing
+    numbers are left out.
     """
     out: dict[str, float] = {}
 
-    def put(key: str, value) -> None:
+    def put(metric: str, provenance: str, value) -> None:
         if isinstance(value, (int, float)) and not isinstance(value, bool) and value == value:
-            out[key] = float(value)
+            out[f"{metric}|{provenance}"] = float(value)
 
     ev = record.eval or {}
-    put("linear_top1", (ev.get("linear") or {}).get("top1"))
-    put("knn_top1", (ev.get("knn") or {}).get("top1"))
-    head = (record.analysis or {}).get("headline") or {}
-    put("knn_top1", head.get("knn_top1"))
-    for level, value in (head.get("retention") or {}).items():
-        put(f"retention:{level}", value)
-    for key in ("attribute_lift", "geodesic_variance", "collapse_ratio", "rank_stability"):
-        put(key, head.get(key))
-    if "rank_stability" not in out:
-        epochs = [r for r in record.epoch_records if r.get("rank_stability") is not None]
-        if epochs:
-            put("rank_stability", epochs[-1]["rank_stability"])
+    card = ev.get("protocol") or {}
+    linear, knn = ev.get("linear") or {}, ev.get("knn") or {}
+    split = card.get("split", "test")
+    put("linear_top1", f"eval.json: {split} split, backbone features, probe fitted on the train split "
+                       f"({linear.get('protocol', 'unknown')} protocol)", linear.get("top1"))
+    # eval.json files written before the protocol card used the same vote temperature.
+    temperature = (card.get("knn") or {}).get("temperature", KNN_TEMPERATURE)
+    put("knn_top1", f"eval.json: {split} split vs the train-split bank, backbone features, k={knn.get('k')}, "
+                    f"T={temperature}", knn.get("top1"))
+    if record.analysis:
+        head = record.analysis.get("headline") or {}
+        prov = analysis_provenance(record.analysis)
+        put("knn_top1", prov["knn_top1"], head.get("knn_top1"))
+        for level, value in (head.get("retention") or {}).items():
+            put(f"retention:{level}", prov["retention"], value)
+        put("attribute_lift", prov["attribute_lift"], head.get("attribute_lift"))
+        for key in ("geodesic_variance", "collapse_ratio"):
+            put(key, prov["structure"], head.get(key))
+        put("rank_stability", prov["rank_stability"], head.get("rank_stability"))
+    epochs = [r for r in record.epoch_records if r.get("rank_stability") is not None]
+    if epochs:
+        put("rank_stability", MONITOR_PROVENANCE, epochs[-1]["rank_stability"])
     return out

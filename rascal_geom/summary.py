@@ -20,11 +20,15 @@ def fmt(x: float, digits: int = 4, sign: bool = False) -> str:
 
 
 def describe_difference(d: Difference) -> str:
-    """``+0.0123 (95% CI +0.0040 to +0.0201, paired t over 3 seeds)`` and the like."""
+    """``+0.0123 (95% CI +0.0040 to +0.0201, paired t over 3 seeds)`` and the like.
+
+    A difference without an interval is only its value: the reason is stated once for all of
+    them (:func:`comparison_sentences`), not repeated after each.
+    """
     if not d.has_interval:
-        return f"{fmt(d.delta, sign=True)} ({d.note})"
+        return fmt(d.delta, sign=True)
     how = (f"paired t over {d.n} seeds" if d.method == "paired-t"
-           else "bootstrap of the difference of means")
+           else "Welch t")
     return (f"{fmt(d.delta, sign=True)} ({d.confidence:.0%} CI {fmt(d.low, sign=True)} "
             f"to {fmt(d.high, sign=True)}, {how})")
 
@@ -38,6 +42,9 @@ def comparison_sentences(group_names: Sequence[str], baseline: int,
                          ) -> list[str]:
     """One paragraph per non-baseline group: which headline differences the intervals support.
 
+    Differences without an interval are listed by value in their group's paragraph, and why they
+    have none is said once, in a last paragraph, however many groups and metrics lack one.
+
     Parameters
     ----------
     group_names : sequence of str
@@ -47,6 +54,7 @@ def comparison_sentences(group_names: Sequence[str], baseline: int,
         ``differences[baseline]`` is ignored; ``None`` marks a metric missing for a group.
     """
     out = []
+    any_no_ci = False
     for g, name in enumerate(group_names):
         if g == baseline:
             continue
@@ -70,10 +78,13 @@ def comparison_sentences(group_names: Sequence[str], baseline: int,
         if unclear:
             parts.append(f"Not distinguishable from zero (the interval contains 0): {_join(unclear)}.")
         if no_ci:
-            parts.append(f"With one run on a side there is no interval, so no difference is claimed for "
-                         f"{_join(no_ci)}.")
+            parts.append(f"{name} \u2212 {group_names[baseline]} without an interval: {_join(no_ci)}.")
+            any_no_ci = True
         if parts:
             out.append(" ".join(parts))
+    if any_no_ci:
+        out.append("Where a difference has no interval, a side has one run (n=1): the spread of one number "
+                   "is unknown, so no difference is claimed.")
     return out
 
 
@@ -93,10 +104,10 @@ def single_group_sentence(name: str, rows: Sequence[tuple[str, Summary]]) -> str
     return f"{name}: {_join(parts)}." if parts else f"{name}: no headline numbers were found."
 
 
-def weight_sentence(name: str, stats: dict, epoch: int | None) -> str:
-    """The weight-distribution numbers of one RASCAL group."""
+def weight_sentence(name: str, stats: dict, epoch: int | None, recorded: str) -> str:
+    """The weight-distribution numbers of one RASCAL group; ``recorded`` says what the histogram holds."""
     at = f"epoch {epoch}" if epoch is not None else "the last logged epoch"
-    return (f"At {at}, {stats['share_ge_0.9']:.1%} of {name}'s raw positive weights are \u2265 0.9, "
+    return (f"At {at}, {stats['share_ge_0.9']:.1%} of {name}'s logged values ({recorded}) are \u2265 0.9, "
             f"{stats['share_ge_0.7']:.1%} are \u2265 0.7 and {stats['share_lt_0.3']:.1%} are < 0.3 "
             f"(binned mean {fmt(stats['mean'], 3)}, std {fmt(stats['std'], 3)}).")
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rascal_geom.metrics._inputs import as_matrix, normalize_rows
+from rascal_geom.metrics._inputs import unit_rows
 from rascal_geom.metrics.geometry import trustworthiness
 
 
@@ -35,7 +35,7 @@ def umap_map(emb, labels: dict[str, np.ndarray], max_points: int = 2000, seed: i
     """
     import umap
 
-    x = normalize_rows(as_matrix(emb, "emb", np.float32))
+    x = unit_rows(emb, "emb", np.float32)
     rng = np.random.default_rng(seed)
     idx = np.sort(rng.choice(len(x), max_points, replace=False)) if len(x) > max_points else np.arange(len(x))
     reducer = umap.UMAP(n_components=2, n_neighbors=min(n_neighbors, len(idx) - 1), metric="cosine",

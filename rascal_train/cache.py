@@ -58,7 +58,13 @@ class EmbeddingCache:
         ids = torch.as_tensor(ids, device=self.device)
         if ids.ndim != 1 or ids.dtype not in (torch.int32, torch.int64):
             raise RascalError(f"Cache ids must be a 1-D integer tensor; got {ids.dtype} {tuple(ids.shape)}.")
-        if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= self.num_samples):
+        if not ids.numel():
+            return ids.long()
+        if self.device.type != "cpu":
+            # Checked on the device: reading min and max back would stall the step twice.
+            torch._assert_async((ids.min() >= 0) & (ids.max() < self.num_samples),
+                                f"Cache ids must lie in [0, {self.num_samples}). Use the dataset's sample ids.")
+        elif int(ids.min()) < 0 or int(ids.max()) >= self.num_samples:
             raise RascalError(f"Cache ids must lie in [0, {self.num_samples}); got "
                               f"[{int(ids.min())}, {int(ids.max())}]. Use the dataset's sample ids.")
         return ids.long()

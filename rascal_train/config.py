@@ -74,7 +74,8 @@ class TrainConfig:
     device : str, default="auto"
         ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
     precision : {"auto", "fp32", "bf16", "fp16"}, default="auto"
-        Autocast dtype on CUDA (``auto`` = bf16); CPU always trains in fp32.
+        Autocast dtype on CUDA (``auto``: bf16 from compute capability 8, fp16 with a gradient
+        scaler before; :func:`rascal_train.devices.autocast_dtype`); CPU always trains in fp32.
     channels_last : bool, optional
         ``None``: channels-last memory format on CUDA only.
     out : str, optional

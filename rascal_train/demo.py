@@ -28,13 +28,14 @@ def seeds_note(seeds: int) -> str:
 
 
 def run_demo(out_dir: str | Path = "runs/demo", report_html: str | Path = "reports/demo.html",
-             quick: bool = False, seeds: int = 1, progress: bool = True) -> Path:
+             quick: bool = False, seeds: int = 1, progress: bool = True, device: str = "auto") -> Path:
     """Train, evaluate, analyse and report; returns the report's path.
 
     A quick demo and a full one keep their runs apart (``<out_dir>/quick``), since their
-    budgets differ and a finished run is never retrained.
+    budgets differ and a finished run is never retrained. ``device`` (auto, cpu, cuda, cuda:N)
+    is where the runs train, are evaluated and are analysed.
     """
     from rascal_train.sweep import run_sweep
 
     out_dir = Path(out_dir) / ("quick" if quick else "full")
-    return run_sweep(demo_spec(quick, seeds), out_dir, progress=progress, report_html=report_html)
+    return run_sweep(demo_spec(quick, seeds), out_dir, progress=progress, report_html=report_html, device=device)

@@ -29,6 +29,7 @@ from torch import Tensor, nn
 from rascal_train import distributed as dist_utils
 from rascal_train.config import RESUME_FREE_KEYS, TrainConfig, resume_path
 from rascal_train.datasets.base import HierDataset
+from rascal_train.devices import autocast_dtype, describe, device_scope, resolve_device
 from rascal_train.errors import RascalError
 from rascal_train.io import (atomic_torch_save, atomic_write_json, atomic_write_text, load_checkpoint,
                              read_jsonl)
@@ -287,35 +288,17 @@ def _prepare_run_dir(config: TrainConfig, resuming: bool) -> Path:
 
 # --- the run --------------------------------------------------------------------------------------
 
-def _resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-        return torch.device("cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise RascalError(f"--device {name} was asked for but no CUDA device is visible; pass --device cpu.")
-    if device.type == "cuda" and device.index is None:
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-    return device
-
-
 def _init_distributed(device: torch.device) -> bool:
     """Join the process group ``torchrun`` describes; ``True`` if this call created it."""
     import torch.distributed as dist
 
+    if device.type == "cuda":
+        # Also in one process: FAISS, pinned memory and NCCL use the current device, not ours.
+        torch.cuda.set_device(device)
     if dist.is_initialized() or int(os.environ.get("WORLD_SIZE", 1)) <= 1:
         return False
-    if device.type == "cuda":
-        torch.cuda.set_device(device)
     dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     return True
-
-
-def _autocast_dtype(config: TrainConfig, device: torch.device) -> torch.dtype | None:
-    if device.type != "cuda" or config.precision == "fp32":
-        return None
-    return torch.float16 if config.precision == "fp16" else torch.bfloat16
 
 
 def _monitor(model: RascalModel, train_set: HierDataset, test_set: HierDataset | None,
@@ -336,8 +319,10 @@ def _monitor(model: RascalModel, train_set: HierDataset, test_set: HierDataset |
     knn = None
     if test_set is not None:
         queries, query_set = embed(test_set, MONITOR_QUERIES)
+        # The torch search, not FAISS's GPU build: FAISS would reserve memory outside torch's
+        # allocator in the middle of training, when torch's cache holds the epoch's peak.
         knn = float(knn_accuracy(bank["features"], bank_set.targets, queries["features"],
-                                 query_set.labels[query_set.train_level], k=KNN_K))
+                                 query_set.labels[query_set.train_level], k=KNN_K, backend="torch"))
     # The probe set is the bank's first rows: a fixed random sample, embedded with the bank.
     probe = torch.from_numpy(bank["projections"][:PROBE_SIZE])
     stability = None
@@ -373,10 +358,11 @@ def train(config: TrainConfig | dict, progress: bool = True, tensorboard: bool =
         config, or a loss that became NaN/Inf (the last good checkpoint is kept).
     """
     config = TrainConfig.from_dict(config) if isinstance(config, dict) else config.validated()
-    device = _resolve_device(config.device)
+    device = resolve_device(config.device)
     created_group = _init_distributed(device)
     try:
-        return _train(config, device, progress, tensorboard)
+        with device_scope(device):
+            return _train(config, device, progress, tensorboard)
     finally:
         if created_group:
             torch.distributed.destroy_process_group()
@@ -420,7 +406,11 @@ def _train(config: TrainConfig, device: torch.device, progress: bool, tensorboar
     channels_last = device.type == "cuda" if config.channels_last is None else config.channels_last
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
-    amp = _autocast_dtype(config, device)
+    amp = autocast_dtype(config.precision, device)
+    if progress and main:
+        from rascal_train.progress import console
+
+        console.print(f"device: {describe(device, amp)}")
     contrastive = config.loss != "ce"
     loss_fn = RascalLoss(config.temperature, config.weights) if contrastive else None
     cache = EmbeddingCache(len(train_set), config.proj_dim, config.cache, device=device) \
@@ -437,7 +427,10 @@ def _train(config: TrainConfig, device: torch.device, progress: bool, tensorboar
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         scheduler.load_state_dict(ckpt["scheduler"])
-        scaler.load_state_dict(ckpt["scaler"])
+        if ckpt["scaler"]:
+            scaler.load_state_dict(ckpt["scaler"])
+        # else the run was saved without a scaler (on a CPU, or in bf16): an fp16 continuation
+        # starts from GradScaler's initial scale, which it recalibrates in a few steps.
         if cache is not None:
             cache.load_state_dict(ckpt["cache"])
         start_epoch, step = int(ckpt["epoch"]), int(ckpt["step"])
@@ -494,6 +487,10 @@ def _train(config: TrainConfig, device: torch.device, progress: bool, tensorboar
                     loss, z, gids = contrastive_loss(model, loss_fn, v1, v2, targets, ids, cache,
                                                      simclr=config.loss == "simclr", autocast_dtype=amp)
                     stats = dict(loss_fn.last_stats)
+                    # Wang & Isola's alignment: z is view-major, so row i and row i + half are the
+                    # two views of one image (pos_sim mixes in every same-class pair).
+                    half = z.shape[0] // 2
+                    stats["alignment"] = (z[:half] - z[half:]).pow(2).sum(1).mean()
                 else:
                     loss = ce_loss(model, v1, targets, amp)
                     stats = {"loss": loss.detach()}

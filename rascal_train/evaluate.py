@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from rascal_train.datasets.base import HierDataset
+from rascal_train.devices import autocast_dtype, device_scope, resolve_device
 from rascal_train.errors import RascalError
 from rascal_train.progress import track
 
@@ -30,19 +31,6 @@ SHOT_GROUPS = ("many", "medium", "few")
 #: under the data root (CIFAR-100-C for in-memory test splits, ImageNet-C for file-backed ones).
 CIFAR_C_DIRNAME = "CIFAR-100-C"
 IMAGENET_C_DIRNAME = "ImageNet-C"
-
-
-def resolve_device(device=None) -> torch.device:
-    """CUDA when present and ``device`` is None or ``"auto"``, else ``device`` (validated)."""
-    if device is None or device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise RascalError(f"Unknown device {device!r}; pass cpu, cuda or cuda:N.") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise RascalError(f"Device {device} was asked for but no CUDA device is visible; pass --device cpu.")
-    return device
 
 
 class _FileImages(torch.utils.data.Dataset):
@@ -65,9 +53,11 @@ def _loader_workers() -> int:
     return min(4, os.cpu_count() or 1)
 
 
-def _autocast(device: torch.device):
-    # bf16 on GPU only: CPU autocast is slower than fp32 on most CPUs and changes nothing we keep.
-    return torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+def _autocast(device: torch.device, precision: str):
+    # Autocast on a GPU only, and only when asked: by default evaluation is float32 everywhere, so
+    # that kNN, probe and rank-stability numbers do not depend on the machine they came from.
+    dtype = autocast_dtype(precision, device)
+    return torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
 
 
 def _uint8_tensor(images: np.ndarray, device: torch.device) -> torch.Tensor:
@@ -94,24 +84,29 @@ def _image_batches(dataset: HierDataset, batch_size: int, device: torch.device, 
     loader = torch.utils.data.DataLoader(
         _FileImages(dataset, transform or eval_transform(image_size or 224)), batch_size=batch_size, shuffle=False,
         num_workers=_loader_workers(), pin_memory=device.type == "cuda")
-    for x, _ in track(loader, description, total=len(loader), disable=not progress):
+    with device_scope(device):  # the pinning thread serves the GPU current when it starts
+        batches = iter(loader)
+    for x, _ in track(batches, description, total=len(loader), disable=not progress):
         yield x.to(device, non_blocking=True)
 
 
 def extract_features(model, dataset: HierDataset, batch_size: int = 256, device=None, progress: bool = True,
-                     image_size: int | None = None, description: str = "features", transform=None) -> dict:
+                     image_size: int | None = None, description: str = "features", transform=None,
+                     precision: str = "fp32") -> dict:
     """Run the frozen encoder once over a split.
 
     Parameters
     ----------
     model : nn.Module
-        Exposes ``encoder(x) -> features`` and ``project(features) -> z``.
+        Exposes ``encoder(x) -> features`` and ``project(features) -> z``. Moved to ``device``
+        (in place, as ``model.to`` does) when it is elsewhere.
     dataset : HierDataset
         In-memory sets are batched straight from their uint8 array with ``normalize_batch``;
         file-backed sets go through a DataLoader with ``eval_transform(image_size)``.
     batch_size : int, default=256
     device : str or torch.device, default=None
-        CUDA when present, else CPU.
+        As ``--device`` takes it (:func:`rascal_train.devices.resolve_device`): a GPU when
+        present, else the CPU.
     progress : bool, default=True
     image_size : int, default=None
         Side of the images the encoder sees. ``None`` keeps in-memory images at their own size and
@@ -121,6 +116,9 @@ def extract_features(model, dataset: HierDataset, batch_size: int = 256, device=
     transform : callable (PIL image -> float32 Tensor of shape (3, S, S)), default=None
         File-backed sets only: the test-time transform; ``eval_transform(image_size or 224)``
         when ``None`` (ImageNet-C uses :func:`imagenet_c_transform`).
+    precision : {"fp32", "auto", "bf16", "fp16"}, default="fp32"
+        Autocast on a GPU (:func:`rascal_train.devices.autocast_dtype`); float32 by default,
+        so that the numbers are the same on a CPU and a GPU machine up to float noise.
 
     Returns
     -------
@@ -133,11 +131,12 @@ def extract_features(model, dataset: HierDataset, batch_size: int = 256, device=
     if batch_size < 1:
         raise RascalError(f"The 'batch_size' parameter of extract_features must be an int >= 1. Got {batch_size} instead.")
     device = resolve_device(device)
+    model.to(device)
     was_training = model.training
     model.eval()
     features, projections = [], []
     try:
-        with torch.inference_mode(), _autocast(device):
+        with torch.inference_mode(), _autocast(device, precision):
             for x in _image_batches(dataset, batch_size, device, image_size, progress, description, transform):
                 f = model.encoder(x)
                 z = model.project(f)
@@ -180,7 +179,7 @@ def topk_accuracy(logits, labels, ks=(1, 5)) -> dict[int, float]:
 def linear_probe_supcon(model, train_dataset: HierDataset, *, epochs: int = 10, batch_size: int = 256,
                         lr: float = 0.1, momentum: float = 0.9, weight_decay: float = 0.0,
                         image_size: int | None = None, device=None, seed: int = 0,
-                        progress: bool = True) -> torch.nn.Linear:
+                        progress: bool = True, precision: str = "fp32") -> torch.nn.Linear:
     """The SupCon linear-evaluation protocol: SGD on augmented views of the frozen encoder.
 
     The encoder stays in eval mode (batch-norm statistics frozen) and receives no gradient; a
@@ -191,7 +190,7 @@ def linear_probe_supcon(model, train_dataset: HierDataset, *, epochs: int = 10, 
     Parameters
     ----------
     model : nn.Module
-        Exposes ``encoder`` and ``feature_dim``.
+        Exposes ``encoder`` and ``feature_dim``; moved to ``device`` (in place).
     train_dataset : HierDataset
         Targets are ``train_dataset.targets`` (noisy where label noise was applied: the labels a
         user of that training set would have).
@@ -206,6 +205,8 @@ def linear_probe_supcon(model, train_dataset: HierDataset, *, epochs: int = 10, 
     seed : int, default=0
         Seeds the data order, the augmentation and the layer's initialisation.
     progress : bool, default=True
+    precision : {"fp32", "auto", "bf16", "fp16"}, default="fp32"
+        Autocast of the frozen encoder's forward pass on a GPU.
 
     Returns
     -------
@@ -221,6 +222,7 @@ def linear_probe_supcon(model, train_dataset: HierDataset, *, epochs: int = 10, 
     from rascal_train.transforms import GpuTwoViewAugment, two_view_transform
 
     device = resolve_device(device)
+    model.to(device)
     generator = torch.Generator().manual_seed(seed)
     targets = torch.as_tensor(np.asarray(train_dataset.targets), dtype=torch.long)
     n = len(train_dataset)
@@ -246,7 +248,9 @@ def linear_probe_supcon(model, train_dataset: HierDataset, *, epochs: int = 10, 
         steps_per_epoch = len(loader)
 
         def batches():
-            for (v1, v2), y in loader:
+            with device_scope(device):  # the pinning thread serves the GPU current when it starts
+                views = iter(loader)
+            for (v1, v2), y in views:
                 yield (v1.to(device, non_blocking=True), v2.to(device, non_blocking=True)), y
 
     with torch.random.fork_rng(devices=[]):
@@ -258,7 +262,7 @@ def linear_probe_supcon(model, train_dataset: HierDataset, *, epochs: int = 10, 
     try:
         for epoch in track(range(epochs), "SupCon linear probe", total=epochs, disable=not progress):
             for step, ((v1, v2), y) in enumerate(batches()):
-                with torch.no_grad(), _autocast(device):
+                with torch.no_grad(), _autocast(device, precision):
                     feats = model.encoder(torch.cat([v1, v2])).float()
                 for group in optimizer.param_groups:
                     group["lr"] = 0.5 * lr * (1 + math.cos(math.pi * (epoch * steps_per_epoch + step) / total_steps))
@@ -471,6 +475,26 @@ def knn_topk(bank, bank_labels, queries, query_labels, k: int = KNN_K) -> dict:
     return {"top1": acc[1], "top5": acc[5], "k": k}
 
 
+def probe_settings(protocol: str, probe_epochs: int, batch_size: int) -> dict:
+    """The linear probe's settings as a reviewer asks for them (``eval.json``'s ``protocol.linear``).
+
+    Optimiser constants are read from the probe functions' own defaults, so they cannot drift apart.
+    """
+    import inspect
+
+    from rascal_geom.metrics import fit_linear_probe
+
+    def defaults(fn, names):
+        return {k: v.default for k, v in inspect.signature(fn).parameters.items() if k in names}
+
+    if protocol == "supcon":
+        return {"protocol": "supcon", "optimizer": "SGD with momentum, cosine schedule", "epochs": probe_epochs,
+                "batch_size": batch_size, "augmented": True,
+                **defaults(linear_probe_supcon, ("lr", "momentum", "weight_decay"))}
+    return {"protocol": "full_batch", "optimizer": "L-BFGS (strong Wolfe), full batch, standardised features",
+            "augmented": False, **defaults(fit_linear_probe, ("weight_decay", "max_iter"))}
+
+
 def evaluate_checkpoint(ckpt_path, data_root=None, linear: bool = True, knn: bool = True,
                         corruptions: bool = False, protocol: str = "full_batch", device=None,
                         progress: bool = True, batch_size: int = 256, probe_epochs: int = 10,
@@ -519,8 +543,10 @@ def evaluate_checkpoint(ckpt_path, data_root=None, linear: bool = True, knn: boo
     Returns
     -------
     dict
+        ``protocol`` (split, checkpoint, features, kNN bank/k/temperature, probe settings, seed),
         ``checkpoint``, ``epoch``, ``level``, ``checkpoint_layout``, ``preprocessing`` and ``load``
-        (what was read, how its images were normalised, the one-line load report), ``knn`` ({top1, top5, k} or None), ``linear``
+        (what was read, how its images were normalised, the one-line load report), ``knn`` ({top1,
+        top5, k} or None), ``linear``
         ({top1, top5, protocol} or None), ``shot_groups`` ({many, medium, few} or None; from the
         linear probe, else from kNN), ``corruptions`` ({mean_accuracy, mean_corruption_error,
         per, source} and, on ImageNet-C, mean_corruption_error_alexnet; or None). The mean
@@ -561,8 +587,17 @@ def evaluate_checkpoint(ckpt_path, data_root=None, linear: bool = True, knn: boo
     test = extract_features(model, test_set, batch_size, device, progress, image_size, "features (test)")
     train_targets, test_labels = np.asarray(train_set.targets), test["labels"][level]
 
-    result = {"checkpoint": str(ckpt_path), "epoch": loaded.epoch or 0, "level": level,
-              "checkpoint_layout": loaded.layout, "preprocessing": loaded.preprocessing, "load": loaded.summary(),
+    from rascal_geom.metrics.knn import KNN_TEMPERATURE
+
+    protocol_card = {
+        "split": "test", "level": level, "checkpoint": str(ckpt_path), "epoch": loaded.epoch or 0,
+        "features": "backbone",
+        "knn": {"bank": "train split (training targets)", "k": KNN_K, "temperature": KNN_TEMPERATURE} if knn else None,
+        "linear": probe_settings(protocol, probe_epochs, batch_size) if linear else None,
+        "seed": train_config.seed}
+    result = {"protocol": protocol_card, "checkpoint": str(ckpt_path), "epoch": loaded.epoch or 0,
+              "level": level, "checkpoint_layout": loaded.layout, "preprocessing": loaded.preprocessing,
+              "load": loaded.summary(),
               "knn": knn_topk(train["features"], train_targets, test["features"], test_labels) if knn else None,
               "linear": None, "shot_groups": None, "corruptions": None}
     groups = shot_groups(train_targets, train_set.num_classes)

@@ -99,7 +99,8 @@ class PositiveBlock:
         _, counts = torch.unique_consecutive(labels[order], return_counts=True)
         n_max = int(counts.max()) if n else 0
         starts = torch.cumsum(counts, 0) - counts
-        cls_of_sorted = torch.repeat_interleave(torch.arange(len(counts), device=device), counts)
+        # output_size: the length is known, so the GPU need not be asked for it (a sync).
+        cls_of_sorted = torch.repeat_interleave(torch.arange(len(counts), device=device), counts, output_size=n)
         pos_in_cls = torch.arange(n, device=device) - starts[cls_of_sorted]
         members = torch.full((len(counts), n_max), -1, dtype=torch.long, device=device)
         members[cls_of_sorted, pos_in_cls] = order
@@ -113,6 +114,12 @@ class PositiveBlock:
         mask = member & (index != torch.arange(n, device=device)[:, None])
         return cls(index=index, member=member, mask=mask, num_pos=counts[cls_of_row] - 1,
                    cls=cls_of_row, pos=pos, members=members)
+
+
+def _no_autocast(x: Tensor):
+    """Autocast off on ``x``'s device: under a caller's autocast the loss's matmuls would run in
+    bf16 or fp16, tying distinct similarities and breaking the ranks."""
+    return torch.autocast(x.device.type, enabled=False)
 
 
 def _row_chunks(n: int, width: int, device: torch.device):
@@ -245,15 +252,18 @@ class _WeightedSupCon(torch.autograd.Function):
         x, lse, weights, index = ctx.saved_tensors
         tau, n = ctx.temperature, x.shape[0]
         gx = torch.zeros_like(x)
-        # With one row there is no softmax (lse = -inf) and nothing to differentiate.
-        for rows in _row_chunks(n, n, x.device) if n > 1 else ():
-            m = x[rows] @ x.T
-            m.diagonal(rows.start).fill_(float("-inf"))
-            m.div_(tau).sub_(lse[rows, None]).exp_()
-            m.scatter_add_(1, index[rows], -weights[rows])
-            m.mul_(grad[rows, None] / tau)
-            gx[rows] += m @ x
-            gx.addmm_(m.T, x[rows])
+        # Recomputed in x's dtype against the forward's lse, also when backward() is called
+        # inside an autocast region.
+        with _no_autocast(x):
+            # With one row there is no softmax (lse = -inf) and nothing to differentiate.
+            for rows in _row_chunks(n, n, x.device) if n > 1 else ():
+                m = x[rows] @ x.T
+                m.diagonal(rows.start).fill_(float("-inf"))
+                m.div_(tau).sub_(lse[rows, None]).exp_()
+                m.scatter_add_(1, index[rows], -weights[rows])
+                m.mul_(grad[rows, None] / tau)
+                gx[rows] += m @ x
+                gx.addmm_(m.T, x[rows])
         return gx, None, None, None, None, None
 
 
@@ -343,7 +353,8 @@ def rascal_weights(z: Tensor, labels: Tensor, cached: Tensor | None = None,
         Row i sums to 1 over ``P(i)`` and is 0 elsewhere; rows of anchors without positives are 0.
     """
     _validate(z, labels, cached, cached_valid)
-    res = _compute_weights(z, PositiveBlock.from_labels(labels), source, cached, cached_valid)
+    with _no_autocast(z):
+        res = _compute_weights(z, PositiveBlock.from_labels(labels), source, cached, cached_valid)
     dense = res.weights.new_zeros(z.shape[0], z.shape[0])
     return dense.scatter_add_(1, res.block.index, res.weights)
 
@@ -371,7 +382,9 @@ class RascalLoss(nn.Module):
     Rows of ``z`` are used as given: they are expected to be L2-normalised (the projection head
     normalises them) and are *not* re-normalised or checked, so that a caller can study the
     loss on other inputs. Half-precision inputs are computed in float32 and the loss is
-    returned in float32; gradients flow back in the input dtype.
+    returned in float32; gradients flow back in the input dtype. Autocast is switched off
+    inside the loss (forward and backward), so calling it within a bf16 or fp16 autocast
+    region gives the float32 result, not one with similarities rounded to 8 bits.
 
     ``last_stats`` holds 0-d detached tensors (no device sync): ``loss``, ``pos_per_anchor``,
     ``weight_entropy``, ``eff_positives``, ``uniform_fallback``, ``drift`` (mean δ over
@@ -420,6 +433,11 @@ class RascalLoss(nn.Module):
             A batch without any positive gives 0 that still back-propagates (zero gradient).
         """
         _validate(z, labels, cached, cached_valid)
+        with _no_autocast(z):
+            return self._forward(z, labels, cached, cached_valid)
+
+    def _forward(self, z: Tensor, labels: Tensor, cached: Tensor | None,
+                 cached_valid: Tensor | None) -> Tensor:
         x = z.float() if z.dtype in (torch.float16, torch.bfloat16) else z
         block = PositiveBlock.from_labels(labels)
         lse, pos_sim, above = _similarity_pass(x.detach(), block, self.temperature,

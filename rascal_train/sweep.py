@@ -177,8 +177,11 @@ def run_status(run_dir: Path, options: dict) -> str:
 
 
 def run_sweep(spec: dict, out_dir: str | Path, progress: bool = True, analyze: bool = True,
-              report_html: str | Path | None = None) -> Path | None:
+              report_html: str | Path | None = None, device: str | None = None) -> Path | None:
     """Train every run of ``spec`` one after another, then evaluate, analyse and report.
+
+    ``device`` (auto, cpu, cuda, cuda:N), when given, is where every run trains and is
+    evaluated, overriding a ``device`` in the spec.
 
     Finished runs are skipped and half-finished ones resumed, so an interrupted sweep continues
     where it stopped. Returns the path of the comparison report (``report_html``, by default
@@ -199,7 +202,8 @@ def run_sweep(spec: dict, out_dir: str | Path, progress: bool = True, analyze: b
         console.print(f"[bold]run {i}/{len(runs)}[/] {run.name}: "
                       + {"done": "finished, skipped", "partial": "resuming", "new": "training"}[status])
         if status != "done":
-            config = TrainConfig.from_dict({**run.options, "out": str(run_dir),
+            config = TrainConfig.from_dict({**run.options, **({"device": device} if device else {}),
+                                            "out": str(run_dir),
                                             "resume": str(run_dir) if status == "partial" else None})
             train(config, progress=progress)
         run_dirs.append(run_dir)
@@ -209,7 +213,8 @@ def run_sweep(spec: dict, out_dir: str | Path, progress: bool = True, analyze: b
     from rascal_geom.report import render_report
 
     for run_dir in run_dirs:
-        evaluate_and_analyze(run_dir, progress=progress)
+        evaluate_and_analyze(run_dir, progress=progress,
+                             device=device or (spec.get("base") or {}).get("device"))
 
     return render_report(run_dirs, baseline=spec.get("baseline"), out_html=Path(report_html or out_dir / "report.html"),
                          progress=progress)

@@ -47,8 +47,12 @@ def test_analyze_npz_end_to_end(tmp_path):
     assert doc["headline"]["attribute_lift"] == pytest.approx(lift)
     assert set(m["attribute_consistency"]["per_group"]) == {"g0", "g1"}
     assert 0.5 < m["linear_probe"]["variant"] <= 1.0
-    assert set(m["geometry"]) >= {"alignment", "uniformity", "nc1", "effective_rank", "margin_violation"}
+    assert set(m["geometry"]) >= {"class_alignment", "uniformity", "nc1", "effective_rank", "margin_violation"}
     assert m["rank_stability"] is None and doc["umap"] is None
+    card = doc["protocol"]
+    assert card["features"] == "projection head" and card["seed"] == 0
+    assert card["knn"]["ks"] == [1, 20, 200] and card["knn"]["headline_k"] == 20
+    assert card["knn"]["temperature"] == 0.07 and card["linear"]["weight_decay"] == 1e-4
 
 
 def test_compare_gives_stability_curve(tmp_path):

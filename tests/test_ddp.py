@@ -4,6 +4,7 @@ concatenated batch, the cache stays identical on every rank, and only rank 0 wri
 import os
 import socket
 
+import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
@@ -58,7 +59,7 @@ def _worker(rank, port, out_dir, run_dir):
         from test_train import TINY
 
         train({"dataset": TINY, "loss": "rascal", "epochs": 1, "batch_size": 16, "limit": 32, "monitor": False,
-               "out": run_dir}, progress=False)
+               "device": "cpu", "out": run_dir}, progress=False)
     finally:
         dist.destroy_process_group()
 
@@ -90,3 +91,24 @@ def test_ddp_gradients_equal_one_process_on_the_global_batch(tmp_path):
     assert ckpt["epoch"] == 1 and ckpt["step"] == 2 and ckpt["rng"]["world_size"] == WORLD
     lines = (run_dir / "train_log.jsonl").read_text().splitlines()
     assert len(lines) == 1  # one epoch record (2 steps < log_every): rank 1 wrote nothing
+
+
+def _torchrun_worker(rank, port, run_dir):
+    # What torchrun sets; the engine joins the NCCL group and picks cuda:LOCAL_RANK itself.
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE=str(WORLD), RANK=str(rank),
+                      LOCAL_RANK=str(rank))
+    from rascal_train.engine import train
+    from test_train import TINY
+
+    train({"dataset": TINY, "loss": "rascal", "epochs": 1, "batch_size": 16, "limit": 32, "monitor": True,
+           "device": "cuda", "out": run_dir}, progress=False)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two GPUs")
+def test_nccl_run_on_two_gpus(tmp_path):
+    mp.spawn(_torchrun_worker, args=(_free_port(), str(tmp_path / "run")), nprocs=WORLD, join=True)
+    from rascal_train.io import load_checkpoint
+
+    ckpt = load_checkpoint(tmp_path / "run" / "last.pt")
+    assert ckpt["epoch"] == 1 and ckpt["rng"]["world_size"] == WORLD

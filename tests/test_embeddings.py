@@ -110,8 +110,58 @@ def test_extract_runs_model_once_then_reads_cache(checkpoint, tmp_path, monkeypa
     again = extract_embeddings(path, split="test", cache_dir=tmp_path / "cache", progress=False)
     np.testing.assert_array_equal(again.embeddings, emb.embeddings)
     assert again.source["config"]["arch"] == "small_cnn"
-    # Another split, or an edited checkpoint, misses the cache.
-    assert cache_path(path, "train", tmp_path / "cache") != cache_path(path, "test", tmp_path / "cache")
-    before = cache_path(path, "test", tmp_path / "cache")
-    path.write_bytes(path.read_bytes() + b"\0")
-    assert cache_path(path, "test", tmp_path / "cache") != before
+    assert again.source["extraction"] == emb.source["extraction"]
+    assert emb.source["extraction"]["precision"] == "float32"
+
+
+def test_cache_key_covers_everything_that_changes_the_embeddings(checkpoint, tmp_path, monkeypatch):
+    from rascal_train.io import atomic_torch_save, load_checkpoint
+
+    path, _ = checkpoint
+    base = cache_path(path, "test", tmp_path / "cache", device="cpu")
+    assert cache_path(path, "test", tmp_path / "cache", device="cpu") == base  # deterministic
+    changed = {
+        "split": cache_path(path, "train", tmp_path / "cache", device="cpu"),
+        "data root": cache_path(path, "test", tmp_path / "cache", data_root=tmp_path, device="cpu"),
+    }
+    # Only the key is computed: a GPU is mocked as far as resolving "cuda" looks.
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    changed["device"] = cache_path(path, "test", tmp_path / "cache", device="cuda")
+    monkeypatch.undo()
+    # The weights, and every config setting that selects or transforms the data, live in the
+    # checkpoint: the same weights under another --limit / imbalance / noise / image size are
+    # another file, hence another key.
+    ckpt = load_checkpoint(path)
+    for name, value in (("limit", 100), ("imbalance", 10.0), ("label_noise", 0.2), ("image_size", 24),
+                        ("label_level", "variant"), ("dataset", "cifar100")):
+        other = tmp_path / f"{name}.pt"
+        atomic_torch_save({**ckpt, "config": {**ckpt["config"], name: value}}, other)
+        changed[name] = cache_path(other, "test", tmp_path / "cache", device="cpu")
+    edited = tmp_path / "edited.pt"
+    edited.write_bytes(path.read_bytes() + b"\0")
+    changed["checkpoint bytes"] = cache_path(edited, "test", tmp_path / "cache", device="cpu")
+    assert base not in changed.values() and len(set(changed.values())) == len(changed), changed
+
+
+def test_another_data_root_misses_the_cache(checkpoint, tmp_path, monkeypatch):
+    import rascal_train.evaluate
+
+    path, _ = checkpoint
+    seen = []
+    real = rascal_train.evaluate.extract_features
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs["precision"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(rascal_train.evaluate, "extract_features", spy)
+    extract_embeddings(path, split="test", cache_dir=tmp_path / "cache", progress=False)
+    extract_embeddings(path, split="test", cache_dir=tmp_path / "cache", progress=False)
+    assert seen == ["fp32"]  # the second call read the cache; the first extracted in float32
+    elsewhere = tmp_path / "data"
+    elsewhere.mkdir()
+    emb = extract_embeddings(path, split="test", data_root=elsewhere, cache_dir=tmp_path / "cache", progress=False)
+    assert seen == ["fp32", "fp32"] and emb.source["extraction"]["data_root"] == str(elsewhere.resolve())
+    assert len(list((tmp_path / "cache").glob("*.npz"))) == 2

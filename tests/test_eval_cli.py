@@ -92,9 +92,15 @@ def test_eval_writes_run_eval_json(run_dir, small_splits):
     out = run_dir / "eval.json"
     assert result.output.strip() == str(out)
     data = json.loads(out.read_text())
-    assert set(data) == {"checkpoint", "epoch", "level", "knn", "linear", "shot_groups", "corruptions",
+    assert set(data) == {"protocol", "checkpoint", "epoch", "level", "knn", "linear", "shot_groups", "corruptions",
                          "checkpoint_layout", "preprocessing", "load"}
     assert data["checkpoint_layout"] == "rascal" and data["preprocessing"]["mean"] == [0.485, 0.456, 0.406]
+    card = data["protocol"]
+    assert (card["split"], card["features"], card["epoch"], card["seed"]) == ("test", "backbone", 1, 0)
+    assert card["checkpoint"].endswith("epoch_0001.pt")
+    assert card["knn"] == {"bank": "train split (training targets)", "k": 20, "temperature": 0.07}
+    assert card["linear"]["protocol"] == "full_batch" and card["linear"]["weight_decay"] == 1e-4
+    assert card["linear"]["max_iter"] == 100
     assert data["epoch"] == 1 and data["level"] == "family" and data["corruptions"] is None
     assert data["knn"]["k"] == 20 and data["linear"]["protocol"] == "full_batch"
     for name in ("knn", "linear"):
@@ -119,4 +125,7 @@ def test_eval_out_and_supcon_protocol(run_dir, small_splits, tmp_path, monkeypat
     assert result.exit_code == 0, result.output
     data = json.loads(out.read_text())
     assert data["knn"] is None and data["linear"]["protocol"] == "supcon"
+    assert data["protocol"]["knn"] is None
+    assert {k: data["protocol"]["linear"][k] for k in ("epochs", "lr", "momentum", "weight_decay")} == \
+        {"epochs": 1, "lr": 0.1, "momentum": 0.9, "weight_decay": 0.0}
     assert 0 <= data["linear"]["top1"] <= data["linear"]["top5"] <= 1

@@ -507,3 +507,57 @@ def test_cuda_matches_cpu(source):
     assert gpu.item() == pytest.approx(cpu.item(), rel=1e-10)
     torch.testing.assert_close(rascal_weights(z.cuda(), y.cuda(), c.cuda(), v.cuda(), source).cpu(),
                                rascal_weights(z, y, c, v, source), rtol=1e-10, atol=1e-12)
+
+
+# --- autocast -------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("source", ["uniform", "current_rank", "rank_agreement"])
+def test_loss_inside_autocast_is_the_float32_loss(source):
+    # A user's loop may call the loss inside bf16 autocast; CPU autocast lowers matmuls to bf16 as
+    # CUDA's does, which would tie similarities 1e-3 apart and move the loss by ~1e-2.
+    z, y, c, v = make_batch(seed=21, n_img=48, views=2, dim=32, dtype=torch.float32)
+    z_plain, z_cast = z.clone().requires_grad_(), z.clone().requires_grad_()
+    plain = RascalLoss(TAU, weights=source)(z_plain, y, c, v)
+    plain.backward()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        cast = RascalLoss(TAU, weights=source)(z_cast, y, c, v)
+        cast.backward()  # backward inside the region too: it must not recompute in bf16
+    assert cast.dtype == torch.float32 and cast.item() == pytest.approx(plain.item(), rel=1e-6)
+    torch.testing.assert_close(z_cast.grad, z_plain.grad, rtol=1e-5, atol=1e-7)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        cast_w = rascal_weights(z, y, c, v, source)
+    torch.testing.assert_close(cast_w, rascal_weights(z, y, c, v, source), rtol=0, atol=0)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("source", ["uniform", "rank_agreement"])
+def test_cuda_float32_loss_and_gradient_match_cpu_past_one_chunk(source):
+    # N = 9,000 > 8,192: more than one row chunk on the GPU; float32, d = 128, 100 classes, with
+    # the gradient, as in training (TF32 matmuls are off by default in torch).
+    g = torch.Generator().manual_seed(5)
+    n_img, dim = 4500, 128
+    y = torch.randint(0, 100, (n_img,), generator=g).repeat(2)
+    z = F.normalize(torch.randn(2 * n_img, dim, generator=g), dim=1)
+    c = F.normalize(torch.randn(n_img, dim, generator=g), dim=1).repeat(2, 1)
+    v = torch.ones(2 * n_img, dtype=torch.bool)
+    grads, losses = [], []
+    for device in ("cpu", "cuda"):
+        zz = z.to(device).requires_grad_()
+        loss = RascalLoss(TAU, weights=source)(zz, y.to(device), c.to(device), v.to(device))
+        loss.backward()
+        losses.append(loss.item())
+        grads.append(zz.grad.cpu())
+    assert losses[1] == pytest.approx(losses[0], rel=1e-5)
+    torch.testing.assert_close(grads[1], grads[0], rtol=1e-3, atol=1e-7)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_loss_inside_bf16_autocast_is_float32():
+    z, y, c, v = make_batch(seed=22, n_img=512, views=2, dim=128, dtype=torch.float32)
+    z, y, c, v = z.cuda(), y.cuda(), c.cuda(), v.cuda()
+    plain = RascalLoss(TAU)(z, y, c, v)
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        cast = RascalLoss(TAU)(z, y, c, v)
+    assert cast.dtype == torch.float32 and cast.item() == pytest.approx(plain.item(), rel=1e-6)

@@ -42,3 +42,10 @@ def test_attributes_unrelated_to_embedding_give_no_lift():
     y = rng.integers(0, 2, 2000)
     out = attribute_consistency(rng.standard_normal((2000, 8)), y, rng.random((2000, 20)) < 0.5, k=10)
     assert abs(out["lift"]) < 0.02
+
+
+def test_reports_the_k_it_used():
+    rng = np.random.default_rng(3)
+    y = np.array([0] * 3 + [1] * 7)
+    out = attribute_consistency(rng.standard_normal((10, 4)), y, rng.random((10, 6)) < 0.5, k=10)
+    assert (out["k"], out["k_requested"], out["short"], out["alone"]) == (6, 10, 10, 0)

@@ -47,5 +47,40 @@ def test_analytic_cases():
     assert out["per_class"][0] == pytest.approx(a ** 2, rel=1e-10)
     assert out["per_class"][1] == 0.0  # a collapsed class
     assert out["between"] == pytest.approx((np.pi / 2) ** 2, rel=1e-10)
+    assert out["singleton_classes"] == 0
+
+
+def test_singleton_classes_are_counted_not_averaged_as_zero():
+    # Before, each singleton entered the mean with V = 0 (here: mean 0, "fully collapsed").
     one_each = geodesic_variance(np.eye(4), np.arange(4))
-    assert one_each["mean"] == 0.0 and one_each["collapse_ratio"] == 0.0
+    assert np.isnan(one_each["mean"]) and np.isnan(one_each["collapse_ratio"])
+    assert one_each["singleton_classes"] == 4 and np.isnan(one_each["per_class"]).all()
+    assert one_each["between"] == pytest.approx((np.pi / 2) ** 2)  # singleton means still count here
+    a = 0.3
+    x = np.array([[np.cos(a), np.sin(a), 0.0], [np.cos(a), -np.sin(a), 0.0], [0.0, 0.0, 1.0]])
+    out = geodesic_variance(x, [0, 0, 1])
+    assert out["mean"] == pytest.approx(a ** 2, rel=1e-10) and out["singleton_classes"] == 1
+
+
+@pytest.mark.parametrize("dim", [2, 3, 16])
+def test_antipodal_pair_reaches_the_frechet_minimum(dim):
+    # The Euclidean mean vanishes. Every point orthogonal to the pair is at pi/2 from both, so the
+    # minimum is (pi/2)^2; the old start at a member stayed there (V = (0 + pi^2)/2).
+    rng = np.random.default_rng(dim)
+    p = rng.standard_normal(dim)
+    p /= np.linalg.norm(p)
+    q = rng.standard_normal(dim)
+    q /= np.linalg.norm(q)
+    x = np.stack([p, -p, q, 0.8 * q + 0.6 * np.roll(q, 1)])
+    out = geodesic_variance(x, [0, 0, 1, 1])
+    assert out["per_class"][0] == pytest.approx((np.pi / 2) ** 2, rel=1e-10)
+
+
+def test_balanced_octahedron_beats_every_member():
+    # +-e1, +-e2, +-e3: the mean vanishes; a member gives V = pi^2/3, a face centre
+    # (1,1,1)/sqrt(3) gives mean(3 arccos(1/sqrt3)^2 + 3 arccos(-1/sqrt3)^2)/6, which is lower.
+    x = np.vstack([np.eye(3), -np.eye(3)])
+    face = (np.arccos(1 / np.sqrt(3)) ** 2 + np.arccos(-1 / np.sqrt(3)) ** 2) / 2
+    out = geodesic_variance(x, np.zeros(6, dtype=int))
+    assert face < np.pi ** 2 / 3
+    assert out["per_class"][0] <= face + 1e-9

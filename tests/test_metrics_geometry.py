@@ -4,6 +4,7 @@ from sklearn.manifold import trustworthiness as sk_trust
 
 from rascal_geom.metrics import (
     alignment,
+    class_alignment,
     effective_rank,
     geometry_summary,
     neural_collapse,
@@ -11,6 +12,7 @@ from rascal_geom.metrics import (
     trustworthiness,
     uniformity,
 )
+from rascal_train.errors import RascalError
 
 
 def _data(seed=0, n=200, d=10, c=4):
@@ -25,7 +27,7 @@ def test_alignment_uniformity_pairs():
     d2 = ((xn[:, None] - xn[None]) ** 2).sum(-1)
     off = ~np.eye(len(x), dtype=bool)
     same = (y[:, None] == y[None]) & off
-    assert alignment(x, y) == pytest.approx(d2[same].mean(), rel=1e-10)
+    assert class_alignment(x, y) == pytest.approx(d2[same].mean(), rel=1e-10)
     assert uniformity(x) == pytest.approx(np.log(np.exp(-2 * d2[off]).mean()), rel=1e-5)
     sub = uniformity(x, max_samples=100, seed=3)
     assert sub != uniformity(x) and abs(sub - uniformity(x)) < 0.2
@@ -88,6 +90,20 @@ def test_trustworthiness_matches_sklearn(k):
 def test_summary_keys():
     x, y, _ = _data(3)
     out = geometry_summary(x, y)
-    assert set(out) == {"alignment", "uniformity", "nc1", "equinorm", "equiangularity", "effective_rank",
+    assert set(out) == {"class_alignment", "uniformity", "nc1", "equinorm", "equiangularity", "effective_rank",
                         "pos_sim", "neg_sim", "sim_gap", "margin_violation"}
     assert all(np.isfinite(v) for v in out.values())
+
+
+def test_alignment_is_over_two_views_of_each_image():
+    # Wang & Isola: positive pairs are two views of one image, row i of each view.
+    rng = np.random.default_rng(5)
+    a = rng.standard_normal((64, 12))
+    b = a + 0.3 * rng.standard_normal((64, 12))
+    an = a / np.linalg.norm(a, axis=1, keepdims=True)
+    bn = b / np.linalg.norm(b, axis=1, keepdims=True)
+    assert alignment(a, b) == pytest.approx(np.mean([np.sum((p - q) ** 2) for p, q in zip(an, bn)]), rel=1e-12)
+    assert alignment(a, a) == pytest.approx(0.0, abs=1e-12)
+    assert alignment(a, -a) == pytest.approx(4.0)
+    with pytest.raises(RascalError, match="two views"):
+        alignment(a, b[:10])

@@ -40,3 +40,14 @@ def test_fine_level_collapsed_gives_chance():
     out = hierarchy_retention(x, coarse, fine, k=20)
     assert out["chance"] == pytest.approx(0.5, abs=0.01)
     assert abs(out["retention"]) < 0.06
+
+
+def test_reports_the_k_it_used():
+    # Coarse classes of 4 and 6 samples: at most 5 within-class neighbours, whatever k asks.
+    rng = np.random.default_rng(2)
+    coarse = np.array([0] * 4 + [1] * 6)
+    fine = coarse * 2 + np.arange(10) % 2
+    out = hierarchy_retention(rng.standard_normal((10, 5)), coarse, fine, k=20)
+    assert (out["k"], out["k_requested"], out["short"], out["alone"]) == (5, 20, 10, 0)
+    out = hierarchy_retention(rng.standard_normal((11, 5)), np.r_[coarse, 2], np.r_[fine, 5], k=3)
+    assert (out["k"], out["k_requested"], out["short"], out["alone"]) == (3, 3, 0, 1)

@@ -1,8 +1,10 @@
 import numpy as np
+import pytest
 from sklearn.linear_model import LogisticRegression
 
 from rascal_geom.metrics import fit_linear_probe, holdout_probe_accuracy, linear_probe_accuracy
 from rascal_geom.metrics.linear_probe import holdout_split
+from rascal_train.errors import RascalError
 
 
 def _data(seed=0, n=600, d=10, c=4):
@@ -33,3 +35,14 @@ def test_holdout_accuracy_equals_manual_split():
     auto = holdout_probe_accuracy(x, y, 0.5, seed=0)
     assert manual == auto
     assert 0.5 < auto["top1"] < auto["top5"] == 1.0  # 4 classes: top-5 always holds
+
+
+def test_label_lengths_are_checked_against_the_rows():
+    # Before: 59 labels for 60 rows crashed inside NumPy broadcasting, and a single label for 60
+    # rows was broadcast and gave a number.
+    x, y = _data(4, n=200)
+    for bad in (y[140:199], y[140:141]):
+        with pytest.raises(RascalError, match=r"'test_y' parameter must be an integer array of shape \(60,\)"):
+            linear_probe_accuracy(x[:140], y[:140], x[140:], bad)
+    with pytest.raises(RascalError, match=r"'train_y' parameter must be an integer array of shape \(140,\)"):
+        linear_probe_accuracy(x[:140], y[:139], x[140:], y[140:])

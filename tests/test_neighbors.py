@@ -70,3 +70,108 @@ def test_torch_on_cuda_matches_faiss_cpu():
     s2, i2 = knn_search(x, x, 50, exclude_self=True, backend="faiss_cpu")
     np.testing.assert_allclose(s1, s2, atol=1e-4)
     assert (i1 == i2).mean() > 0.999
+
+
+# --- devices, memory and the FAISS build --------------------------------------------------------
+
+def test_query_blocks_are_sized_from_memory(monkeypatch):
+    import torch
+
+    from rascal_geom.neighbors import chunk_rows
+
+    cpu = torch.device("cpu")
+    assert chunk_rows(50_000, cpu) == 2048  # the former fixed block, unchanged on the CPU
+    assert chunk_rows(1_281_167, cpu) == (1 << 30) // (4 * 1_281_167)  # 1 GiB of similarities
+    # An 80 GB GPU with 60 GB free and 4 GB held in torch's cache: a quarter of 64 GB per block.
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (60e9, 80e9))
+    monkeypatch.setattr(torch.cuda, "memory_reserved", lambda device=None: 6e9)
+    monkeypatch.setattr(torch.cuda, "memory_allocated", lambda device=None: 2e9)
+    gpu = torch.device("cuda", 0)
+    assert chunk_rows(1_281_167, gpu) == int(0.25 * 64e9 // (4 * 1_281_167))
+    assert chunk_rows(10_000, gpu) == 8192
+
+
+def test_search_results_do_not_depend_on_the_block_size():
+    x = _unit(700, 16, 7)
+    s1, i1 = knn_search(x, x, 9, exclude_self=True, backend="torch", chunk_size=50, device="cpu")
+    s2, i2 = knn_search(x, x, 9, exclude_self=True, backend="torch", device="cpu")
+    np.testing.assert_array_equal(i1, i2)
+    np.testing.assert_array_equal(s1, s2)
+
+
+def _fake_faiss(monkeypatch, installed, gpu_build):
+    import importlib.metadata
+    import sys
+    import types
+
+    fake = types.ModuleType("faiss")
+    fake.__version__ = "1.15.1"
+    fake.get_num_gpus = lambda: 1
+    if gpu_build:
+        fake.StandardGpuResources = object
+    monkeypatch.setitem(sys.modules, "faiss", fake)
+
+    def version(name):
+        if name not in installed:
+            raise importlib.metadata.PackageNotFoundError(name)
+        return "1.15.1"
+
+    monkeypatch.setattr(importlib.metadata, "version", version)
+
+
+def test_both_faiss_builds_installed_is_named(monkeypatch):
+    from rascal_geom.neighbors import backend_note, faiss_build
+
+    _fake_faiss(monkeypatch, {"faiss-cpu", "faiss-gpu"}, gpu_build=False)
+    info = faiss_build()
+    assert info["build"] == "cpu" and info["installed"] == ["faiss-cpu 1.15.1", "faiss-gpu 1.15.1"]
+    assert "share the faiss package, so the cpu build loaded" in info["conflict"]
+    note = backend_note("torch", device="cpu")
+    assert note.startswith("neighbour search: torch on cpu (faiss-cpu 1.15.1, faiss-gpu 1.15.1: the CPU build)")
+    assert "warning: faiss-cpu 1.15.1 and faiss-gpu 1.15.1 are installed" in note
+    assert "\n" not in note
+
+
+def test_gpu_build_alone_is_chosen_and_said(monkeypatch):
+    from rascal_geom import neighbors
+
+    _fake_faiss(monkeypatch, {"faiss-gpu"}, gpu_build=True)
+    monkeypatch.delenv("RASCAL_KNN_BACKEND", raising=False)
+    neighbors.select_backend.cache_clear()
+    try:
+        assert neighbors.select_backend() == "faiss_gpu"
+        assert neighbors.faiss_build()["conflict"] is None
+        assert neighbors.backend_note() == "neighbour search: FAISS 1.15.1 GPU build, 1 GPU(s) visible"
+    finally:
+        neighbors.select_backend.cache_clear()
+
+
+@pytest.mark.gpu
+def test_faiss_gpu_backend_matches_torch_on_cuda():
+    import torch
+
+    from rascal_geom.neighbors import faiss_build
+
+    if not torch.cuda.is_available() or faiss_build()["build"] != "gpu":
+        pytest.skip("needs CUDA and the FAISS GPU build")
+    x = _unit(20_000, 128, 8)
+    s1, i1 = knn_search(x, x, 20, exclude_self=True, backend="faiss_gpu", device="cuda")
+    s2, i2 = knn_search(x, x, 20, exclude_self=True, backend="torch", device="cuda")
+    np.testing.assert_allclose(s1, s2, atol=1e-4)
+    assert (i1 == i2).mean() > 0.999
+
+
+@pytest.mark.gpu
+def test_knn_blocks_on_cuda_fit_and_match_the_cpu():
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    from rascal_geom.neighbors import chunk_rows
+
+    x = _unit(30_000, 64, 9)
+    rows = chunk_rows(30_000, torch.device("cuda", torch.cuda.current_device()))
+    assert 1 <= rows <= 8192
+    s1, i1 = knn_search(x, x, 20, exclude_self=True, backend="torch", device="cuda")
+    s2, i2 = knn_search(x[:3000], x, 21, backend="torch", device="cpu")
+    np.testing.assert_allclose(s1[:3000], s2[:, 1:], atol=1e-4)

@@ -135,7 +135,8 @@ def test_runs_grouped_by_seed_and_headline_mean_std(comparison):
     assert [g.name for g in groups] == ["supcon", "rascal"]
     assert [sorted(g.seeds) for g in groups] == [[0, 1, 2], [0, 1, 2]]
     assert find_baseline(groups, "supcon") == 0 and find_baseline(groups, "rascal") == 1
-    knn = [headline_values(r)["knn_top1"] for r in groups[1].runs]
+    knn = [next(v for k, v in headline_values(r).items() if k.startswith("knn_top1|analysis"))
+           for r in groups[1].runs]
     expected = f"{np.mean(knn):.4f} \u00b1 {np.std(knn, ddof=1):.4f}".replace("-", "\u2212")
     assert expected in html
     assert "n=3" in html
@@ -169,7 +170,9 @@ def test_identical_runs_give_only_indistinguishable_deltas(tmp_path):
     html = render_report(a + b, out_html=tmp_path / "same.html", progress=False).read_text()
     table = html.split('id="headline-table"')[1].split("</table>")[0]
     deltas = re.findall(r'<td class="num (sig|ns|noci)"', table)
-    assert len(deltas) == 7 and set(deltas) == {"ns"}  # 7 headline metrics, all ≈ 0
+    # linear and kNN (eval.json), kNN, retention, lift, variance, ratio (analysis), rank stability
+    # (training monitor): 8 measurements, all ≈ 0
+    assert len(deltas) == 8 and set(deltas) == {"ns"}
     summary = html.split('<section id="summary">')[1].split("</section>")[0]
     assert "is higher" not in summary and "is lower" not in summary and "improv" not in summary
     assert "Not distinguishable from zero" in summary
@@ -179,9 +182,12 @@ def test_single_runs_state_no_interval(tmp_path):
     a = write_run(tmp_path, "supcon_s0", "supcon", 0, values_seed=0, umap=False)
     b = write_run(tmp_path, "rascal_s0", "rascal", 0, offset=0.3, values_seed=0, umap=False)
     html = render_report([a, b], out_html=tmp_path / "one.html", progress=False).read_text()
-    assert "n=1: no interval" in html
     summary = html.split('<section id="summary">')[1].split("</section>")[0]
     assert "is higher" not in summary and "no difference is claimed" in summary
+    # Said once per table and once in the summary, not after each of the 7 headline metrics.
+    assert summary.count("one run (n=1)") == 1 and "n=1: no interval" not in html
+    headline = html.split('<section id="headline">')[1].split("</section>")[0]
+    assert headline.count("one run (n=1)") == 1 and headline.count(">no CI<") == 8
 
 
 def test_render_analysis_single_page(tmp_path):
@@ -219,3 +225,78 @@ def test_cli_report(tmp_path):
     bad = CliRunner().invoke(cli, ["report", str(tmp_path / "tex"), "--quiet"])
     assert bad.exit_code == 1 and "neither a run directory" in bad.output
     assert "Traceback" not in bad.output
+
+
+def _headline_rows(html: str) -> dict[str, str]:
+    table = html.split('id="headline-table"')[1].split("</table>")[0]
+    return {m.group(1): m.group(0) for m in re.finditer(r"<tr><td>([^<]*)<span class=\"ci\">.*?</tr>", table, re.S)}
+
+
+def test_every_row_is_one_measurement_with_its_provenance(tmp_path):
+    # Before, "kNN top-1" silently took the analysis value over eval.json's, and "rank stability"
+    # was the analysis value for some runs and the training monitor's for others, averaged together.
+    a = [write_run(tmp_path, f"supcon_s{s}", "supcon", s, umap=False) for s in (0, 1, 2)]
+    for run in a[:2]:  # two runs were analysed between checkpoints, the third only monitored
+        doc = json.loads((run / "analysis.json").read_text())
+        doc["headline"]["rank_stability"] = 0.1
+        (run / "analysis.json").write_text(json.dumps(doc))
+    html = render_report(a, out_html=tmp_path / "p.html", progress=False).read_text()
+    rows = _headline_rows(html)
+    assert set(rows) >= {"kNN top-1 (eval.json)", "kNN top-1 (analysis)", "rank stability (analysis)",
+                         "rank stability (training monitor)"}
+    records = [load_run(r) for r in a]
+    eval_knn = [r.eval["knn"]["top1"] for r in records]
+    analysis_knn = [r.analysis["headline"]["knn_top1"] for r in records]
+    assert summary_text(eval_knn) in rows["kNN top-1 (eval.json)"]
+    assert summary_text(analysis_knn) in rows["kNN top-1 (analysis)"]
+    assert "test split vs the train-split bank, backbone features, k=20" in rows["kNN top-1 (eval.json)"]
+    assert "leave-one-out, k=20" in rows["kNN top-1 (analysis)"]
+    monitor = [r.epoch_records[-1]["rank_stability"] for r in records]
+    assert summary_text(monitor) in rows["rank stability (training monitor)"]
+    assert "0.1000 \u00b1 0.0000" in rows["rank stability (analysis)"]
+    assert "n=2 of 3" in rows["rank stability (analysis)"]  # the gap is shown, not filled
+
+
+def summary_text(values) -> str:
+    return f"{np.mean(values):.4f} \u00b1 {np.std(values, ddof=1):.4f}".replace("-", "\u2212")
+
+
+def test_protocol_card_heads_the_report(comparison):
+    _, runs, _, html, _ = comparison
+    assert html.index('<section id="protocol">') < html.index('<section id="summary">')
+    card = html.split('<section id="protocol">')[1].split("</section>")[0]
+    for field in ("eval.json: split", "eval.json: checkpoint", "eval.json: linear probe", "eval.json: kNN",
+                  "analysis: split", "analysis: features", "seeds"):
+        assert f"<td>{field}</td>" in card
+    assert "last.pt (epoch 3)" in card and "0, 1, 2" in card
+
+
+@pytest.mark.parametrize("weights,expected", [
+    ("rank_agreement", "raw positive weights 1 \u2212 \u03b4"),
+    ("uniform", "not this run&#39;s weights (it weighted positives by uniform)"),
+    ("current_rank", "not this run&#39;s weights (it weighted positives by current_rank)"),
+])
+def test_weight_histogram_caption_names_what_was_recorded(tmp_path, weights, expected):
+    run = write_run(tmp_path, "rascal_s0", "rascal", 0, umap=False)
+    config = json.loads((run / "config.json").read_text())
+    (run / "config.json").write_text(json.dumps({**config, "weights": weights}))
+    html = render_report([run], out_html=tmp_path / "w.html", progress=False).read_text()
+    section = html.split('<section id="weights">')[1].split("</section>")[0]
+    assert expected in section.split("<figcaption>")[1].split("</figcaption>")[0]
+    if weights != "rank_agreement":
+        assert "raw positive weights" not in html
+
+
+def test_classes_without_a_value_are_out_of_the_ranking():
+    from rascal_geom.report import MAX_CLASSES_IN_FIGURE, _classes_to_draw
+
+    values = np.arange(50, dtype=float)
+    values[[0, 49, 7]] = np.nan  # the old ranking drew 49 as the best and 0 among the worst
+    shown, notes = _classes_to_draw(values, "rascal")
+    assert len(shown) == MAX_CLASSES_IN_FIGURE and not np.isnan(values[shown]).any()
+    finite = np.sort(values[np.isfinite(values)])
+    half = MAX_CLASSES_IN_FIGURE // 2
+    assert set(values[shown]) == set(finite[:half]) | set(finite[-half:])
+    assert notes[-1] == "3 classes without a value for rascal left out of the figure and its ranking"
+    few, notes = _classes_to_draw(np.array([0.2, np.nan, 0.5]), "supcon")
+    assert few.tolist() == [0, 2] and notes == ["1 class without a value for supcon left out of the figure and its ranking"]

@@ -24,8 +24,9 @@ if TINY not in list_datasets():
 
 
 def tiny_config(tmp_path, **changes) -> TrainConfig:
+    # device="cpu": the expectations here are CPU facts (see conftest.py); GPU tests pass device.
     values = dict(dataset=TINY, epochs=2, batch_size=16, limit=48, lr=0.05, monitor=False, log_every=1,
-                  out=str(tmp_path / "run"))
+                  device="cpu", out=str(tmp_path / "run"))
     values.update(changes)
     return TrainConfig.from_dict(values)
 
@@ -130,6 +131,11 @@ def test_tiny_run_learns_and_writes_a_reloadable_run(tmp_path, loss):
         # 16 images × 2 views; simclr's only positive is the other view
         if loss == "simclr":
             assert epochs[0]["pos_per_anchor"] == pytest.approx(1.0)
+            # Its one positive is the other view, so two-view alignment is 2 - 2 pos_sim exactly.
+            for r in steps:
+                assert r["alignment"] == pytest.approx(2 - 2 * r["pos_sim"], rel=1e-5)
+        else:
+            assert 0 < epochs[0]["alignment"] < 2 - 2 * epochs[0]["pos_sim"]  # views agree more than classes
     if loss == "rascal":
         assert epochs[0]["uniform_fallback"] > epochs[-1]["uniform_fallback"]  # the cache fills
         assert epochs[-1]["drift"] is not None and 0 <= epochs[-1]["drift"] <= 1
@@ -295,3 +301,125 @@ def test_bf16_channels_last_step_recipe_runs_on_cpu_autocast(loss):
     assert bf16.dtype == torch.float32 and bf16.item() == pytest.approx(fp32, rel=5e-2)
     for p in model.parameters():
         assert p.grad is not None and p.grad.dtype == torch.float32 and torch.isfinite(p.grad).all()
+
+
+# --- on a GPU (gpu-marked: run by `make gpu-check`) --------------------------------------------------
+
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+def _stop_after_first_epoch(monkeypatch):
+    from rascal_train import engine
+
+    reseed = engine._reseed
+
+    def reseed_or_stop(seed, epoch, rank):
+        if epoch == 1:
+            raise KeyboardInterrupt
+        reseed(seed, epoch, rank)
+
+    monkeypatch.setattr(engine, "_reseed", reseed_or_stop)
+
+
+@pytest.mark.gpu
+@cuda
+def test_cuda_run_with_the_monitor_and_analysis_of_its_checkpoint(tmp_path):
+    # The monitor extracts features on the GPU (the path that crashed with a model left on the
+    # CPU); then `rascal analyze` and `rascal eval` of the checkpoint on CUDA.
+    from rascal_cli.main import cli
+    from rascal_train.engine import train
+
+    run_dir = train(tiny_config(tmp_path, loss="rascal", device="cuda", monitor=True), progress=False)
+    epochs = [r for r in read_log(run_dir) if r["kind"] == "epoch"]
+    assert 0 <= epochs[1]["knn_acc"] <= 1 and -1 <= epochs[1]["rank_stability"] <= 1
+    env = {"RASCAL_CACHE_DIR": str(tmp_path / "cache")}
+    res = CliRunner(env=env).invoke(cli, ["analyze", str(run_dir), "--device", "cuda", "--no-umap", "-q",
+                                          "--out", str(tmp_path / "a.html")])
+    assert res.exit_code == 0, res.output
+    assert "neighbour search: torch on cuda" in res.output or "neighbour search: FAISS" in res.output
+    res = CliRunner().invoke(cli, ["eval", str(run_dir), "--device", "cuda", "-q", "--out", str(tmp_path / "e.json")])
+    assert res.exit_code == 0, res.output
+    # Evaluation is float32 on every device: the GPU's kNN accuracy is the CPU's (up to ties).
+    on_cpu = CliRunner().invoke(cli, ["eval", str(run_dir), "--device", "cpu", "-q", "--out", str(tmp_path / "c.json")])
+    assert on_cpu.exit_code == 0, on_cpu.output
+    gpu, cpu = (json.loads((tmp_path / f).read_text()) for f in ("e.json", "c.json"))
+    assert gpu["knn"]["top1"] == pytest.approx(cpu["knn"]["top1"], abs=0.03)
+
+
+@pytest.mark.gpu
+@cuda
+@pytest.mark.parametrize("precision", ["fp16", "bf16"])
+def test_cuda_resume_continues_the_run(tmp_path, monkeypatch, precision):
+    from rascal_train import engine
+
+    straight = engine.train(tiny_config(tmp_path / "a", loss="rascal", device="cuda", precision=precision),
+                            progress=False)
+    config = tiny_config(tmp_path / "b", loss="rascal", device="cuda", precision=precision)
+    with monkeypatch.context() as m:
+        _stop_after_first_epoch(m)
+        with pytest.raises(KeyboardInterrupt):
+            engine.train(config, progress=False)
+    resumed = engine.train(config.replace(resume=str(tmp_path / "b" / "run")), progress=False)
+    a, b = ([r for r in read_log(d) if r["kind"] == "epoch"] for d in (straight, resumed))
+    assert [r["step"] for r in a] == [r["step"] for r in b] == [3, 6]
+    # Not bit-identical on a GPU (README: atomics in cuDNN and scatter/index_add backward), but
+    # the same run up to float noise.
+    assert b[1]["loss"] == pytest.approx(a[1]["loss"], rel=0.05)
+    ckpt = load_checkpoint(resumed / "last.pt")
+    assert (ckpt["scaler"] != {}) == (precision == "fp16")
+
+
+@pytest.mark.gpu
+@cuda
+@pytest.mark.parametrize("first, then", [("cpu", "cuda"), ("cuda", "cpu")])
+def test_resume_across_devices(tmp_path, monkeypatch, first, then):
+    # fp16: saved on the CPU the scaler is disabled ({}); resumed on CUDA it is enabled.
+    from rascal_train import engine
+
+    config = tiny_config(tmp_path, loss="rascal", device=first, precision="fp16")
+    with monkeypatch.context() as m:
+        _stop_after_first_epoch(m)
+        with pytest.raises(KeyboardInterrupt):
+            engine.train(config, progress=False)
+    run_dir = engine.train(config.replace(resume=str(tmp_path / "run"), device=then), progress=False)
+    epochs = [r for r in read_log(run_dir) if r["kind"] == "epoch"]
+    assert [r["epoch"] for r in epochs] == [1, 2] and all(math.isfinite(r["loss"]) for r in epochs)
+    ckpt = load_checkpoint(run_dir / "last.pt")
+    assert all(t.device.type == "cpu" and torch.isfinite(t).all() for t in ckpt["model"].values()
+               if t.is_floating_point())
+
+
+FILES = "h3_tiny_files"
+if FILES not in list_datasets():
+    @register_dataset(FILES)
+    def _tiny_files(root=None, split="train", label_level=None, **options):
+        import dataclasses
+
+        from PIL import Image
+
+        ds = get_dataset(TINY, split=split, label_level=label_level, **options)
+        images = ds.images
+        return dataclasses.replace(ds, images=None, load_image=lambda i: Image.fromarray(images[i]))
+
+
+@pytest.mark.gpu
+@cuda
+def test_cuda_run_through_the_dataloader(tmp_path):
+    # File-backed sets go through a DataLoader with workers and pinned memory on the GPU.
+    from rascal_train.engine import train
+
+    run_dir = train(tiny_config(tmp_path, dataset=FILES, loss="supcon", device="cuda", num_workers=2,
+                                monitor=True), progress=False)
+    epochs = [r for r in read_log(run_dir) if r["kind"] == "epoch"]
+    assert len(epochs) == 2 and all(math.isfinite(r["loss"]) for r in epochs)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two GPUs")
+def test_second_gpu_is_used_for_everything(tmp_path):
+    from rascal_train.engine import train
+
+    before = torch.cuda.memory_allocated(0)
+    run_dir = train(tiny_config(tmp_path, loss="rascal", device="cuda:1", monitor=True), progress=False)
+    assert load_checkpoint(run_dir / "last.pt")["epoch"] == 2
+    assert torch.cuda.max_memory_allocated(1) > 0 and torch.cuda.memory_allocated(0) == before

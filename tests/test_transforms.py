@@ -92,3 +92,40 @@ def test_cpu_transforms():
     assert eval_transform(224)(big).shape == (3, 224, 224)
     x = normalize_batch(torch.full((1, 2, 2, 3), 255, dtype=torch.uint8))
     torch.testing.assert_close(x[0, :, 0, 0], (1 - torch.tensor(MEAN)) / torch.tensor(STD))
+
+
+def test_gpu_colour_path_equals_the_cpu_path(monkeypatch):
+    # The GPU path (every image through every operation, then a select; no device sync) gives
+    # the CPU path's views; the CPU keeps its select-first path.
+    from rascal_train import transforms
+    from rascal_train.transforms import apply_augment, sample_augment_params
+
+    images = torch.randint(0, 256, (64, 32, 32, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(2))
+    params = sample_augment_params(64, 32, 32, torch.Generator().manual_seed(3))
+    assert params["jitter"].any() and not params["jitter"].all()
+    cpu = apply_augment(images, params, 24)
+    monkeypatch.setattr(transforms, "_host_shortcuts", lambda x: False)
+    gpu_path = apply_augment(images, params, 24)
+    torch.testing.assert_close(gpu_path, cpu, rtol=0, atol=1e-5)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_augmentation_and_cache_lookup_never_wait_for_the_gpu():
+    from rascal_train.cache import EmbeddingCache
+
+    images = torch.randint(0, 256, (256, 32, 32, 3), dtype=torch.uint8, device="cuda")
+    cpu_views = GpuTwoViewAugment(32)(images.cpu(), torch.Generator().manual_seed(0))
+    cache = EmbeddingCache(1000, 16, device="cuda")
+    ids = torch.arange(256, device="cuda")
+    GpuTwoViewAugment(32)(images)  # warm-up: the per-device constants are made (and copied) once
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        views = GpuTwoViewAugment(32)(images, torch.Generator().manual_seed(0))
+        rows, valid = cache.lookup(ids)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    for v, c in zip(views, cpu_views):
+        torch.testing.assert_close(v.cpu(), c, rtol=0, atol=1e-4)
+    assert rows.shape == (256, 16) and not valid.any().item()

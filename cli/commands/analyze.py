@@ -48,10 +48,12 @@ def _default_name(source: Path) -> str:
 @click.option("--no-umap", is_flag=True, help="Skip the 2-D UMAP map (saves ~30 s).")
 @click.option("--no-cache", is_flag=True, help="Run the model again even if its embeddings are cached.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True)
+@click.option("--device", default="auto", show_default=True,
+              help="Where a checkpoint's encoder and the neighbour search run: auto, cpu, cuda or cuda:N.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
 @user_errors
 def command(source, hierarchy, data_root, split, dataset, arch, layer, compare, out_html, k, embedding, seed,
-            no_umap, no_cache, batch_size, quiet):
+            no_umap, no_cache, batch_size, device, quiet):
     """Measure the structure inside classes of CKPT_OR_EMBEDDINGS.
 
     CKPT_OR_EMBEDDINGS is a checkpoint (.pt written by `rascal train`; a SupContrast .pth, a Lightning /
@@ -62,13 +64,19 @@ def command(source, hierarchy, data_root, split, dataset, arch, layer, compare, 
     checkpoint of a run, also <run>/analysis.json.
     """
     from rascal_geom.analysis import analyze
+    from rascal_geom.neighbors import backend_note
     from rascal_geom.report import render_analysis
+    from rascal_train.devices import device_scope, resolve_device
     from rascal_train.io import atomic_write_json
 
     knn_ks = tuple(sorted({1, k, 200}))
-    result = analyze(source, hierarchy=hierarchy, data_root=data_root, split=split, compare=compare, k=k,
-                     knn_ks=knn_ks, seed=seed, embedding=embedding, umap=not no_umap, use_cache=not no_cache,
-                     batch_size=batch_size, progress=not quiet, dataset=dataset, arch=arch, layer=layer)
+    device = resolve_device(device)
+    with device_scope(device):
+        click.echo(backend_note(device=device), err=True)
+        result = analyze(source, hierarchy=hierarchy, data_root=data_root, split=split, compare=compare, k=k,
+                         knn_ks=knn_ks, seed=seed, embedding=embedding, umap=not no_umap,
+                         use_cache=not no_cache, batch_size=batch_size, progress=not quiet, device=device,
+                         dataset=dataset, arch=arch, layer=layer)
     if result["source"]["load"]:
         click.echo(result["source"]["load"], err=True)
     if out_html is None:

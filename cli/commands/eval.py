@@ -60,11 +60,14 @@ def command(checkpoint, linear, knn, corruptions, corruptions_root, protocol, pr
     from rascal_train.io import atomic_write_json
     from rascal_train.progress import console
 
+    from rascal_train.devices import device_scope, resolve_device
+
     path = resume_path(checkpoint)
-    result = evaluate_checkpoint(path, data_root=data_root, linear=linear, knn=knn, corruptions=corruptions,
-                                 protocol=protocol, device=device, progress=not quiet, batch_size=batch_size,
-                                 probe_epochs=probe_epochs, corruptions_root=corruptions_root, dataset=dataset,
-                                 arch=arch)
+    with device_scope(resolve_device(device)) as device:  # the kNN search follows --device too
+        result = evaluate_checkpoint(path, data_root=data_root, linear=linear, knn=knn, corruptions=corruptions,
+                                     protocol=protocol, device=device, progress=not quiet, batch_size=batch_size,
+                                     probe_epochs=probe_epochs, corruptions_root=corruptions_root, dataset=dataset,
+                                     arch=arch)
     target = out if out is not None else default_eval_path(path)
     atomic_write_json(target, result)
     if not quiet:

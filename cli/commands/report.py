@@ -26,7 +26,7 @@ def command(inputs, baseline, out_html, latex_dir, quiet):
 
     Runs that differ only in seed are grouped: every number is mean ± std over seeds with n,
     and every difference from the baseline carries a 95% interval (paired t when seeds match,
-    percentile bootstrap otherwise), marked when it contains 0.
+    Welch t otherwise), marked when it contains 0.
     """
     from rascal_geom.report import default_report_name, render_report
 

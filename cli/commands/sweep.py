@@ -17,9 +17,12 @@ from rascal_cli.errors import user_errors
 @click.option("--print-commands", is_flag=True,
               help="Print one `rascal train` (or `torchrun`) command per unfinished run, for a job array.")
 @click.option("--no-analysis", is_flag=True, help="Train only; skip evaluation, analysis and the report.")
+@click.option("--device", default=None,
+              help="Where every run trains and is evaluated: auto, cpu, cuda or cuda:N "
+                   "(default: the grid's `device`, else auto).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
 @user_errors
-def command(grid, out, dry_run, print_commands, no_analysis, quiet):
+def command(grid, out, dry_run, print_commands, no_analysis, device, quiet):
     """Expand GRID.yaml into named runs and train them one after another.
 
     Finished runs are skipped and half-finished ones resumed, so running the same command again
@@ -46,5 +49,9 @@ def command(grid, out, dry_run, print_commands, no_analysis, quiet):
             click.echo(f"{run_status(out / run.name, run.options):8s} {run.name}")
         click.echo(f"{len(runs)} runs in {out}")
         return
-    report = run_sweep(spec, out, progress=not quiet, analyze=not no_analysis)
+    if device is not None:
+        from rascal_train.devices import resolve_device
+
+        resolve_device(device)  # a bad --device fails here, before anything trains
+    report = run_sweep(spec, out, progress=not quiet, analyze=not no_analysis, device=device)
     click.echo(f"Report: {report}" if report else f"Trained {len(runs)} runs in {out}")

@@ -36,7 +36,8 @@ _WEIGHTS = ("uniform", "current_rank", "current_similarity", "rank_agreement", "
 @click.option("--imbalance", type=click.FloatRange(min=1), help="Long-tail imbalance factor.")
 @click.option("--device", help="auto (default), cpu, cuda or cuda:N.")
 @click.option("--precision", type=click.Choice(("auto", "fp32", "bf16", "fp16")),
-              help="Autocast on CUDA (default auto = bf16); CPU trains in fp32.")
+              help="Autocast on CUDA (default auto: bf16 from compute capability 8, else fp16 with a "
+                   "gradient scaler); CPU trains in fp32.")
 @click.option("--seed", type=click.IntRange(min=0), help="The one seed of the run (default: 0).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
               help="Run directory (default: runs/<dataset>-<loss>[-<weights>]-s<seed>).")

@@ -7,6 +7,7 @@ from rascal_geom.metrics.attribute_consistency import attribute_consistency
 from rascal_geom.metrics.geodesic_variance import geodesic_variance, karcher_means
 from rascal_geom.metrics.geometry import (
                                           alignment,
+                                          class_alignment,
                                           effective_rank,
                                           geometry_summary,
                                           neural_collapse,
@@ -29,6 +30,7 @@ __all__ = [
                                           "alignment",
                                           "attribute_consistency",
                                           "average_ranks",
+                                          "class_alignment",
                                           "effective_rank",
                                           "fit_linear_probe",
                                           "geodesic_variance",

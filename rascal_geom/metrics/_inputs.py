@@ -27,6 +27,36 @@ def normalize_rows(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(norms, np.finfo(x.dtype).tiny)
 
 
+def unit_rows(x, name: str, dtype=np.float64) -> np.ndarray:
+    """:func:`as_matrix` with rows scaled to unit L2 norm; all-zero rows are refused.
+
+    A zero vector has no direction: scaled, it would stay zero and count as orthogonal to every
+    other row (cosine 0), silently pulling every similarity-based number towards chance.
+    """
+    x = as_matrix(x, name, dtype)
+    zero = np.flatnonzero(~np.any(x != 0, axis=1))
+    if zero.size:
+        shown = ", ".join(map(str, zero[:5].tolist())) + (", ..." if zero.size > 5 else "")
+        raise RascalError(f"The {name!r} parameter has {zero.size} all-zero row(s) of {len(x)} (rows {shown}); "
+                          "a zero vector has no direction, drop those rows before measuring.")
+    return normalize_rows(x)
+
+
+def neighbour_counts(idx: np.ndarray, k: int) -> dict:
+    """What ``k`` a neighbour search within groups really used (``idx`` padded with -1).
+
+    Returns
+    -------
+    dict
+        ``k``: the most neighbours any sample had (``k`` clipped by the largest group);
+        ``k_requested``; ``short``: samples with at least one but fewer than ``k`` neighbours;
+        ``alone``: samples with none (left out of the metric).
+    """
+    used = (np.asarray(idx) >= 0).sum(axis=1)
+    return {"k": int(used.max()) if used.size else 0, "k_requested": int(k),
+            "short": int(((used > 0) & (used < k)).sum()), "alone": int((used == 0).sum())}
+
+
 def as_labels(y, n: int, name: str) -> np.ndarray:
     """A 1-D int64 label array of length ``n`` with non-negative values."""
     if isinstance(y, torch.Tensor):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rascal_geom.metrics._inputs import as_labels, as_matrix, check_positive_int, normalize_rows
+from rascal_geom.metrics._inputs import as_labels, check_positive_int, neighbour_counts, unit_rows
 from rascal_geom.neighbors import grouped_knn
 from rascal_train.errors import RascalError
 
@@ -71,12 +71,14 @@ def attribute_consistency(emb, labels, attributes, k: int = 10, groups=None, see
     Returns
     -------
     dict
-        ``agreement``, ``chance``, ``lift``, ``k``; ``per_class``: dict with ``agreement``,
+        ``agreement``, ``chance``, ``lift``; ``k`` (the most neighbours an image used: the request
+        clipped by the largest class), ``k_requested``, ``short`` (images in classes too small for
+        ``k``), ``alone`` (images alone in their class); ``per_class``: dict with ``agreement``,
         ``chance``, ``lift`` ndarrays (n_classes,); ``per_group``: {group: {agreement, chance,
         lift}} or None.
     """
     check_positive_int(k, "k", "attribute_consistency")
-    x = normalize_rows(as_matrix(emb, "emb", np.float32))
+    x = unit_rows(emb, "emb", np.float32)
     labels = as_labels(labels, len(x), "labels")
     attrs = np.asarray(attributes)
     if attrs.ndim != 2 or len(attrs) != len(x):
@@ -90,7 +92,7 @@ def attribute_consistency(emb, labels, attributes, k: int = 10, groups=None, see
     # same number of pairs on both sides.
     chance_jac[nbrs < 0] = np.nan
     out = _summary(jac, chance_jac)
-    out["k"] = k
+    out.update(neighbour_counts(nbrs, k))
     n_classes = int(labels.max()) + 1
     per_class = {key: np.full(n_classes, np.nan) for key in ("agreement", "chance", "lift")}
     for c in np.unique(labels):

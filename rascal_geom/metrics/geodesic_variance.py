@@ -4,36 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from rascal_geom.metrics._inputs import as_labels, as_matrix, class_sums, normalize_rows
+from rascal_geom.metrics._inputs import as_labels, class_sums, normalize_rows, unit_rows
 
 
-def karcher_means(x: np.ndarray, labels: np.ndarray, n_classes: int, tol: float = 1e-10,
-                  max_iter: int = 100) -> tuple[np.ndarray, int]:
-    """Per-class Karcher (Frechet) means of unit rows, all classes iterated together.
-
-    Starts from the normalised Euclidean mean and iterates ``mu <- Exp_mu(mean_i Log_mu(x_i))``
-    until the largest update norm is below ``tol``.
-
-    Parameters
-    ----------
-    x : ndarray of shape (n_samples, dim), float64, unit rows
-    labels : ndarray of shape (n_samples,), int64, values in [0, n_classes)
-
-    Returns
-    -------
-    means : ndarray of shape (n_classes, dim), float64 (zero rows for absent classes)
-    iterations : int
-    """
-    counts = np.bincount(labels, minlength=n_classes).astype(np.float64)
-    mu = class_sums(x, labels, n_classes)
-    norms = np.linalg.norm(mu, axis=1)
-    # A class whose Euclidean mean vanishes (e.g. two antipodal points) starts from a member.
-    first = np.full(n_classes, -1)
-    first[labels[::-1]] = np.arange(len(labels))[::-1]
-    degenerate = (norms < 1e-12) & (counts > 0)
-    mu[degenerate] = x[first[degenerate]]
-    mu = normalize_rows(mu)
+def _iterate(x: np.ndarray, labels: np.ndarray, mu: np.ndarray, counts: np.ndarray, tol: float,
+             max_iter: int) -> tuple[np.ndarray, int]:
+    """``mu <- Exp_mu(mean_i Log_mu(x_i))`` per class from the unit rows ``mu`` until every step < ``tol``."""
     rows = np.arange(len(labels))
+    n_classes = len(mu)
     for it in range(1, max_iter + 1):
         # x_i . mu_c for every class is one small matmul; keep each row's own class.
         cos = np.clip((x @ mu.T)[rows, labels], -1.0, 1.0)
@@ -51,6 +29,67 @@ def karcher_means(x: np.ndarray, labels: np.ndarray, n_classes: int, tol: float 
     return mu, max_iter
 
 
+def _degenerate_starts(members: np.ndarray) -> np.ndarray:
+    """Starting points for a class whose Euclidean mean vanishes, shape (n_starts, dim).
+
+    No single start is right for every such class: for an antipodal pair every member is a
+    critical point with ``V = pi^2 / 2`` while any point orthogonal to the pair reaches the
+    minimum ``(pi / 2)^2``; for points spread over the whole sphere the minimum may lie
+    between members. So the candidates are the members, the principal directions of the class
+    (both signs), one direction orthogonal to the members' span when they do not span the
+    space, and 16 seeded random directions; the caller keeps the best. For such spread-out
+    classes the Frechet mean need not be unique, and the result is the best candidate found.
+    """
+    _, sv, vt = np.linalg.svd(members, full_matrices=False)
+    span = vt[sv > sv.max() * 1e-10]
+    starts = [members, span, -span]
+    if len(span) < members.shape[1]:
+        # The standard basis vector least covered by the span, with its span part removed.
+        j = int(np.argmin((span ** 2).sum(axis=0)))
+        e = np.zeros(members.shape[1])
+        e[j] = 1.0
+        starts.append((e - span.T @ (span @ e))[None])
+    starts.append(np.random.default_rng(0).standard_normal((16, members.shape[1])))
+    return np.concatenate(starts)
+
+
+def karcher_means(x: np.ndarray, labels: np.ndarray, n_classes: int, tol: float = 1e-10,
+                  max_iter: int = 100) -> tuple[np.ndarray, int]:
+    """Per-class Karcher (Frechet) means of unit rows, all classes iterated together.
+
+    Starts from the normalised Euclidean mean and iterates ``mu <- Exp_mu(mean_i Log_mu(x_i))``
+    until the largest update norm is below ``tol``. A class whose Euclidean mean vanishes (an
+    antipodal pair, points balanced around the sphere) has no such start: it is iterated from
+    each of a few candidates (:func:`_degenerate_starts`) and keeps the mean of least variance.
+
+    Parameters
+    ----------
+    x : ndarray of shape (n_samples, dim), float64, unit rows
+    labels : ndarray of shape (n_samples,), int64, values in [0, n_classes)
+
+    Returns
+    -------
+    means : ndarray of shape (n_classes, dim), float64 (zero rows for absent classes)
+    iterations : int
+        The most iterations any run needed.
+    """
+    counts = np.bincount(labels, minlength=n_classes).astype(np.float64)
+    sums = class_sums(x, labels, n_classes)
+    degenerate = (np.linalg.norm(sums, axis=1) < 1e-12) & (counts > 0)
+    mu, iters = _iterate(x, labels, normalize_rows(sums), counts, tol, max_iter)
+    for c in np.flatnonzero(degenerate):
+        members = x[labels == c]
+        starts = normalize_rows(_degenerate_starts(members))
+        # Every start is its own "class" over a copy of the members: one batched iteration.
+        reps = np.repeat(np.arange(len(starts)), len(members))
+        tiled = np.tile(members, (len(starts), 1))
+        cands, it = _iterate(tiled, reps, starts, np.full(len(starts), float(len(members))), tol, max_iter)
+        variances = np.bincount(reps, np.arccos(np.clip((tiled * cands[reps]).sum(1), -1.0, 1.0)) ** 2)
+        mu[c] = cands[np.argmin(variances)]
+        iters = max(iters, it)
+    return mu, iters
+
+
 def geodesic_variance(emb, labels, tol: float = 1e-10, max_iter: int = 100) -> dict:
     """Within-class geodesic variance ``V_c = mean_i arccos(x_i . mu_c)^2`` and the collapse ratio.
 
@@ -63,21 +102,30 @@ def geodesic_variance(emb, labels, tol: float = 1e-10, max_iter: int = 100) -> d
     Returns
     -------
     dict
-        ``mean``: mean of ``V_c`` over present classes; ``between``: mean squared geodesic
-        distance between distinct class means; ``collapse_ratio`` = ``mean / between`` (smaller =
-        more collapsed; NaN with fewer than two classes); ``per_class``: ndarray (n_classes,)
-        (NaN for absent labels); ``iterations``.
+        ``mean``: mean of ``V_c`` over classes with at least 2 members; ``between``: mean squared
+        geodesic distance between distinct class means (singleton classes included: their mean
+        is their one point); ``collapse_ratio`` = ``mean / between`` (smaller = more collapsed;
+        NaN with fewer than two classes); ``per_class``: ndarray (n_classes,), NaN for absent
+        labels and for singletons; ``singleton_classes``: how many classes had one member;
+        ``iterations``.
+
+    Notes
+    -----
+    A class of one sample has ``V_c = 0`` by construction, which says nothing about its spread;
+    averaged in, singletons would pull ``mean`` towards "collapsed". They are left out of
+    ``mean`` and counted instead (rank stability likewise skips classes under 3 members).
     """
-    x = normalize_rows(as_matrix(emb, "emb"))
+    x = unit_rows(emb, "emb")
     labels = as_labels(labels, len(x), "labels")
     n_classes = int(labels.max()) + 1
     mu, iters = karcher_means(x, labels, n_classes, tol, max_iter)
     d2 = np.arccos(np.clip((x * mu[labels]).sum(1), -1.0, 1.0)) ** 2
     counts = np.bincount(labels, minlength=n_classes)
     present = counts > 0
+    spread = counts > 1
     per_class = np.full(n_classes, np.nan)
-    per_class[present] = np.bincount(labels, weights=d2, minlength=n_classes)[present] / counts[present]
-    mean = float(per_class[present].mean())
+    per_class[spread] = np.bincount(labels, weights=d2, minlength=n_classes)[spread] / counts[spread]
+    mean = float(per_class[spread].mean()) if spread.any() else float("nan")
     means = mu[present]
     if len(means) >= 2:
         g = np.arccos(np.clip(means @ means.T, -1.0, 1.0)) ** 2
@@ -86,4 +134,4 @@ def geodesic_variance(emb, labels, tol: float = 1e-10, max_iter: int = 100) -> d
         between = float("nan")
     ratio = mean / between if between > 0 else float("nan")
     return {"mean": mean, "between": between, "collapse_ratio": ratio, "per_class": per_class,
-            "iterations": iters}
+            "singleton_classes": int((counts == 1).sum()), "iterations": iters}

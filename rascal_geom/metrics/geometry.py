@@ -1,4 +1,4 @@
-"""Global geometry of an embedding: alignment/uniformity, neural collapse, effective rank,
+"""Global geometry of an embedding: alignment (of two views, or of a class)/uniformity, neural collapse, effective rank,
 positive/negative cosine gap with the margin-violation rate, and map trustworthiness."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from rascal_geom.metrics._inputs import (
     as_matrix,
     check_positive_int,
     class_sums,
-    normalize_rows,
+    unit_rows,
 )
 from rascal_train.errors import RascalError
 
@@ -35,13 +35,38 @@ def _pair_sums(x: np.ndarray, labels: np.ndarray) -> tuple[float, float, float, 
     return same, allpairs - same, n_same, float(n * (n - 1)) - n_same
 
 
-def alignment(emb, labels) -> float:
-    """Wang & Isola's alignment ``E ||f(x) - f(y)||^2`` over same-class pairs (alpha = 2).
+def alignment(view_a, view_b) -> float:
+    """Wang & Isola's alignment ``E ||f(x) - f(y)||^2`` over positive pairs (alpha = 2).
 
-    Exact over all ordered same-class pairs ``i != j`` of L2-normalised rows, in O(n d):
-    ``||x - y||^2 = 2 - 2 x.y`` and the pair sum comes from class sums.
+    A positive pair is two augmented views of one image: row ``i`` of ``view_a`` with row ``i``
+    of ``view_b``. Both are L2-normalised here.
+
+    Parameters
+    ----------
+    view_a, view_b : array-like of shape (n_images, dim), float
+
+    Returns
+    -------
+    float
+        ``mean_i ||a_i - b_i||^2``, in [0, 4].
     """
-    x = normalize_rows(as_matrix(emb, "emb"))
+    a = unit_rows(view_a, "view_a")
+    b = unit_rows(view_b, "view_b")
+    if a.shape != b.shape:
+        raise RascalError(f"alignment needs one row of view_b per row of view_a (two views of each image); "
+                          f"got shapes {a.shape} and {b.shape}.")
+    return float(((a - b) ** 2).sum(axis=1).mean())
+
+
+def class_alignment(emb, labels) -> float:
+    """Alignment's formula over every same-class pair: ``E ||f(x) - f(y)||^2``, ``y_x = y_y``.
+
+    Not Wang & Isola's alignment (two views of one image, :func:`alignment`): this measures how
+    tightly a class gathers, and is what a split without augmented views can give. Exact over all
+    ordered same-class pairs ``i != j`` of L2-normalised rows, in O(n d): ``||x - y||^2 = 2 - 2 x.y``
+    and the pair sum comes from class sums.
+    """
+    x = unit_rows(emb, "emb")
     labels = as_labels(labels, len(x), "labels")
     same, _, n_same, _ = _pair_sums(x, labels)
     return 2.0 - 2.0 * same / n_same if n_same else float("nan")
@@ -53,7 +78,7 @@ def uniformity(emb, t: float = 2.0, max_samples: int = 5000, seed: int = 0) -> f
     Exact over all pairs of at most ``max_samples`` rows (a seeded subsample when larger),
     computed blockwise with a log-sum-exp.
     """
-    x = normalize_rows(as_matrix(emb, "emb"))
+    x = unit_rows(emb, "emb")
     if len(x) < 2:
         raise RascalError("uniformity needs at least 2 rows.")
     if len(x) > max_samples:
@@ -123,7 +148,7 @@ def effective_rank(emb) -> float:
     Singular values (not squared) come from the eigenvalues of the ``dim x dim`` Gram matrix in
     float64; ``0 log 0 = 0``.
     """
-    x = normalize_rows(as_matrix(emb, "emb"))
+    x = unit_rows(emb, "emb")
     sigma = np.sqrt(np.clip(np.linalg.eigvalsh(x.T @ x), 0.0, None))
     p = sigma / sigma.sum()
     p = p[p > 0]
@@ -138,7 +163,7 @@ def similarity_gap(emb, labels, max_anchors: int = 2000, seed: int = 0) -> dict:
     exceeds the anchor's weakest positive, over all anchors or a seeded subsample of
     ``max_anchors`` of them (anchors without a positive are left out).
     """
-    x = normalize_rows(as_matrix(emb, "emb"))
+    x = unit_rows(emb, "emb")
     labels = as_labels(labels, len(x), "labels")
     same, diff, n_same, n_diff = _pair_sums(x, labels)
     pos = same / n_same if n_same else float("nan")
@@ -207,6 +232,6 @@ def geometry_summary(emb, labels, features=None, seed: int = 0) -> dict:
     the raw ``emb`` rows do.
     """
     nc = neural_collapse(emb if features is None else features, labels)
-    return {"alignment": alignment(emb, labels), "uniformity": uniformity(emb, seed=seed),
+    return {"class_alignment": class_alignment(emb, labels), "uniformity": uniformity(emb, seed=seed),
             "nc1": nc["nc1"], "equinorm": nc["equinorm"], "equiangularity": nc["equiangularity"],
             "effective_rank": effective_rank(emb), **similarity_gap(emb, labels, seed=seed)}

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rascal_geom.metrics._inputs import as_labels, as_matrix, check_positive_int, normalize_rows
+from rascal_geom.metrics._inputs import as_labels, check_positive_int, neighbour_counts, unit_rows
 from rascal_geom.metrics.knn import knn_correct
 from rascal_geom.neighbors import grouped_knn
 
@@ -34,12 +34,14 @@ def hierarchy_retention(emb, coarse_labels, fine_labels, k: int = 20, temperatur
     Returns
     -------
     dict
-        ``accuracy``, ``chance``, ``retention``, ``k``; ``per_class``: dict of ``accuracy``,
-        ``chance``, ``retention`` ndarrays (n_coarse_classes,). Samples alone in their coarse
-        class have no neighbour and are left out.
+        ``accuracy``, ``chance``, ``retention``; ``k`` (the most neighbours a sample used: the
+        request clipped by the largest coarse class), ``k_requested``, ``short`` (samples in coarse
+        classes too small for ``k``) and ``alone`` (samples alone in their coarse class: no
+        neighbour, left out); ``per_class``: dict of ``accuracy``, ``chance``, ``retention``
+        ndarrays (n_coarse_classes,).
     """
     check_positive_int(k, "k", "hierarchy_retention")
-    x = normalize_rows(as_matrix(emb, "emb", np.float32))
+    x = unit_rows(emb, "emb", np.float32)
     coarse = as_labels(coarse_labels, len(x), "coarse_labels")
     fine = as_labels(fine_labels, len(x), "fine_labels")
     sims, idx = grouped_knn(x, coarse, k, backend=backend)
@@ -59,5 +61,5 @@ def hierarchy_retention(emb, coarse_labels, fine_labels, k: int = 20, temperatur
         a = float(correct[rows].mean())
         per_class["accuracy"][c], per_class["chance"][c] = a, chance_c[c]
         per_class["retention"][c] = _retention(a, chance_c[c])
-    return {"accuracy": acc, "chance": chance, "retention": _retention(acc, chance), "k": k,
+    return {"accuracy": acc, "chance": chance, "retention": _retention(acc, chance), **neighbour_counts(idx, k),
             "per_class": per_class}

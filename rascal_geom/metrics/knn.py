@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from rascal_geom.metrics._inputs import as_labels, as_matrix, check_positive_int, normalize_rows
+from rascal_geom.metrics._inputs import as_labels, check_positive_int, unit_rows
 from rascal_geom.neighbors import knn_search
 from rascal_train.errors import RascalError
 
+#: The vote temperature of the usual kNN monitor (Wu et al. 2018).
+KNN_TEMPERATURE = 0.07
+
 
 def knn_vote(sims: np.ndarray, nbr_labels: np.ndarray, num_classes: int, k: int,
-             temperature: float = 0.07) -> np.ndarray:
+             temperature: float = KNN_TEMPERATURE) -> np.ndarray:
     """Summed vote weights per class from the first ``k`` neighbours.
 
     Parameters
@@ -41,10 +44,12 @@ def knn_vote(sims: np.ndarray, nbr_labels: np.ndarray, num_classes: int, k: int,
 
 
 def knn_correct(sims: np.ndarray, nbr_labels: np.ndarray, labels: np.ndarray, num_classes: int, k: int,
-                temperature: float = 0.07, topk: int = 1, chunk: int = 8192) -> np.ndarray:
+                temperature: float = KNN_TEMPERATURE, topk: int = 1, chunk: int = 8192) -> np.ndarray:
     """Whether each row's weighted vote (:func:`knn_vote`) ranks its true label in the top ``topk``.
 
-    Rows are voted in chunks so memory stays at ``chunk * num_classes`` scores.
+    A class no neighbour voted for is never in the top ``topk``: with fewer than ``topk`` voted
+    classes, counting zero-vote classes would make the number depend on how classes are
+    numbered. Rows are voted in chunks so memory stays at ``chunk * num_classes`` scores.
 
     Returns
     -------
@@ -55,20 +60,25 @@ def knn_correct(sims: np.ndarray, nbr_labels: np.ndarray, labels: np.ndarray, nu
     for start in range(0, len(sims), chunk):
         rows = slice(start, start + chunk)
         scores = knn_vote(sims[rows], nbr_labels[rows], num_classes, k, temperature)
-        out[rows] = topk_correct(scores, labels[rows], topk)
+        voted = scores[np.arange(len(scores)), labels[rows]] > 0
+        out[rows] = voted & topk_correct(scores, labels[rows], topk)
     return out
 
 
 def topk_correct(scores: np.ndarray, labels: np.ndarray, topk: int = 1) -> np.ndarray:
-    """Whether each row's true label is among its ``topk`` highest scores (bool array of shape (n,))."""
+    """Whether each row's true label is among its ``topk`` highest scores (bool array of shape (n,)).
+
+    For ``topk > 1`` a label counts when fewer than ``topk`` classes score strictly higher, so
+    ties are resolved without looking at class ids.
+    """
     if topk == 1:
         return scores.argmax(axis=1) == labels
-    best = np.argpartition(-scores, min(topk, scores.shape[1]) - 1, axis=1)[:, :topk]
-    return (best == labels[:, None]).any(axis=1)
+    own = scores[np.arange(len(scores)), labels]
+    return (scores > own[:, None]).sum(axis=1) < topk
 
 
 def knn_accuracy(bank, bank_labels, queries=None, query_labels=None, k: int = 20,
-                 temperature: float = 0.07, topk: int = 1, backend: str | None = None) -> float:
+                 temperature: float = KNN_TEMPERATURE, topk: int = 1, backend: str | None = None) -> float:
     """Weighted-vote cosine kNN accuracy.
 
     Parameters
@@ -93,12 +103,12 @@ def knn_accuracy(bank, bank_labels, queries=None, query_labels=None, k: int = 20
     check_positive_int(topk, "topk", "knn_accuracy")
     if not temperature > 0:
         raise RascalError(f"The 'temperature' parameter of knn_accuracy must be a float in (0, inf). Got {temperature!r} instead.")
-    bank = normalize_rows(as_matrix(bank, "bank", np.float32))
+    bank = unit_rows(bank, "bank", np.float32)
     bank_labels = as_labels(bank_labels, len(bank), "bank_labels")
     if queries is None:
         q, q_labels, loo = bank, bank_labels, True
     else:
-        q = normalize_rows(as_matrix(queries, "queries", np.float32))
+        q = unit_rows(queries, "queries", np.float32)
         if query_labels is None:
             raise RascalError("knn_accuracy got queries without query_labels; pass both or neither.")
         q_labels, loo = as_labels(query_labels, len(q), "query_labels"), False
@@ -108,7 +118,7 @@ def knn_accuracy(bank, bank_labels, queries=None, query_labels=None, k: int = 20
     return float(knn_correct(sims, bank_labels[idx], q_labels, num_classes, k, temperature, topk).mean())
 
 
-def knn_accuracies(emb, labels, ks=(1, 20, 200), temperature: float = 0.07, topk: int = 1,
+def knn_accuracies(emb, labels, ks=(1, 20, 200), temperature: float = KNN_TEMPERATURE, topk: int = 1,
                    neighbours: tuple[np.ndarray, np.ndarray] | None = None,
                    backend: str | None = None) -> dict[str, float]:
     """Leave-one-out kNN accuracy for several ``k`` from one neighbour search.
@@ -124,9 +134,11 @@ def knn_accuracies(emb, labels, ks=(1, 20, 200), temperature: float = 0.07, topk
     Returns
     -------
     dict of str to float
-        ``{str(k): accuracy}``; ``k`` larger than ``n_samples - 1`` is clipped.
+        ``{str(k_used): accuracy}`` keyed by the ``k`` actually used: a requested ``k`` larger
+        than ``n_samples - 1`` (or than the neighbours passed in) is clipped, and its key says so
+        (requests that clip to the same ``k`` give one entry).
     """
-    emb = normalize_rows(as_matrix(emb, "emb", np.float32))
+    emb = unit_rows(emb, "emb", np.float32)
     labels = as_labels(labels, len(emb), "labels")
     kmax = min(max(ks), len(emb) - 1)
     if neighbours is None:
@@ -136,5 +148,5 @@ def knn_accuracies(emb, labels, ks=(1, 20, 200), temperature: float = 0.07, topk
     out = {}
     for k in ks:
         kk = min(k, sims.shape[1])
-        out[str(k)] = float(knn_correct(sims, labels[idx[:, :kk]], labels, num_classes, kk, temperature, topk).mean())
+        out[str(kk)] = float(knn_correct(sims, labels[idx[:, :kk]], labels, num_classes, kk, temperature, topk).mean())
     return out

@@ -15,6 +15,7 @@ import torch
 
 from rascal_geom.metrics._inputs import as_labels, as_matrix
 from rascal_geom.metrics.knn import topk_correct
+from rascal_train.devices import resolve_device
 from rascal_train.errors import RascalError
 
 
@@ -56,7 +57,7 @@ def fit_linear_probe(x, y, num_classes: int | None = None, weight_decay: float =
     """
     if not weight_decay >= 0:
         raise RascalError(f"The 'weight_decay' parameter of fit_linear_probe must be a float in [0, inf). Got {weight_decay!r} instead.")
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = resolve_device(device)  # None: the command's --device (a GPU when present)
     xt = torch.as_tensor(as_matrix(x, "x", np.float64), dtype=dtype, device=device)
     yt = torch.as_tensor(as_labels(y, len(xt), "y"), device=device)
     c = int(num_classes or int(yt.max()) + 1)
@@ -82,13 +83,23 @@ def linear_probe_accuracy(train_x, train_y, test_x, test_y, weight_decay: float 
                           max_iter: int = 100, topk: tuple[int, ...] = (1, 5), **fit_kwargs) -> dict:
     """Top-k test accuracy of a probe fitted on the training split.
 
+    Parameters
+    ----------
+    train_x : array-like of shape (n_train, dim), float
+    train_y : array-like of shape (n_train,), int
+    test_x : array-like of shape (n_test, dim), float
+    test_y : array-like of shape (n_test,), int
+        One label per row of ``test_x`` (checked, like ``train_y`` against ``train_x``).
+
     Returns
     -------
     dict
         ``{"top1": float, "top5": float}`` (one ``"topK"`` key per entry of ``topk``).
     """
-    train_y = as_labels(train_y, len(train_y), "train_y")
-    test_y = as_labels(test_y, len(test_y), "test_y")
+    train_x = as_matrix(train_x, "train_x", np.float32)
+    test_x = as_matrix(test_x, "test_x", np.float32)
+    train_y = as_labels(train_y, len(train_x), "train_y")
+    test_y = as_labels(test_y, len(test_x), "test_y")
     c = int(max(train_y.max(), test_y.max())) + 1
     probe = fit_linear_probe(train_x, train_y, num_classes=c, weight_decay=weight_decay, max_iter=max_iter,
                              **fit_kwargs)

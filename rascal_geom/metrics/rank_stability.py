@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rascal_geom.metrics._inputs import as_labels, as_matrix, normalize_rows
+from rascal_geom.metrics._inputs import as_labels, unit_rows
 from rascal_geom.neighbors import knn_search
 from rascal_train.errors import RascalError
 from rascal_train.ranks import average_ranks
@@ -88,8 +88,8 @@ def rank_stability(emb_a, emb_b, labels, topk: int | None = None, backend: str |
         (NaN for skipped classes); ``per_sample_spearman`` / ``per_sample_drift``: ndarray
         (n_samples,) (NaN where skipped); ``n_samples``; ``n_skipped_classes``.
     """
-    a = normalize_rows(as_matrix(emb_a, "emb_a"))
-    b = normalize_rows(as_matrix(emb_b, "emb_b"))
+    a = unit_rows(emb_a, "emb_a")
+    b = unit_rows(emb_b, "emb_b")
     if len(a) != len(b):
         raise RascalError(f"rank_stability needs the same samples in both embeddings; got {len(a)} and {len(b)} rows.")
     labels = as_labels(labels, len(a), "labels")
