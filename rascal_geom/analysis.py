@@ -14,8 +14,9 @@ import time
 from pathlib import Path
 
 import numpy as np
+from torch import nn
 
-from rascal_geom.embeddings import EmbeddingSet, file_digest, load_embeddings
+from rascal_geom.embeddings import EmbeddingSet, embed_model, file_digest, load_embeddings
 from rascal_geom.hierarchies import Hierarchy, get_hierarchy
 from rascal_geom.metrics import (
     attribute_consistency,
@@ -131,15 +132,17 @@ def _stability_curve(embs: list[EmbeddingSet], labels: np.ndarray, embedding: st
 def analyze(source, hierarchy=None, data_root=None, split: str = "test", compare=(), k: int = 20,
             knn_ks=(1, 20, 200), seed: int = 0, embedding: str = "projection", level: str | None = None,
             umap: bool = True, umap_points: int = 2000, cache_dir=None, use_cache: bool = True,
-            batch_size: int = 256, backend: str | None = None, progress: bool = True, device=None) -> dict:
+            batch_size: int = 256, backend: str | None = None, progress: bool = True, device=None, dataset=None,
+            arch: str | None = None, layer: str | None = None) -> dict:
     """Every structure diagnostic of one checkpoint, run directory or embedding file.
 
     Parameters
     ----------
-    source : path or EmbeddingSet
-        A checkpoint (``.pt``), a run directory (its last checkpoint; its per-epoch checkpoints
-        give the rank-stability curve unless ``compare`` is given), an ``.npz`` embedding file, or
-        an :class:`~rascal_geom.embeddings.EmbeddingSet`.
+    source : path, EmbeddingSet or nn.Module
+        A checkpoint (``.pt``, ``.pth``, ``.ckpt``: ``rascal train``, SupContrast, Lightning /
+        solo-learn or torchvision), a run directory (its last checkpoint; its per-epoch checkpoints
+        give the rank-stability curve unless ``compare`` is given), an ``.npz`` embedding file, an
+        :class:`~rascal_geom.embeddings.EmbeddingSet`, or a model in memory (with ``dataset``).
     hierarchy : str, Hierarchy or None
         Levels and compared pairs; ``None`` uses the checkpoint dataset's hierarchy, or the
         embedding file's own levels.
@@ -157,6 +160,14 @@ def analyze(source, hierarchy=None, data_root=None, split: str = "test", compare
         Drives every subsample (probe split, random pairs, uniformity, UMAP).
     embedding : {"projection", "feature"}, default="projection"
         Which rows are analysed (the neural-collapse numbers use the features when present).
+    dataset : str, HierDataset, DataLoader or None
+        For a checkpoint, a registered dataset name to embed instead of the one its config names
+        (needed where it names none); for a model in memory, the data to embed
+        (:func:`~rascal_geom.embeddings.embed_model`).
+    arch : str or None
+        Architecture of a foreign checkpoint, when its weights do not say.
+    layer : str or None
+        Analyse the pooled output of this named module of the encoder (``rascal_geom.layers``).
     level : str or None
         The level the model was trained on; default: the checkpoint config's ``label_level``,
         else the hierarchy's default level, else the finest level.
@@ -184,18 +195,24 @@ def analyze(source, hierarchy=None, data_root=None, split: str = "test", compare
         clock = now
 
     load = {"split": split, "data_root": data_root, "cache_dir": cache_dir, "use_cache": use_cache,
-            "batch_size": batch_size, "progress": progress, "device": device}
+            "batch_size": batch_size, "progress": progress, "device": device, "dataset": dataset, "arch": arch,
+            "layer": layer}
 
     def open_source(s):
         if isinstance(s, EmbeddingSet):
             return s
+        if isinstance(s, nn.Module):
+            if dataset is None or isinstance(dataset, str):
+                raise RascalError("A model in memory is analysed on data: pass dataset=get_dataset(...) "
+                                  "or a DataLoader.")
+            return embed_model(s, dataset, layer=layer, batch_size=batch_size, device=device, progress=progress)
         if Path(s).suffix == ".npz":
             return load_embeddings(s)
         return load_embeddings(s, **load)
 
     compare = list(compare)
     chosen = "as given"
-    if not isinstance(source, EmbeddingSet) and Path(source).is_dir():
+    if isinstance(source, (str, os.PathLike)) and Path(source).is_dir():
         source, earlier = run_checkpoints(source)
         compare = compare or earlier
         chosen = "the run directory's last checkpoint (last.pt, else its newest epoch file)"
@@ -255,7 +272,8 @@ def analyze(source, hierarchy=None, data_root=None, split: str = "test", compare
         "split": src.get("split"),
         "checkpoint": {"path": src.get("path"), "epoch": src.get("epoch"), "kind": src.get("kind", "embeddings"),
                        "chosen": chosen},
-        "features": "projection head" if embedding == "projection" else "backbone",
+        "features": (f"encoder module {src['layer']} (pooled)" if src.get("layer")
+                     else "projection head" if embedding == "projection" else "backbone"),
         "knn": {"protocol": "leave-one-out within the split", "ks": [int(kk) for kk in knn[level]],
                 "headline_k": knn_k, "temperature": KNN_TEMPERATURE},
         "linear": {**probe_settings("full_batch", probe_epochs=0, batch_size=0),
@@ -268,7 +286,9 @@ def analyze(source, hierarchy=None, data_root=None, split: str = "test", compare
         "schema": SCHEMA,
         "protocol": protocol,
         "source": {"kind": src.get("kind", "embeddings"), "path": src.get("path"), "run_dir": src.get("run_dir"),
-                   "epoch": src.get("epoch"), "config": config},
+                   "epoch": src.get("epoch"), "config": config, "layout": src.get("layout"),
+                   "arch": src.get("arch"), "preprocessing": src.get("preprocessing"), "layer": src.get("layer"),
+                   "load": src.get("load")},
         "settings": {"hierarchy": hier.name if hier else None, "split": src.get("split"), "k": k,
                      "knn_ks": list(knn_ks), "seed": seed, "embedding": embedding, "level": level,
                      "backend": backend, "n_samples": len(x), "dim": int(x.shape[1]),

@@ -33,6 +33,11 @@ from rascal_train.errors import RascalError
 from rascal_train.io import atomic_write_bytes
 
 
+#: File suffixes read as checkpoints: rascal and torchvision ``.pt`` / ``.pth``, SupContrast ``.pth``,
+#: Lightning ``.ckpt``.
+CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt")
+
+
 @dataclass
 class EmbeddingSet:
     """Embeddings of one split with labels at every hierarchy level.
@@ -217,19 +222,29 @@ def run_dir_of(ckpt_path: str | os.PathLike) -> Path | None:
 
 
 def extract_embeddings(ckpt_path: str | os.PathLike, split: str = "test", data_root=None, batch_size: int = 256,
-                       device=None, cache_dir=None, use_cache: bool = True, progress: bool = True) -> EmbeddingSet:
+                       device=None, cache_dir=None, use_cache: bool = True, progress: bool = True,
+                       dataset: str | None = None, arch: str | None = None, layer: str | None = None) -> EmbeddingSet:
     """Run a checkpoint's encoder once over a split of its own dataset; cache the result on disk.
 
-    The model and the dataset are rebuilt from the checkpoint's config
-    (``rascal_train.models.model_from_checkpoint``; ``get_dataset(config["dataset"], ...)``).
+    The model is rebuilt from the checkpoint, whatever its layout
+    (:func:`rascal_train.checkpoint_formats.load_model`: ``rascal train``, SupContrast, Lightning /
+    solo-learn, torchvision), with its origin's preprocessing; the dataset is the one its config
+    names (``get_dataset(config["dataset"], ...)``) unless ``dataset`` is given.
 
     Parameters
     ----------
     ckpt_path : path
-        A checkpoint written by ``rascal train``.
+        A checkpoint of a layout in ``rascal_train.checkpoint_formats.LAYOUTS``.
     split : str, default="test"
     data_root : path or None
         Overrides the config's ``data_root`` (the data may have moved).
+    dataset : str or None
+        A registered dataset name; needed when the checkpoint names none read here.
+    arch : str or None
+        Architecture of a foreign checkpoint (``checkpoint_formats.ARCHS``); default: read off the weights.
+    layer : str or None
+        Embed the pooled output of this named module of the encoder (``rascal_geom.layers``)
+        instead of the encoder's output; ``embeddings`` and ``features`` are then both that output.
     batch_size : int, default=256
     device : str or None
         CUDA when present, else CPU.
@@ -243,15 +258,18 @@ def extract_embeddings(ckpt_path: str | os.PathLike, split: str = "test", data_r
     EmbeddingSet
         ``embeddings`` = L2-normalised projections, ``features`` = backbone features (both
         extracted in float32), clean labels at every level of the dataset, its attributes;
-        ``source`` has the checkpoint's epoch and config and ``extraction`` (:func:`cache_key`).
+        ``source`` has the checkpoint's epoch, config, layout, architecture and preprocessing and
+        ``extraction`` (:func:`cache_key`).
     """
     import rascal_train.datasets  # noqa: F401  (registers every loader)
-    from rascal_train.datasets.base import get_dataset
+    from rascal_geom.layers import embedder
+    from rascal_train.checkpoint_formats import load_model
+    from rascal_train.datasets.base import get_dataset, list_datasets
     from rascal_train.evaluate import extract_features
-    from rascal_train.io import load_checkpoint
-    from rascal_train.models import model_from_checkpoint
 
     key = cache_key(ckpt_path, split, data_root, device)
+    # What is embedded beyond the checkpoint's own dataset and encoder output is part of the key.
+    key.update({k: v for k, v in (("dataset", dataset), ("arch", arch), ("layer", layer)) if v is not None})
     cached = _path_for(key, cache_dir)
     run_dir = run_dir_of(ckpt_path)
     if use_cache and cached.is_file():
@@ -259,22 +277,88 @@ def extract_embeddings(ckpt_path: str | os.PathLike, split: str = "test", data_r
         # The same file may sit elsewhere now: describe where it was read from this time.
         emb.source.update(path=str(ckpt_path), run_dir=None if run_dir is None else str(run_dir))
         return emb
-    ckpt = load_checkpoint(ckpt_path)
-    model, config = model_from_checkpoint(ckpt)
+    loaded = load_model(ckpt_path, arch=arch)
+    config = dict(loaded.config)
+    name = dataset or config.get("dataset")
+    if name is None:
+        raise RascalError(f"{ckpt_path} ({loaded.layout}) names no dataset read here; pass --dataset "
+                          f"({', '.join(list_datasets())}) and --data-root.")
+    if dataset is not None and dataset != config.get("dataset"):
+        config.update(dataset=dataset, label_level=None)
     root = data_root if data_root is not None else config.get("data_root")
-    dataset = get_dataset(config["dataset"], root=root, split=split, label_level=config.get("label_level"))
-    out = extract_features(model, dataset, batch_size=batch_size, device=device, progress=progress,
-                           image_size=config.get("image_size"), description=f"embedding {split}",
+    data = get_dataset(name, root=root, split=split, label_level=config.get("label_level"))
+    out = extract_features(embedder(loaded.model, layer), data, batch_size=batch_size, device=device,
+                           progress=progress, image_size=config.get("image_size"), description=f"embedding {split}",
                            precision="fp32")
     emb = EmbeddingSet(
-        embeddings=out["projections"], labels={lvl: out["labels"][lvl] for lvl in dataset.levels},
-        class_names={lvl: list(dataset.class_names[lvl]) for lvl in dataset.levels}, features=out["features"],
-        attributes=dataset.attributes, attribute_names=dataset.attribute_names,
+        embeddings=out["features"] if layer else out["projections"],
+        labels={lvl: out["labels"][lvl] for lvl in data.levels},
+        class_names={lvl: list(data.class_names[lvl]) for lvl in data.levels}, features=out["features"],
+        attributes=data.attributes, attribute_names=data.attribute_names,
         source={"kind": "checkpoint", "path": str(ckpt_path), "run_dir": None if run_dir is None else str(run_dir),
-                "epoch": int(ckpt["epoch"]) if "epoch" in ckpt else None, "config": config, "split": split,
-                "extraction": key})
+                "epoch": loaded.epoch, "config": config, "split": split, "layout": loaded.layout,
+                "arch": loaded.arch, "preprocessing": loaded.preprocessing, "layer": layer,
+                "load": loaded.summary(), "extraction": key})
     save_npz(cached, emb)
     return emb
+
+
+def embed_model(model, data, layer: str | None = None, batch_size: int = 256, device=None,
+                image_size: int | None = None, progress: bool = True) -> EmbeddingSet:
+    """Embeddings of an in-memory model over a dataset or a DataLoader (the notebook path of ``analyze``).
+
+    Parameters
+    ----------
+    model : nn.Module
+        A ``rascal`` model (``encoder`` + ``project``), a model with an ``encoder``, or an encoder
+        itself (its output is pooled to one row per image).
+    data : HierDataset or torch.utils.data.DataLoader
+        A dataset of ``rascal_train.datasets`` (labels at every level, its own test transform), or a
+        DataLoader of ``(images, labels)`` batches already transformed, where ``labels`` is an int
+        tensor (one level, ``"label"``) or a dict of level -> int tensor, coarse to fine.
+    layer : str or None
+        Embed the pooled output of this named module of the encoder.
+    batch_size, device, image_size, progress
+        As in ``rascal_train.evaluate.extract_features`` (``batch_size`` and ``image_size``: datasets only).
+    """
+    import torch
+
+    from rascal_geom.layers import embedder
+    from rascal_train.datasets.base import HierDataset
+    from rascal_train.devices import resolve_device
+    from rascal_train.evaluate import extract_features
+
+    net = embedder(model, layer)
+    if isinstance(data, HierDataset):
+        out = extract_features(net, data, batch_size=batch_size, device=device, progress=progress,
+                               image_size=image_size, description="embedding", precision="fp32")
+        labels = {lvl: out["labels"][lvl] for lvl in data.levels}
+        names = {lvl: list(data.class_names[lvl]) for lvl in data.levels}
+        attributes, attribute_names = data.attributes, data.attribute_names
+    elif isinstance(data, torch.utils.data.DataLoader):
+        device = resolve_device(device)
+        was_training = net.training
+        net.eval().to(device)
+        feats, projs, ys = [], [], []
+        try:
+            with torch.inference_mode():
+                for x, y in data:
+                    f = net.encoder(x.to(device))
+                    feats.append(f.float().cpu())
+                    projs.append(torch.nn.functional.normalize(net.project(f).float(), dim=1).cpu())
+                    ys.append(y if isinstance(y, dict) else {"label": y})
+        finally:
+            net.train(was_training)
+        out = {"features": torch.cat(feats).numpy(), "projections": torch.cat(projs).numpy()}
+        labels = {lvl: torch.cat([torch.as_tensor(b[lvl]) for b in ys]).numpy().astype(np.int64) for lvl in ys[0]}
+        names = {lvl: [str(c) for c in range(int(y.max()) + 1)] for lvl, y in labels.items()}
+        attributes = attribute_names = None
+    else:
+        raise RascalError(f"Cannot embed a {type(data).__name__}; pass a rascal dataset (get_dataset(...)) or a "
+                          "torch DataLoader of (images, labels) batches.")
+    return EmbeddingSet(out["features"] if layer else out["projections"], labels, names, features=out["features"],
+                        attributes=attributes, attribute_names=attribute_names,
+                        source={"kind": "model", "path": None, "layer": layer, "split": getattr(data, "split", None)})
 
 
 def load_embeddings(path: str | os.PathLike, split: str = "test", **extract_kwargs) -> EmbeddingSet:
@@ -282,7 +366,8 @@ def load_embeddings(path: str | os.PathLike, split: str = "test", **extract_kwar
     path = Path(path)
     if path.suffix == ".npz":
         return load_npz(path)
-    if path.suffix in (".pt", ".pth"):
+    if path.suffix in CHECKPOINT_SUFFIXES:
         return extract_embeddings(path, split=split, **extract_kwargs)
-    raise RascalError(f"{path} is neither an embedding file (.npz) nor a checkpoint (.pt); pass one of those "
-                      "or a run directory.")
+    raise RascalError(f"{path} is neither an embedding file (.npz) nor a checkpoint "
+                      f"({', '.join(CHECKPOINT_SUFFIXES)}); "
+                      "pass one of those or a run directory.")

@@ -79,6 +79,12 @@ def cifar100() -> Hierarchy:
 
 
 @register_hierarchy
+def cifar100_lt() -> Hierarchy:
+    levels = ("coarse", "fine")
+    return Hierarchy("cifar100_lt", levels, "fine", _consecutive(levels))
+
+
+@register_hierarchy
 def aircraft() -> Hierarchy:
     levels = ("manufacturer", "family", "variant")
     return Hierarchy("aircraft", levels, "variant", _consecutive(levels) + (("manufacturer", "variant"),))
@@ -101,3 +107,9 @@ def cars() -> Hierarchy:
 def inat() -> Hierarchy:
     levels = ("kingdom", "phylum", "class", "order", "family", "genus", "species")
     return Hierarchy("inat", levels, "species", _consecutive(levels))
+
+
+@register_hierarchy
+def imagefolder() -> Hierarchy:
+    # A parents file adds a "parent" level to the loader; the levels every folder has are these.
+    return Hierarchy("imagefolder", ("class",), "class", ())

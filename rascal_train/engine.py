@@ -332,7 +332,7 @@ def _monitor(model: RascalModel, train_set: HierDataset, test_set: HierDataset |
     return knn, stability, probe
 
 
-def train(config: TrainConfig | dict, progress: bool = True) -> Path:
+def train(config: TrainConfig | dict, progress: bool = True, tensorboard: bool = False) -> Path:
     """Run (or resume) one training run; returns its run directory.
 
     Parameters
@@ -341,6 +341,9 @@ def train(config: TrainConfig | dict, progress: bool = True) -> Path:
         A dict is read with :meth:`TrainConfig.from_dict`.
     progress : bool, default=True
         Show a progress bar (on the main process) with loss and images/s.
+    tensorboard : bool, default=False
+        Also write the log's scalars as TensorBoard events in ``<run_dir>/tensorboard``
+        (:mod:`rascal_train.tensorboard`; needs the ``tensorboard`` package).
 
     Returns
     -------
@@ -359,13 +362,13 @@ def train(config: TrainConfig | dict, progress: bool = True) -> Path:
     created_group = _init_distributed(device)
     try:
         with device_scope(device):
-            return _train(config, device, progress)
+            return _train(config, device, progress, tensorboard)
     finally:
         if created_group:
             torch.distributed.destroy_process_group()
 
 
-def _train(config: TrainConfig, device: torch.device, progress: bool) -> Path:
+def _train(config: TrainConfig, device: torch.device, progress: bool, tensorboard: bool = False) -> Path:
     from rascal_train.cache import EmbeddingCache
     from rascal_train.losses import RascalLoss
     from rascal_train.progress import make_progress
@@ -447,11 +450,18 @@ def _train(config: TrainConfig, device: torch.device, progress: bool) -> Path:
             _truncate_log(log_path, start_epoch)
     batches = _Batches(train_set, config, device, world, rank)
     images_per_step = config.batch_size
+    board = None
+    if tensorboard and main:
+        from rascal_train.tensorboard import LOG_DIR, TensorBoardLog
+
+        board = TensorBoardLog(run_dir / LOG_DIR)
 
     def write(record: dict) -> None:
         if main:
             with open(log_path, "a", encoding="utf-8") as fh:
                 fh.write(json.dumps(record) + "\n")
+            if board is not None:
+                board.add(record)
 
     def check_finite(meter: _Meter, epoch: int) -> None:
         loss = meter.means()["loss"]
@@ -531,6 +541,8 @@ def _train(config: TrainConfig, device: torch.device, progress: bool) -> Path:
                 })
             else:
                 last_good = checkpoint_path(run_dir, epoch + 1)
+    if board is not None:
+        board.close()
     return run_dir
 
 

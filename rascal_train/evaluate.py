@@ -498,8 +498,8 @@ def probe_settings(protocol: str, probe_epochs: int, batch_size: int) -> dict:
 def evaluate_checkpoint(ckpt_path, data_root=None, linear: bool = True, knn: bool = True,
                         corruptions: bool = False, protocol: str = "full_batch", device=None,
                         progress: bool = True, batch_size: int = 256, probe_epochs: int = 10,
-                        corruptions_root=None) -> dict:
-    """Evaluate a ``rascal train`` checkpoint on frozen features; the ``eval.json`` dictionary.
+                        corruptions_root=None, dataset: str | None = None, arch: str | None = None) -> dict:
+    """Evaluate a checkpoint on frozen features; the ``eval.json`` dictionary.
 
     The training split (with the run's imbalance, label noise and ``limit``) and the test split
     are rebuilt from the checkpoint's config and embedded once with the encoder. Classifiers use
@@ -509,9 +509,15 @@ def evaluate_checkpoint(ckpt_path, data_root=None, linear: bool = True, knn: boo
     Parameters
     ----------
     ckpt_path : str or Path
-        A checkpoint written by ``rascal train``.
+        A checkpoint of ``rascal train``, SupContrast, Lightning / solo-learn or torchvision
+        (:func:`rascal_train.checkpoint_formats.load_model`; a foreign one is preprocessed as its
+        origin's test transform).
     data_root : str or Path, default=None
         Overrides the data root stored in the checkpoint's config.
+    dataset : str, default=None
+        A registered dataset to evaluate on instead of the config's (needed where the checkpoint names none).
+    arch : str, default=None
+        Architecture of a foreign checkpoint whose weights do not say it.
     linear : bool, default=True
         Train and score a linear probe on the encoder's features.
     knn : bool, default=True
@@ -538,18 +544,19 @@ def evaluate_checkpoint(ckpt_path, data_root=None, linear: bool = True, knn: boo
     -------
     dict
         ``protocol`` (split, checkpoint, features, kNN bank/k/temperature, probe settings, seed),
-        ``checkpoint``, ``epoch``, ``level``, ``knn`` ({top1, top5, k} or None), ``linear``
+        ``checkpoint``, ``epoch``, ``level``, ``checkpoint_layout``, ``preprocessing`` and ``load``
+        (what was read, how its images were normalised, the one-line load report), ``knn`` ({top1,
+        top5, k} or None), ``linear``
         ({top1, top5, protocol} or None), ``shot_groups`` ({many, medium, few} or None; from the
         linear probe, else from kNN), ``corruptions`` ({mean_accuracy, mean_corruption_error,
         per, source} and, on ImageNet-C, mean_corruption_error_alexnet; or None). The mean
         corruption error is the mean top-1 error over all corruptions and severities, not
         normalised by a reference model; the AlexNet-normalised one is ImageNet-C's published mCE.
     """
+    from rascal_train.checkpoint_formats import load_model
     from rascal_train.config import TrainConfig
     from rascal_train.datasets.longtail import shot_groups
     from rascal_train.engine import load_datasets
-    from rascal_train.io import load_checkpoint
-    from rascal_train.models import model_from_checkpoint
 
     if protocol not in PROTOCOLS:
         raise RascalError(f"Unknown linear-probe protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}.")
@@ -558,8 +565,17 @@ def evaluate_checkpoint(ckpt_path, data_root=None, linear: bool = True, knn: boo
     if not (linear or knn):
         raise RascalError("Nothing to evaluate: both the linear probe and kNN are off; enable --linear or --knn.")
     device = resolve_device(device)
-    ckpt = load_checkpoint(ckpt_path)
-    model, config = model_from_checkpoint(ckpt)
+    loaded = load_model(ckpt_path, arch=arch)
+    model, config = loaded.model, loaded.config
+    if dataset is not None:
+        config = {**config, "dataset": dataset, "label_level": None}
+    if loaded.layout != "rascal":
+        if config.get("dataset") is None:
+            raise RascalError(f"{ckpt_path} ({loaded.layout}) names no dataset read here; "
+                              "pass --dataset and --data-root.")
+        # A foreign checkpoint's config holds only what rebuilding its data needs.
+        config = {k: config[k] for k in ("dataset", "data_root", "image_size", "label_level")
+                  if config.get(k) is not None}
     model.to(device)
     changes = {"monitor": True, "data_root": str(data_root) if data_root is not None else config.get("data_root")}
     train_config = TrainConfig.from_dict({**config, **changes}, source=f"the config of {ckpt_path}")
@@ -574,13 +590,14 @@ def evaluate_checkpoint(ckpt_path, data_root=None, linear: bool = True, knn: boo
     from rascal_geom.metrics.knn import KNN_TEMPERATURE
 
     protocol_card = {
-        "split": "test", "level": level, "checkpoint": str(ckpt_path), "epoch": int(ckpt.get("epoch", 0)),
+        "split": "test", "level": level, "checkpoint": str(ckpt_path), "epoch": loaded.epoch or 0,
         "features": "backbone",
         "knn": {"bank": "train split (training targets)", "k": KNN_K, "temperature": KNN_TEMPERATURE} if knn else None,
         "linear": probe_settings(protocol, probe_epochs, batch_size) if linear else None,
         "seed": train_config.seed}
-    result = {"protocol": protocol_card, "checkpoint": str(ckpt_path), "epoch": int(ckpt.get("epoch", 0)),
-              "level": level,
+    result = {"protocol": protocol_card, "checkpoint": str(ckpt_path), "epoch": loaded.epoch or 0,
+              "level": level, "checkpoint_layout": loaded.layout, "preprocessing": loaded.preprocessing,
+              "load": loaded.summary(),
               "knn": knn_topk(train["features"], train_targets, test["features"], test_labels) if knn else None,
               "linear": None, "shot_groups": None, "corruptions": None}
     groups = shot_groups(train_targets, train_set.num_classes)

@@ -6,6 +6,7 @@ into place, so an interrupted run never leaves a half-written checkpoint, log or
 
 from __future__ import annotations
 
+import argparse
 import io
 import json
 import os
@@ -74,8 +75,13 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
     return atomic_write_bytes(path, buf.getvalue())
 
 
+#: Classes a checkpoint may hold besides tensors and plain values: data only, nothing whose
+#: unpickling can run code. ``argparse.Namespace`` is the ``opt`` of SupContrast's ``save_model``.
+SAFE_GLOBALS = (argparse.Namespace,)
+
+
 def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict:
-    """Load a checkpoint as untrusted input (``weights_only=True``).
+    """Load a checkpoint as untrusted input (``weights_only=True``, :data:`SAFE_GLOBALS` allowed).
 
     Raises
     ------
@@ -91,12 +97,14 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict:
     if not path.is_file():
         raise RascalError(f"Checkpoint {path} does not exist; pass the path of a .pt file written by `rascal train`.")
     try:
-        obj = torch.load(path, map_location=map_location, weights_only=True)
+        with torch.serialization.safe_globals(list(SAFE_GLOBALS)):
+            obj = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
         if "weights only" in str(exc).lower() or "weights_only" in str(exc).lower():
             raise RascalError(
                 f"Checkpoint {path} holds objects that a weights-only load refuses (code or custom "
-                "classes); only checkpoints written by `rascal train` (tensors and plain values) are accepted."
+                "classes); only tensors, plain values and an argparse.Namespace are accepted (checkpoints of "
+                "`rascal train`, SupContrast, Lightning / solo-learn, torchvision state dicts)."
             ) from None
         raise RascalError(f"{path} is not a readable PyTorch checkpoint; pass a .pt file written by "
                           "`rascal train`.") from None

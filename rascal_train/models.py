@@ -60,16 +60,29 @@ def small_cnn() -> tuple[nn.Module, int]:
     return nn.Sequential(*layers), widths[-1]
 
 
-def _torchvision_resnet(depth: int, cifar_stem: bool) -> tuple[nn.Module, int]:
-    from torchvision.models import resnet18, resnet50
+#: ResNet stems: ImageNet's 7×7/2 convolution and max-pool; the CIFAR stem of SupCon's code (3×3/1,
+#: padding 1, no max-pool); solo-learn's CIFAR stem (3×3/1 with padding 2, no max-pool).
+STEMS = {"imagenet": None, "cifar": 1, "cifar_pad2": 2}
 
-    net = {18: resnet18, 50: resnet50}[depth](weights=None)
-    if cifar_stem:
-        net.conv1 = nn.Conv2d(3, 64, kernel_size=3, stride=1, padding=1, bias=False)
+
+def resnet_encoder(depth: int, stem: str = "imagenet") -> tuple[nn.Module, int]:
+    """torchvision's ResNet-``depth`` (18, 34, 50 or 101) without ``fc``, with stem ``stem`` (see :data:`STEMS`).
+
+    Returns ``(encoder, feature_dim)``; parameter names are torchvision's (``conv1``, ``layer1.0.downsample.0``...).
+    """
+    from torchvision import models
+
+    net = getattr(models, f"resnet{depth}")(weights=None)
+    if STEMS[stem] is not None:
+        net.conv1 = nn.Conv2d(3, 64, kernel_size=3, stride=1, padding=STEMS[stem], bias=False)
         net.maxpool = nn.Identity()
     dim = net.fc.in_features
     net.fc = nn.Identity()
     return net, dim
+
+
+def _torchvision_resnet(depth: int, cifar_stem: bool) -> tuple[nn.Module, int]:
+    return resnet_encoder(depth, "cifar" if cifar_stem else "imagenet")
 
 
 @register_model("cifar_resnet18")
@@ -93,14 +106,18 @@ def resnet50() -> tuple[nn.Module, int]:
 
 
 class ProjectionHead(nn.Module):
-    """SupCon's MLP head: ``Linear(F, F) → [BatchNorm1d] → ReLU → Linear(F, out_dim)``, L2-normalised."""
+    """SupCon's MLP head: ``Linear(F, H) → [BatchNorm1d] → ReLU → Linear(H, out_dim)``, L2-normalised.
 
-    def __init__(self, in_dim: int, out_dim: int = 128, batch_norm: bool = False):
+    The hidden width ``H`` is ``in_dim`` (SupCon's) unless ``hidden_dim`` is given (solo-learn's projectors).
+    """
+
+    def __init__(self, in_dim: int, out_dim: int = 128, batch_norm: bool = False, hidden_dim: int | None = None):
         super().__init__()
-        layers: list[nn.Module] = [nn.Linear(in_dim, in_dim)]
+        hidden = hidden_dim or in_dim
+        layers: list[nn.Module] = [nn.Linear(in_dim, hidden)]
         if batch_norm:
-            layers.append(nn.BatchNorm1d(in_dim))
-        layers += [nn.ReLU(inplace=True), nn.Linear(in_dim, out_dim)]
+            layers.append(nn.BatchNorm1d(hidden))
+        layers += [nn.ReLU(inplace=True), nn.Linear(hidden, out_dim)]
         self.mlp = nn.Sequential(*layers)
 
     def forward(self, features: Tensor) -> Tensor:

@@ -96,6 +96,23 @@ def test_bad_hierarchy_is_usage_error(tmp_path):
     assert res.exit_code == 2
 
 
+def test_hierarchy_choices_are_every_registered_dataset(tmp_path):
+    from rascal_cli.commands.analyze import command
+
+    from rascal_geom.hierarchies import list_hierarchies
+
+    option = next(p for p in command.params if p.name == "hierarchy")
+    assert list(option.type.choices) == list_hierarchies()  # one per dataset loader: test_registry
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "f.npz", embeddings=rng.standard_normal((60, 8)).astype(np.float32),
+             labels_class=np.arange(60) % 3)
+    res = CliRunner().invoke(cli, ["analyze", str(tmp_path / "f.npz"), "--hierarchy", "imagefolder", "--no-umap",
+                                   "--quiet", "--out", str(tmp_path / "f.html")])
+    assert res.exit_code == 0, res.output
+    doc = json.loads((tmp_path / "f.json").read_text())
+    assert doc["settings"]["hierarchy"] == "imagefolder" and doc["levels"] == ["class"]
+
+
 def test_analyze_run_directory_of_checkpoints(tmp_path, monkeypatch):
     from rascal_train.io import atomic_torch_save
     from rascal_train.models import CHECKPOINT_FORMAT, build_model

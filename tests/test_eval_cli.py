@@ -92,7 +92,9 @@ def test_eval_writes_run_eval_json(run_dir, small_splits):
     out = run_dir / "eval.json"
     assert result.output.strip() == str(out)
     data = json.loads(out.read_text())
-    assert set(data) == {"protocol", "checkpoint", "epoch", "level", "knn", "linear", "shot_groups", "corruptions"}
+    assert set(data) == {"protocol", "checkpoint", "epoch", "level", "knn", "linear", "shot_groups", "corruptions",
+                         "checkpoint_layout", "preprocessing", "load"}
+    assert data["checkpoint_layout"] == "rascal" and data["preprocessing"]["mean"] == [0.485, 0.456, 0.406]
     card = data["protocol"]
     assert (card["split"], card["features"], card["epoch"], card["seed"]) == ("test", "backbone", 1, 0)
     assert card["checkpoint"].endswith("epoch_0001.pt")

@@ -7,7 +7,8 @@ from rascal_train.errors import RascalError
 
 
 def test_known_names_and_structure():
-    assert list_hierarchies() == ["aircraft", "cars", "cifar100", "cub", "inat", "synthetic"]
+    assert list_hierarchies() == ["aircraft", "cars", "cifar100", "cifar100_lt", "cub", "imagefolder", "inat",
+                                  "synthetic"]
     for name in list_hierarchies():
         h = get_hierarchy(name)
         assert h.default_level in h.levels

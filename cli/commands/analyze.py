@@ -6,8 +6,7 @@ from pathlib import Path
 
 import click
 from rascal_cli.errors import user_errors
-
-_HIERARCHIES = ("synthetic", "cifar100", "aircraft", "cub", "cars", "inat")
+from rascal_geom.hierarchies import list_hierarchies
 
 
 def _default_name(source: Path) -> str:
@@ -23,12 +22,19 @@ def _default_name(source: Path) -> str:
 
 @click.command("analyze")
 @click.argument("source", metavar="CKPT_OR_EMBEDDINGS", type=click.Path(exists=True, path_type=Path))
-@click.option("--hierarchy", type=click.Choice(_HIERARCHIES), default=None,
+@click.option("--hierarchy", type=click.Choice(list_hierarchies()), default=None,
               help="Which label levels exist and which are compared. Default: the checkpoint's dataset, "
                    "or the embedding file's own levels.")
 @click.option("--data-root", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
               help="Where the checkpoint's dataset lives, if not where it was trained.")
 @click.option("--split", default="test", show_default=True, help="Split to embed (checkpoints only).")
+@click.option("--dataset", default=None,
+              help="Dataset to embed a checkpoint on. Default: the one its file names (needed for a torchvision "
+                   "state dict or a checkpoint of a dataset not read here).")
+@click.option("--arch", default=None, help="Architecture of a foreign checkpoint whose weights do not say it "
+                                           "(resnet18, resnet50, cifar_resnet18, cifar_resnet50).")
+@click.option("--layer", default=None, help="Analyse the pooled output of this named module of the encoder "
+                                            "(e.g. layer3); an unknown name lists the available ones.")
 @click.option("--compare", "compare", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Another checkpoint (or .npz) of the same samples; repeat it. Gives the rank-stability curve "
                    "over training. A run directory uses its per-epoch checkpoints by default.")
@@ -46,12 +52,13 @@ def _default_name(source: Path) -> str:
               help="Where a checkpoint's encoder and the neighbour search run: auto, cpu, cuda or cuda:N.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
 @user_errors
-def command(source, hierarchy, data_root, split, compare, out_html, k, embedding, seed, no_umap, no_cache,
-            batch_size, device, quiet):
+def command(source, hierarchy, data_root, split, dataset, arch, layer, compare, out_html, k, embedding, seed,
+            no_umap, no_cache, batch_size, device, quiet):
     """Measure the structure inside classes of CKPT_OR_EMBEDDINGS.
 
-    CKPT_OR_EMBEDDINGS is a checkpoint (.pt) written by `rascal train`, a run directory, or an
-    embedding file (.npz with `embeddings`, `labels` or one `labels_<level>` array per level,
+    CKPT_OR_EMBEDDINGS is a checkpoint (.pt written by `rascal train`; a SupContrast .pth, a Lightning /
+    solo-learn .ckpt or a torchvision ResNet state dict, preprocessed as their code does), a run
+    directory, or an embedding file (.npz with `embeddings`, `labels` or one `labels_<level>` array per level,
     optional `levels`, `class_names_<level>`, `attributes`, `attribute_names`, `features`).
     Writes NAME.json (every number, with the settings that produced it) and NAME.html; for a
     checkpoint of a run, also <run>/analysis.json.
@@ -68,7 +75,10 @@ def command(source, hierarchy, data_root, split, compare, out_html, k, embedding
         click.echo(backend_note(device=device), err=True)
         result = analyze(source, hierarchy=hierarchy, data_root=data_root, split=split, compare=compare, k=k,
                          knn_ks=knn_ks, seed=seed, embedding=embedding, umap=not no_umap,
-                         use_cache=not no_cache, batch_size=batch_size, progress=not quiet, device=device)
+                         use_cache=not no_cache, batch_size=batch_size, progress=not quiet, device=device,
+                         dataset=dataset, arch=arch, layer=layer)
+    if result["source"]["load"]:
+        click.echo(result["source"]["load"], err=True)
     if out_html is None:
         out_html = Path("reports") / f"{_default_name(source)}.html"
     json_path = atomic_write_json(out_html.with_suffix(".json"), result)

@@ -32,14 +32,20 @@ from rascal_cli.errors import user_errors
               help="Images per forward pass.")
 @click.option("--data-root", type=click.Path(file_okay=False, path_type=Path),
               help="Dataset directory (default: the one recorded in the checkpoint).")
+@click.option("--dataset", default=None,
+              help="Dataset to evaluate on (default: the one the checkpoint names; needed for a torchvision "
+                   "state dict or a checkpoint of a dataset not read here).")
+@click.option("--arch", default=None, help="Architecture of a foreign checkpoint whose weights do not say it "
+                                           "(resnet18, resnet50, cifar_resnet18, cifar_resnet50).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
               help="Output JSON (default: <run_dir>/eval.json for a checkpoint of a run directory).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @user_errors
-def command(checkpoint, linear, knn, corruptions, corruptions_root, protocol, probe_epochs, batch_size, data_root, device, out,
-            quiet):
-    """Evaluate CHECKPOINT (a .pt file of `rascal train`, or its run directory) on frozen features.
+def command(checkpoint, linear, knn, corruptions, corruptions_root, protocol, probe_epochs, batch_size, data_root,
+            dataset, arch, device, out, quiet):
+    """Evaluate CHECKPOINT (a .pt file of `rascal train`, or its run directory; or a SupContrast .pth,
+    a Lightning / solo-learn .ckpt, a torchvision ResNet state dict) on frozen features.
 
     Writes the results as JSON and prints the file's path.
 
@@ -60,10 +66,12 @@ def command(checkpoint, linear, knn, corruptions, corruptions_root, protocol, pr
     with device_scope(resolve_device(device)) as device:  # the kNN search follows --device too
         result = evaluate_checkpoint(path, data_root=data_root, linear=linear, knn=knn, corruptions=corruptions,
                                      protocol=protocol, device=device, progress=not quiet, batch_size=batch_size,
-                                     probe_epochs=probe_epochs, corruptions_root=corruptions_root)
+                                     probe_epochs=probe_epochs, corruptions_root=corruptions_root, dataset=dataset,
+                                     arch=arch)
     target = out if out is not None else default_eval_path(path)
     atomic_write_json(target, result)
     if not quiet:
+        click.echo(result["load"], err=True)
         console.print(_summary(result))
     click.echo(str(target))
 

@@ -46,9 +46,12 @@ _WEIGHTS = ("uniform", "current_rank", "current_similarity", "rank_agreement", "
 @click.option("--monitor/--no-monitor", default=None,
               help="Epoch-end kNN accuracy and rank stability (default: on).")
 @click.option("--log-every", type=click.IntRange(min=1), help="Steps between step records in the log (default: 10).")
+@click.option("--tensorboard", is_flag=True,
+              help="Also write the log's scalars as TensorBoard events in <run>/tensorboard (needs the tensorboard "
+                   "extra; train_log.jsonl stays the record).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @user_errors
-def command(config_file, quiet, **flags):
+def command(config_file, quiet, tensorboard, **flags):
     """Train an encoder; writes config.json, train_log.jsonl and checkpoints to a run directory.
 
     \b
@@ -63,5 +66,5 @@ def command(config_file, quiet, **flags):
 
     flags = {key: str(value) if isinstance(value, Path) else value for key, value in flags.items()}
     config = resolve_config(config_file, **flags)
-    run_dir = train(config, progress=not quiet)
+    run_dir = train(config, progress=not quiet, tensorboard=tensorboard)
     click.echo(str(run_dir))

@@ -57,6 +57,12 @@ def read_cifar100(root, split: str) -> tuple[np.ndarray, dict, dict]:
     if not meta_path.exists():
         raise RascalError(f"Dataset root has no {meta_path}; download CIFAR-100 from {SOURCE}.")
     data, meta = read_pickle(base / split), read_pickle(meta_path)
+    for path, doc, keys in ((base / split, data, ("data", "fine_labels", "coarse_labels")),
+                            (meta_path, meta, ("fine_label_names", "coarse_label_names"))):
+        missing = [key for key in keys if key not in doc]
+        if missing:
+            raise RascalError(f"{path} has no {missing[0]!r} key (it has {', '.join(sorted(doc))}); the coarse > "
+                              f"fine hierarchy needs the official CIFAR-100 python files from {SOURCE}.")
     images = np.asarray(data["data"], dtype=np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
     labels = {level: np.asarray(data[f"{level}_labels"], dtype=np.int64) for level in ("coarse", "fine")}
     names = {level: list(meta[f"{level}_label_names"]) for level in ("coarse", "fine")}

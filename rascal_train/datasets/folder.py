@@ -8,7 +8,13 @@ Layouts read by ``get_dataset("imagefolder", root, split)``:
 - a list file ``root/<anything>_<split>.txt`` (ImageNet-LT, Places-LT: lines
   ``relative/path label``, paths relative to ``root``; the class name of a label is the folder
   of its first image), or an explicit ``list_file=``;
-- otherwise class folders ``root/<split>/<class>/<image>``.
+- otherwise class folders ``root/<split>/<class>/<image>`` (ImageNet as released and as
+  torchvision's ``ImageNet`` / ``ImageFolder`` read it: classes are the sorted folder names,
+  images found and ordered by torchvision's own ``make_dataset``).
+
+ImageNet and Places-LT have no labelled test split: ``split="test"`` reads ``val`` where the
+root has no ``test`` folder or list file (``meta["read_split"]`` says which was read), so
+training monitors and ``rascal analyze`` work on the release as it is.
 
 An optional ``parents=`` file with lines ``class parent`` (e.g. WordNet parents of ImageNet
 classes) adds a coarse level ``"parent"`` above ``"class"``.
@@ -94,6 +100,12 @@ def _read_parents(path, class_names):
     return parents, np.array([parents.index(p) for p in parent_of], dtype=np.int64)
 
 
+def _readable_split(root: Path, split: str) -> str:
+    """``split``, or ``"val"`` for a ``"test"`` the release does not have (ImageNet, Places-LT)."""
+    has = lambda s: (root / s).is_dir() or any(root.glob(f"*_{s}.txt"))  # noqa: E731
+    return "val" if split == "test" and not has("test") and has("val") else split
+
+
 @register_dataset("imagefolder")
 def imagefolder(root=None, split: str = "train", label_level: str | None = None, seed: int = 0,
                 imbalance: float | None = None, label_noise: float = 0.0, list_file=None,
@@ -103,8 +115,10 @@ def imagefolder(root=None, split: str = "train", label_level: str | None = None,
         raise RascalError("Dataset 'imagefolder' needs --data-root: a folder of <split>/<class>/<image> "
                           "folders or of *_<split>.txt list files (ImageNet-LT, Places-LT).")
     root = Path(root).expanduser()
+    read_split = split
     if list_file is None:
-        candidates = sorted(root.glob(f"*_{split}.txt"))
+        read_split = _readable_split(root, split)
+        candidates = sorted(root.glob(f"*_{read_split}.txt"))
         list_file = candidates[0] if len(candidates) == 1 else None
     if list_file is not None:
         list_file = require(Path(list_file) if Path(list_file).is_absolute() else root / list_file,
@@ -119,19 +133,20 @@ def imagefolder(root=None, split: str = "train", label_level: str | None = None,
         class_names = [first.get(c, str(c)) for c in range(int(targets.max()) + 1)]
         source = str(list_file)
     else:
-        split_dir = root / split
+        from torchvision.datasets.folder import make_dataset
+
+        split_dir = root / read_split
         if not split_dir.is_dir():
+            stand_in = " (nor a val split to read instead)" if split == "test" else ""
             raise RascalError(f"Dataset root {root} has neither {split_dir} (class folders) nor one "
-                              f"*_{split}.txt list file; point --data-root at an ImageNet-style folder.")
+                              f"*_{split}.txt list file{stand_in}; point --data-root at an ImageNet-style folder.")
         class_names = sorted(d.name for d in split_dir.iterdir() if d.is_dir())
-        paths, labels = [], []
-        for c, name in enumerate(class_names):
-            files = sorted(f for f in (split_dir / name).rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES)
-            paths += files
-            labels += [c] * len(files)
-        if not paths:
+        samples = make_dataset(split_dir, {c: i for i, c in enumerate(class_names)}, IMAGE_SUFFIXES,
+                               allow_empty=True)
+        if not samples:
             raise RascalError(f"No images under {split_dir}; expected {split_dir}/<class>/<image>.jpg.")
-        targets = np.array(labels, dtype=np.int64)
+        paths = [Path(p) for p, _ in samples]
+        targets = np.array([t for _, t in samples], dtype=np.int64)
         source = str(split_dir)
     levels, labels, names = ("class",), {"class": targets}, {"class": class_names}
     if parents is not None:
@@ -139,5 +154,6 @@ def imagefolder(root=None, split: str = "train", label_level: str | None = None,
         levels = ("parent", "class")
         labels["parent"], names["parent"] = parent_of[targets], parent_names
     ds = HierDataset(name="imagefolder", split=split, levels=levels, labels=labels, class_names=names,
-                     train_level=label_level or "class", load_image=ImageFiles(paths), meta={"source": source})
+                     train_level=label_level or "class", load_image=ImageFiles(paths),
+                     meta={"source": source, "read_split": read_split})
     return apply_train_options(ds, imbalance, label_noise, seed)

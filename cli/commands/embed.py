@@ -1,0 +1,52 @@
+"""`rascal embed`: a checkpoint's embeddings of a split, written as the `.npz` that `rascal analyze` reads."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import click
+
+from rascal_cli.errors import user_errors
+
+
+@click.command("embed")
+@click.argument("checkpoint", metavar="CKPT", type=click.Path(exists=True, path_type=Path))
+@click.option("--dataset", default=None,
+              help="Dataset to embed. Default: the one the checkpoint names (needed for a torchvision state dict "
+                   "or a checkpoint of a dataset not read here).")
+@click.option("--data-root", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="Where the dataset lives, if not where the checkpoint was trained.")
+@click.option("--split", default="test", show_default=True, help="Split to embed.")
+@click.option("--embedding", type=click.Choice(["projection", "feature"]), default="projection", show_default=True,
+              help="The rows written as `embeddings`: the projection head's output or the backbone features "
+                   "(the features are written as `features` either way).")
+@click.option("--layer", default=None, help="Embed the pooled output of this named module of the encoder (e.g. "
+                                            "layer3) instead; an unknown name lists the available ones.")
+@click.option("--arch", default=None, help="Architecture of a foreign checkpoint whose weights do not say it "
+                                           "(resnet18, resnet50, cifar_resnet18, cifar_resnet50).")
+@click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="The .npz file to write.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True)
+@click.option("--no-cache", is_flag=True, help="Run the model again even if its embeddings are cached.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+@user_errors
+def command(checkpoint, dataset, data_root, split, embedding, layer, arch, out, batch_size, no_cache, quiet):
+    """Write the embeddings of CKPT over a split to an .npz file, in split order.
+
+    CKPT is a checkpoint of `rascal train` (or its run directory), a SupContrast .pth, a Lightning /
+    solo-learn .ckpt or a torchvision ResNet state dict. The file holds `embeddings`, `features`,
+    one `labels_<level>` and `class_names_<level>` per level, `levels` (coarse to fine) and, where
+    the dataset has them, `attributes`: `rascal analyze FILE.npz` reads it back.
+    """
+    from rascal_geom.embeddings import extract_embeddings, save_npz
+    from rascal_train.config import resume_path
+
+    if out.suffix != ".npz":
+        raise click.BadParameter(f"{out} must end in .npz (the format `rascal analyze` reads).", param_hint="--out")
+    emb = extract_embeddings(resume_path(checkpoint), split=split, data_root=data_root, batch_size=batch_size,
+                             use_cache=not no_cache, progress=not quiet, dataset=dataset, arch=arch, layer=layer)
+    if embedding == "feature":
+        emb = dataclasses.replace(emb, embeddings=emb.features, source={**emb.source, "embedding": "feature"})
+    click.echo(emb.source["load"], err=True)
+    click.echo(str(save_npz(out, emb)))
