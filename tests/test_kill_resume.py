@@ -154,3 +154,30 @@ def test_resume_refuses_a_changed_setting(tmp_path, straight, key, value, messag
     assert result.exit_code == 1
     assert result.output.strip().splitlines() == [f"Error: Cannot resume {run.resolve()}: {message}."]
     assert not (run / "checkpoints" / "epoch_0002.pt").exists()
+
+
+def test_resume_of_a_file_backed_run_refuses_other_num_workers(tmp_path):
+    from PIL import Image
+
+    for cls in ("n01", "n02"):
+        for i in range(4):
+            path = tmp_path / "data" / "train" / cls / f"{i}.JPEG"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            Image.new("RGB", (8, 8), (40 * i, 100, 0)).save(path)
+    config = tmp_path / "c.yaml"
+    config.write_text("num_workers: 0\nimage_size: 8\n")
+    run = tmp_path / "run"
+    args = ["train", "--dataset", "imagefolder", "--data-root", str(tmp_path / "data"), "--loss", "supcon",
+            "--epochs", "2", "--batch-size", "4", "--no-monitor", "--device", "cpu", "-q", "--out", str(run)]
+    first = CliRunner().invoke(cli, [*args, "--config", str(config)])
+    assert first.exit_code == 0, first.output
+    # Make the run half-finished: its last checkpoint is epoch 1's.
+    (run / "checkpoints" / "epoch_0002.pt").unlink()
+    atomic_torch_save(load_checkpoint(run / "checkpoints" / "epoch_0001.pt"), run / "checkpoints" / "last.pt")
+    config.write_text("num_workers: 1\nimage_size: 8\n")
+    result = CliRunner().invoke(cli, ["train", "--resume", str(run), "--config", str(config), "-q"])
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines() == [
+        f"Error: Cannot resume {run.resolve()}: it was trained with num_workers=0, not 1 (each worker seeds "
+        "its own augmentations); set num_workers: 0 in the --config file."]
+    assert not (run / "checkpoints" / "epoch_0002.pt").exists()
