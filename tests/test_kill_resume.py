@@ -181,3 +181,11 @@ def test_resume_of_a_file_backed_run_refuses_other_num_workers(tmp_path):
         f"Error: Cannot resume {run.resolve()}: it was trained with num_workers=0, not 1 (each worker seeds "
         "its own augmentations); set num_workers: 0 in the --config file."]
     assert not (run / "checkpoints" / "epoch_0002.pt").exists()
+
+
+def test_under_torchrun_only_rank_0_prints_the_run_directory(straight):
+    # The finished run continued by its own command: nothing to train, the path is the output.
+    args = [*ARGS, "--out", str(straight)]
+    assert CliRunner(env={"RANK": "0"}).invoke(cli, args).stdout == f"{straight}\n"
+    other = CliRunner(env={"RANK": "1"}).invoke(cli, args)
+    assert other.exit_code == 0 and other.stdout == ""
