@@ -34,11 +34,10 @@ def user_errors(fn):
         except KeyboardInterrupt:
             raise click.ClickException("Interrupted; files already written are complete (writes are atomic), "
                                        "and the same command continues from there.") from None
-        except OSError as exc:
-            if exc.filename is None:
-                raise
-            raise click.ClickException(f"{exc.filename}: {exc.strerror or exc}; check the path and its "
-                                       "permissions.") from None
+        except OSError as exc:  # the user's file system: a path, a permission, a full disk
+            where = f"{exc.filename}: " if exc.filename is not None else ""
+            raise click.ClickException(f"{where}{exc.strerror or exc}; check the path, its permissions and "
+                                       "the free space.") from None
         finally:
             if main_thread:
                 signal.signal(signal.SIGTERM, previous)

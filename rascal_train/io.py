@@ -24,6 +24,15 @@ _TEMP_PID = re.compile(r"\.(\d+)\.[^.]+\.tmp$")
 
 
 def _umask() -> int:
+    """The process umask, read without changing it where Linux shows it (another thread may be
+    creating files); elsewhere set and restored."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
