@@ -22,7 +22,7 @@ class _Progress(Progress):
     command's one error line, not a half-done bar before it); a terminal keeps the bar as last drawn."""
 
     def __exit__(self, exc_type, exc_val, exc_tb):
-        if exc_type is None:
+        if exc_type is None or self.console.is_terminal:  # a terminal must get its cursor back
             return super().__exit__(exc_type, exc_val, exc_tb)
         quiet, self.console.quiet = self.console.quiet, True
         try:
