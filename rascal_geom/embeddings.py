@@ -24,6 +24,7 @@ import hashlib
 import io
 import json
 import os
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,6 +32,9 @@ import numpy as np
 
 from rascal_train.errors import RascalError
 from rascal_train.io import atomic_write_bytes
+
+# Without class names, labels may reach max(n_samples, this): ImageNet-21k has ~22k classes.
+MAX_UNNAMED_CLASSES = 100_000
 
 
 #: File suffixes read as checkpoints: rascal and torchvision ``.pt`` / ``.pth``, SupContrast ``.pth``,
@@ -85,12 +89,12 @@ def load_npz(path: str | os.PathLike) -> EmbeddingSet:
     try:
         with np.load(path, allow_pickle=False) as npz:
             data = {key: npz[key] for key in npz.files}
-    except (ValueError, OSError) as exc:
+    except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile) as exc:  # EOFError: an empty file
         raise _npz_error(path, f"is not a readable .npz without pickled objects ({type(exc).__name__})") from None
     if "embeddings" not in data:
         raise _npz_error(path, f"has no 'embeddings' array (found: {', '.join(sorted(data)) or 'nothing'})")
     emb = data["embeddings"]
-    if emb.ndim != 2 or not np.issubdtype(emb.dtype, np.number) or len(emb) < 2:
+    if emb.ndim != 2 or not np.issubdtype(emb.dtype, np.number) or len(emb) < 2 or emb.shape[1] < 1:
         raise _npz_error(path, f"has 'embeddings' of shape {emb.shape} and dtype {emb.dtype}; expected a float "
                                "array (n_samples >= 2, dim)")
     n = len(emb)
@@ -105,6 +109,14 @@ def load_npz(path: str | os.PathLike) -> EmbeddingSet:
         if y.shape != (n,) or not np.issubdtype(y.dtype, np.integer) or (y.size and y.min() < 0):
             raise _npz_error(path, f"has labels for level {level!r} of shape {y.shape} and dtype {y.dtype}; "
                                    f"expected non-negative integers of shape ({n},)")
+        # Labels are class indices: every index below the largest is a class, so a stray huge
+        # value would make billions of classes (and exhaust memory) unless names bound them.
+        if f"class_names_{level}" not in data and y.max() >= max(n, MAX_UNNAMED_CLASSES):
+            raise _npz_error(path, f"has a label {y.max()} at level {level!r} for {n} samples and no "
+                                   f"class_names_{level}; labels are class indices 0..C-1, renumber them")
+        if np.bincount(np.unique(y, return_inverse=True)[1]).max() < 2:
+            raise _npz_error(path, f"has no class with two samples at level {level!r}; structure inside a class "
+                                   "needs at least two of its samples")
     if "levels" in data:
         order = [str(v) for v in data["levels"].tolist()]
         if sorted(order) != sorted(raw_labels):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,15 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 # Keys that may differ between a checkpoint and the run that resumes it: where the run lives
 # and how it is watched change nothing the weights depend on.
 RESUME_FREE_KEYS = ("resume", "out", "device", "num_workers", "monitor", "log_every")
+# Keys that `rascal train` has a flag for (the others are set in a --config file); a test keeps
+# this equal to the command's options.
+FLAG_KEYS = frozenset({
+    "dataset", "data_root", "label_level", "loss", "weights", "cache", "arch", "epochs", "batch_size", "lr",
+    "warmup_epochs", "temperature", "limit", "label_noise", "imbalance", "device", "precision", "seed",
+    "out", "resume", "monitor", "log_every"})
+# Seeds feed torch.manual_seed, which takes at most 64 bits; one bit less keeps it signed-safe.
+MAX_SEED = 2**63 - 1
+_DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
 
 
 @dataclass
@@ -179,7 +189,7 @@ class TrainConfig:
             changes["weights"] = implied
         _integer("epochs", self.epochs, 1)
         _integer("batch_size", self.batch_size, 2)
-        _integer("seed", self.seed, 0)
+        _integer("seed", self.seed, 0, MAX_SEED)
         _integer("proj_dim", self.proj_dim, 1)
         _integer("log_every", self.log_every, 1)
         _integer("num_workers", self.num_workers, 0)
@@ -187,25 +197,23 @@ class TrainConfig:
                             ("limit", self.limit)):
             if value is not None:
                 _integer(name, value, 1 if name != "image_size" else 8)
-        _real("lr", self.lr, 0, math.inf, low_open=True)
+        _real("lr", self.lr, 0, math.inf, low_open=True, high_open=True)
         _real("momentum", self.momentum, 0, 1)
-        _real("weight_decay", self.weight_decay, 0, math.inf)
+        _real("weight_decay", self.weight_decay, 0, math.inf, high_open=True)
         _real("final_lr_ratio", self.final_lr_ratio, 0, 1)
-        _real("temperature", self.temperature, 0, math.inf, low_open=True)
+        _real("temperature", self.temperature, 0, math.inf, low_open=True, high_open=True)
         _real("label_noise", self.label_noise, 0, 1, high_open=True)
         if self.warmup_epochs is not None:
             _real("warmup_epochs", self.warmup_epochs, 0, self.epochs, high_open=True)
         if self.imbalance is not None:
-            _real("imbalance", self.imbalance, 1, math.inf)
+            _real("imbalance", self.imbalance, 1, math.inf, high_open=True)
         _choice("precision", self.precision, PRECISIONS)
         for name in ("head_bn", "monitor"):
             if not isinstance(getattr(self, name), bool):
                 raise RascalError(f"The '{name}' parameter must be true or false. Got {getattr(self, name)!r} instead.")
         if self.channels_last is not None and not isinstance(self.channels_last, bool):
             raise RascalError(f"The 'channels_last' parameter must be true, false or null. Got {self.channels_last!r} instead.")
-        if not isinstance(self.device, str) or not (self.device in ("auto", "cpu", "cuda")
-                                                    or self.device.startswith("cuda:")):
-            raise RascalError(f"The 'device' parameter must be auto, cpu, cuda or cuda:N. Got {self.device!r} instead.")
+        check_device(self.device)
         for name in ("dataset", "data_root", "label_level", "out", "resume"):
             value = getattr(self, name)
             if value is not None and not isinstance(value, str):
@@ -213,20 +221,30 @@ class TrainConfig:
         return dataclasses.replace(self, **changes)
 
 
-def _flag(name: str) -> str:
-    return "--" + name.replace("_", "-")
+def check_device(name) -> str:
+    """``name`` if it is ``auto``, ``cpu``, ``cuda`` or ``cuda:N``; else a one-line error."""
+    if not isinstance(name, str) or not _DEVICE.fullmatch(name):
+        raise RascalError(f"The 'device' parameter must be auto, cpu, cuda or cuda:N (N a GPU index). "
+                          f"Got {name!r} instead.")
+    return name
+
+
+def config_key_hint(name: str) -> str:
+    """Where a user sets config key ``name``: its flag, or the --config file for keys without one."""
+    return "--" + name.replace("_", "-") if name in FLAG_KEYS else f"`{name}:` in the --config file"
 
 
 def _choice(name: str, value, choices) -> None:
     if value not in choices:
         raise RascalError(f"The '{name}' parameter must be one of {', '.join(map(str, choices))}. "
-                          f"Got {value!r} instead (set it with {_flag(name)}).")
+                          f"Got {value!r} instead (set it with {config_key_hint(name)}).")
 
 
-def _integer(name: str, value, low: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise RascalError(f"The '{name}' parameter must be an int >= {low}. Got {value!r} instead "
-                          f"(set it with {_flag(name)}).")
+def _integer(name: str, value, low: int, high: int | None = None) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low or (high is not None and value > high):
+        bound = f">= {low}" if high is None else f"in [{low}, {high}]"
+        raise RascalError(f"The '{name}' parameter must be an int {bound}. Got {value!r} instead "
+                          f"(set it with {config_key_hint(name)}).")
 
 
 def _real(name: str, value, low: float, high: float, low_open: bool = False, high_open: bool = False) -> None:
@@ -236,7 +254,7 @@ def _real(name: str, value, low: float, high: float, low_open: bool = False, hig
     if not ok:
         interval = f"{'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
         raise RascalError(f"The '{name}' parameter must be a float in {interval}. Got {value!r} instead "
-                          f"(set it with {_flag(name)}).")
+                          f"(set it with {config_key_hint(name)}).")
 
 
 # --- files, flags, resume -----------------------------------------------------------------------
@@ -251,7 +269,10 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise RascalError(f"Config file {path} does not exist; pass a JSON or YAML file to --config.")
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise RascalError(f"Config file {path} is not UTF-8 text; pass a JSON or YAML file.") from None
     try:
         values = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
     except (json.JSONDecodeError, yaml.YAMLError) as exc:
@@ -283,10 +304,19 @@ def resolve_config(config_file: str | Path | None = None, **flags) -> TrainConfi
     source = str(config_file) if config_file is not None else "the flags"
     if values.get("resume"):
         from rascal_train.io import load_checkpoint
+        from rascal_train.rundir import read_run_config, resume_source
 
-        ckpt = load_checkpoint(resume_path(values["resume"]))
-        base = dict(ckpt.get("config") or {})
-        check_resumable(values, base, resume_path(values["resume"]))
+        run_dir, ckpt_file = resume_source(values["resume"])
+        if values.get("out") is not None and Path(values["out"]).resolve() != run_dir:
+            raise RascalError(f"--out {values['out']} differs from the run being resumed ({run_dir}); a resumed "
+                              "run stays in its own directory, so drop --out.")
+        if ckpt_file is not None:
+            base = load_checkpoint(ckpt_file).get("config")
+            if not isinstance(base, dict):
+                raise RascalError(f"{ckpt_file} carries no run config; pass a checkpoint written by `rascal train`.")
+        else:
+            base = read_run_config(run_dir)
+        check_resumable(values, base, ckpt_file or run_dir)
         values = {**base, **values}
     return TrainConfig.from_dict(values, source=source)
 
@@ -298,4 +328,4 @@ def check_resumable(values: dict[str, Any], ckpt_config: dict[str, Any], path: P
             continue
         if values[key] != ckpt_config[key]:
             raise RascalError(f"Cannot resume {path}: it was trained with {key}={ckpt_config[key]!r}, not "
-                              f"{values[key]!r}; drop {_flag(key)} or start a new run with another --out.")
+                              f"{values[key]!r}; drop {config_key_hint(key)} or start a new run with another --out.")

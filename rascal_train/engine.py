@@ -14,6 +14,7 @@ DataLoader with the PIL two-view transform.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -27,13 +28,14 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rascal_train import distributed as dist_utils
-from rascal_train.config import RESUME_FREE_KEYS, TrainConfig, resume_path
+from rascal_train.config import RESUME_FREE_KEYS, TrainConfig, config_key_hint
 from rascal_train.datasets.base import HierDataset
 from rascal_train.devices import autocast_dtype, describe, device_scope, resolve_device
 from rascal_train.errors import RascalError
 from rascal_train.io import (atomic_torch_save, atomic_write_json, atomic_write_text, load_checkpoint,
-                             read_jsonl)
+                             read_jsonl, sweep_stale_temps)
 from rascal_train.models import CHECKPOINT_FORMAT, RascalModel, build_model
+from rascal_train.rundir import last_checkpoint, lock_run_dir, read_run_config, resume_source
 
 LOG_NAME = "train_log.jsonl"
 # Epoch-end monitor sizes: enough for a stable number, small next to an epoch of training.
@@ -57,6 +59,12 @@ def load_datasets(config: TrainConfig) -> tuple[HierDataset, HierDataset | None]
         options["label_noise"] = config.label_noise
     train_set = get_dataset(config.dataset, root=config.data_root, split="train",
                             label_level=config.label_level, **options)
+    if config.imbalance is not None:
+        present = len(np.unique(train_set.targets))
+        if present < train_set.num_classes:
+            raise RascalError(f"--imbalance {config.imbalance:g} leaves {train_set.num_classes - present} of the "
+                              f"{train_set.num_classes} classes without a training image; lower --imbalance "
+                              "(long-tail benchmarks use 10 to 100).")
     if config.limit is not None and config.limit < len(train_set):
         train_set = train_set.subset(np.arange(config.limit))
     test_set = None
@@ -258,7 +266,7 @@ def _save_checkpoint(run_dir: Path, state: dict) -> Path:
     """
     path = atomic_torch_save(state, checkpoint_path(run_dir, state["epoch"]))
     last = path.parent / "last.pt"
-    tmp = path.parent / f".last.pt.{os.getpid()}.tmp"
+    tmp = path.parent / f".last.pt.{os.getpid()}.link.tmp"
     tmp.unlink(missing_ok=True)
     try:
         os.link(path, tmp)
@@ -278,12 +286,63 @@ def _truncate_log(path: Path, epoch: int) -> None:
     atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in kept))
 
 
-def _prepare_run_dir(config: TrainConfig, resuming: bool) -> Path:
+def _load_run_checkpoint(path: Path) -> dict:
+    ckpt = load_checkpoint(path)
+    if ckpt.get("format") != CHECKPOINT_FORMAT or not isinstance(ckpt.get("config"), dict):
+        raise RascalError(f"{path} is not a {CHECKPOINT_FORMAT} checkpoint; pass one written by `rascal train`.")
+    return ckpt
+
+
+def _claim_run_dir(config: TrainConfig, ckpt: dict | None, held: contextlib.ExitStack,
+                   main: bool) -> tuple[Path, dict | None]:
+    """Lock the run directory, clear what killed writers left, and find where the run starts.
+
+    Without ``resume``, a directory that already holds this same run (killed at any moment,
+    or finished) is continued from its last checkpoint, or from epoch 0 if it has none; one
+    that holds another run is refused. Returns ``(run_dir, checkpoint to resume or None)``.
+    """
     run_dir = config.run_dir
-    if not resuming and ((run_dir / LOG_NAME).exists() or (run_dir / "checkpoints").exists()):
-        raise RascalError(f"Run directory {run_dir} already holds a run; pass --resume {run_dir} to continue "
-                          "it or choose another --out.")
-    return run_dir
+    if main:
+        held.enter_context(lock_run_dir(run_dir))
+        for folder in (run_dir, run_dir / "checkpoints"):
+            sweep_stale_temps(folder)
+    if config.resume:
+        return run_dir, ckpt
+    saved = read_run_config(run_dir)
+    if saved is None:
+        if (run_dir / LOG_NAME).exists() or (run_dir / "checkpoints").exists():
+            raise RascalError(f"{run_dir} holds a training log or checkpoints but no config.json; it is not a "
+                              "run this command can continue, choose another --out.")
+        return run_dir, None
+    _check_same_run(config, saved, run_dir, continuing=True)
+    last = last_checkpoint(run_dir)
+    if last is None:
+        return run_dir, None
+    ckpt = _load_run_checkpoint(last)
+    _check_same_run(config, ckpt["config"], run_dir, continuing=True)
+    return run_dir, ckpt
+
+
+def _check_same_setting(ckpt: dict, config: TrainConfig, device: torch.device, world: int,
+                        file_backed: bool, path: Path) -> None:
+    """Refuse to resume under a setting that changes the trajectory but not the config.
+
+    The device type decides the precision (CPU fp32, CUDA autocast), the world size how the
+    batch is split and seeded, and for file-backed sets the worker count which worker (and so
+    which seed) augments each sample.
+    """
+    saved = ckpt.get("rng") or {}
+    if int(saved.get("world_size", world)) != world:
+        raise RascalError(f"Cannot resume {path}: it was trained by {saved['world_size']} process(es), not "
+                          f"{world}; resume it with torchrun --nproc-per-node {saved['world_size']}.")
+    if saved.get("device_type", device.type) != device.type:
+        raise RascalError(f"Cannot resume {path}: it was trained on {saved['device_type']}, not {device.type} "
+                          f"(the precision differs); resume it with --device {saved['device_type']}.")
+    workers = ckpt["config"].get("num_workers", config.num_workers)
+    if file_backed and workers != config.num_workers:
+        raise RascalError(f"Cannot resume {path}: it was trained with num_workers={workers}, not "
+                          f"{config.num_workers} (each worker seeds its own augmentations); set num_workers: "
+                          f"{workers} in the --config file.")
 
 
 # --- the run --------------------------------------------------------------------------------------
@@ -361,14 +420,15 @@ def train(config: TrainConfig | dict, progress: bool = True, tensorboard: bool =
     device = resolve_device(config.device)
     created_group = _init_distributed(device)
     try:
-        with device_scope(device):
-            return _train(config, device, progress, tensorboard)
+        with device_scope(device), contextlib.ExitStack() as held:
+            return _train(config, device, progress, held, tensorboard)
     finally:
         if created_group:
             torch.distributed.destroy_process_group()
 
 
-def _train(config: TrainConfig, device: torch.device, progress: bool, tensorboard: bool = False) -> Path:
+def _train(config: TrainConfig, device: torch.device, progress: bool, held: contextlib.ExitStack,
+           tensorboard: bool = False) -> Path:
     from rascal_train.cache import EmbeddingCache
     from rascal_train.losses import RascalLoss
     from rascal_train.progress import make_progress
@@ -378,28 +438,30 @@ def _train(config: TrainConfig, device: torch.device, progress: bool, tensorboar
     if config.batch_size % world:
         raise RascalError(f"--batch-size {config.batch_size} must be a multiple of the {world} processes; "
                           "change --batch-size or --nproc-per-node.")
-    ckpt = None
+    ckpt = saved = None
     if config.resume:
-        ckpt_file = resume_path(config.resume)
-        ckpt = load_checkpoint(ckpt_file)
-        if ckpt.get("format") != CHECKPOINT_FORMAT:
-            raise RascalError(f"{ckpt_file} is not a {CHECKPOINT_FORMAT} checkpoint; pass one written by "
-                              "`rascal train`.")
-        resolved = ckpt_file.resolve()
-        run_dir = resolved.parent.parent if resolved.parent.name == "checkpoints" else resolved.parent
+        run_dir, ckpt_file = resume_source(config.resume)
+        ckpt = _load_run_checkpoint(ckpt_file) if ckpt_file is not None else None
+        saved = ckpt["config"] if ckpt is not None else read_run_config(run_dir)
         config = config.replace(out=str(run_dir))
 
     train_set, test_set = load_datasets(config)
+    if config.num_classes not in (None, train_set.num_classes):
+        raise RascalError(f"The config sets num_classes={config.num_classes}, but {config.dataset} has "
+                          f"{train_set.num_classes} classes at level {train_set.train_level!r}; remove "
+                          "num_classes (it is read from the dataset).")
     native = train_set.images.shape[1] if train_set.images is not None else 224
     config = config.replace(image_size=config.image_size or native, num_classes=train_set.num_classes,
                             label_level=train_set.train_level)
-    if ckpt is not None:
-        _check_same_run(config, ckpt["config"], resume_path(config.resume))
+    if saved is not None:
+        _check_same_run(config, saved, Path(config.resume))
     steps_per_epoch = len(train_set) // config.batch_size
     if steps_per_epoch == 0:
         raise RascalError(f"--batch-size {config.batch_size} is larger than the {len(train_set)} training "
                           "samples; lower --batch-size (or raise --limit).")
-    run_dir = _prepare_run_dir(config, resuming=ckpt is not None)
+    run_dir, ckpt = _claim_run_dir(config, ckpt, held, main)
+    if ckpt is not None:
+        _check_same_setting(ckpt, config, device, world, train_set.images is None, run_dir)
 
     torch.manual_seed(config.seed)
     model = build_model(config.to_dict()).to(device)
@@ -446,7 +508,7 @@ def _train(config: TrainConfig, device: torch.device, progress: bool, tensorboar
     if main:
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_json(run_dir / "config.json", config.to_dict())
-        if start_epoch:
+        if log_path.exists():  # a killed run's records past its checkpoint (all, if it has none)
             _truncate_log(log_path, start_epoch)
     batches = _Batches(train_set, config, device, world, rank)
     images_per_step = config.batch_size
@@ -536,7 +598,8 @@ def _train(config: TrainConfig, device: torch.device, progress: bool, tensorboar
                     "model": _unwrap(model).state_dict(), "optimizer": optimizer.state_dict(),
                     "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
                     "cache": cache.state_dict() if cache is not None else None,
-                    "rng": {"seed": config.seed, "reseeded_per_epoch": True, "world_size": world},
+                    "rng": {"seed": config.seed, "reseeded_per_epoch": True, "world_size": world,
+                            "device_type": device.type},
                     "monitor": {"probe": probe_prev},
                 })
             else:
@@ -546,13 +609,20 @@ def _train(config: TrainConfig, device: torch.device, progress: bool, tensorboar
     return run_dir
 
 
-def _check_same_run(config: TrainConfig, ckpt_config: dict, path: Path) -> None:
-    """A resumed run must have the checkpoint's config, up to :data:`RESUME_FREE_KEYS`."""
+def _check_same_run(config: TrainConfig, ckpt_config: dict, path: Path, continuing: bool = False) -> None:
+    """A resumed run must have the checkpoint's config, up to :data:`RESUME_FREE_KEYS`.
+
+    ``continuing``: the run was not asked to resume but its directory already holds a run.
+    """
     mine = config.to_dict()
     for key in sorted(set(mine) | set(ckpt_config)):
         if key in RESUME_FREE_KEYS:
             continue
         if mine.get(key) != ckpt_config.get(key):
-            flag = "--" + key.replace("_", "-")
+            if continuing:
+                raise RascalError(f"Run directory {path} already holds a run with {key}={ckpt_config.get(key)!r}, "
+                                  f"not {mine.get(key)!r}; pass --resume {path} to continue that run, or "
+                                  "choose another --out.")
             raise RascalError(f"Cannot resume {path}: it was trained with {key}={ckpt_config.get(key)!r}, "
-                              f"not {mine.get(key)!r}; drop {flag} or start a new run with another --out.")
+                              f"not {mine.get(key)!r}; drop {config_key_hint(key)} or start a new run with "
+                              "another --out.")

@@ -17,9 +17,23 @@ T = TypeVar("T")
 console = Console(stderr=True)
 
 
+class _Progress(Progress):
+    """A ``Progress`` that prints no final render when its block fails (a log or CI then shows the
+    command's one error line, not a half-done bar before it); a terminal keeps the bar as last drawn."""
+
+    def __exit__(self, exc_type, exc_val, exc_tb):
+        if exc_type is None or self.console.is_terminal:  # a terminal must get its cursor back
+            return super().__exit__(exc_type, exc_val, exc_tb)
+        quiet, self.console.quiet = self.console.quiet, True
+        try:
+            return super().__exit__(exc_type, exc_val, exc_tb)
+        finally:
+            self.console.quiet = quiet
+
+
 def make_progress(*extra_columns, disable: bool = False, transient: bool = False) -> Progress:
     """A rich ``Progress`` with n/N, percentage, ETA, elapsed, and any extra columns."""
-    return Progress(
+    return _Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),

@@ -34,6 +34,7 @@ from rascal_train.errors import RascalError
 # Options a sweep must not set: it owns where each run lives and how it is resumed.
 _RESERVED = ("out", "resume")
 _SPEC_KEYS = ("name", "base", "grid", "include", "gpus", "baseline")
+_FOLDER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,9 @@ def load_grid(path: str | Path) -> dict:
         raise RascalError(f"Grid file {path} does not exist; pass a YAML file with `base:` and `grid:` "
                           "(see examples/).")
     try:
-        spec = yaml.safe_load(path.read_text())  # JSON is YAML
+        spec = yaml.safe_load(path.read_text(encoding="utf-8"))  # JSON is YAML
+    except UnicodeDecodeError:
+        raise RascalError(f"Grid file {path} is not UTF-8 text; pass a YAML file.") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
@@ -103,6 +106,12 @@ def expand_grid(spec: dict) -> list[SweepRun]:
     unknown = sorted(set(spec) - set(_SPEC_KEYS))
     if unknown:
         raise RascalError(f"Grid has unknown top-level key {unknown[0]!r}; use {', '.join(_SPEC_KEYS)}.")
+    name, gpus = spec.get("name", "sweep"), spec.get("gpus", 1)
+    if not isinstance(name, str) or not _FOLDER_NAME.fullmatch(name):
+        raise RascalError(f"Grid `name` {name!r} must be one folder name of letters, digits, '.', '_' and '-'; "
+                          "fix `name:` in the grid.")
+    if isinstance(gpus, bool) or not isinstance(gpus, int) or gpus < 1:
+        raise RascalError(f"Grid `gpus` must be an int >= 1; got {gpus!r}.")
     known = _train_option_names()
     base = spec.get("base") or {}
     grid = spec.get("grid") or {}
@@ -145,7 +154,36 @@ def expand_grid(spec: dict) -> list[SweepRun]:
                                   f"{name!r}; make them differ in a grid key.")
             continue
         runs[name] = SweepRun(name, options)
+    _check_datasets(runs.values())
+    _check_baseline(spec.get("baseline"), list(runs.values()))
     return list(runs.values())
+
+
+def _check_datasets(runs) -> None:
+    import rascal_train.datasets  # noqa: F401  (registers every loader)
+    from rascal_train.datasets.base import list_datasets
+
+    known = list_datasets()
+    for run in runs:
+        dataset = run.options.get("dataset", "synthetic")
+        if dataset not in known:
+            raise RascalError(f"Grid run {run.name} has dataset {dataset!r}, which does not exist; choose one of "
+                              f"{', '.join(known)}.")
+
+
+def _check_baseline(baseline, runs: list[SweepRun]) -> None:
+    """The report's baseline must name a run group (a run name without its seed) or a loss, checked
+    before anything trains rather than after everything has."""
+    from rascal_geom.runs import SEED_SUFFIX
+    from rascal_train.config import TrainConfig
+
+    if baseline is None:
+        return
+    names = {run.name for run in runs} | {SEED_SUFFIX.sub("", run.name) for run in runs}
+    names |= {TrainConfig.from_dict(run.options).loss for run in runs}
+    if not isinstance(baseline, str) or baseline not in names:
+        raise RascalError(f"Grid `baseline` {baseline!r} names no run group or loss of this sweep; choose one of "
+                          f"{', '.join(sorted(names))}.")
 
 
 def _flag(key: str, value: Any) -> list[str]:
@@ -166,14 +204,15 @@ def train_command(run: SweepRun, run_dir: Path, gpus: int = 1) -> str:
 
 
 def run_status(run_dir: Path, options: dict) -> str:
-    """``"done"`` (the final epoch's checkpoint exists), ``"partial"`` (some checkpoint) or ``"new"``."""
+    """``"done"`` (the final epoch's checkpoint exists), ``"partial"`` (a checkpoint or a config) or ``"new"``."""
     from rascal_train.config import TrainConfig
 
     epochs = TrainConfig.from_dict(options).epochs
     ckpts = Path(run_dir) / "checkpoints"
     if (ckpts / f"epoch_{epochs:04d}.pt").is_file():
         return "done"
-    return "partial" if (ckpts / "last.pt").is_file() else "new"
+    # A run killed before its first checkpoint has only its config: it restarts from epoch 0.
+    return "partial" if (ckpts / "last.pt").is_file() or (Path(run_dir) / "config.json").is_file() else "new"
 
 
 def run_sweep(spec: dict, out_dir: str | Path, progress: bool = True, analyze: bool = True,
@@ -199,8 +238,9 @@ def run_sweep(spec: dict, out_dir: str | Path, progress: bool = True, analyze: b
     for i, run in enumerate(runs, 1):
         run_dir = out_dir / run.name
         status = run_status(run_dir, run.options)
-        console.print(f"[bold]run {i}/{len(runs)}[/] {run.name}: "
-                      + {"done": "finished, skipped", "partial": "resuming", "new": "training"}[status])
+        if progress:
+            console.print(f"[bold]run {i}/{len(runs)}[/] {run.name}: "
+                          + {"done": "finished, skipped", "partial": "resuming", "new": "training"}[status])
         if status != "done":
             config = TrainConfig.from_dict({**run.options, **({"device": device} if device else {}),
                                             "out": str(run_dir),

@@ -4,6 +4,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 from click.testing import CliRunner
 
@@ -101,3 +102,20 @@ def test_interrupted_sweep_reruns_nothing_finished(tmp_path):
     assert (a / "checkpoints" / "epoch_0002.pt").stat().st_mtime_ns == stamp_a   # not retrained
     assert (b / "checkpoints" / "epoch_0001.pt").stat().st_mtime_ns == stamp_b1  # resumed, not redone
     assert run_status(b, runs[1].options) == "done"
+
+
+def test_sweep_continues_a_run_killed_before_its_first_checkpoint(tmp_path):
+    spec = {"base": {"dataset": "synthetic", "epochs": 1, "limit": 64, "batch_size": 32, "monitor": False,
+                     "device": "cpu", "loss": "supcon"}}
+    out = tmp_path / "sweep"
+    (run,) = expand_grid(spec)
+    assert run_sweep(spec, out, progress=False, analyze=False) is None
+    straight = torch.load(out / run.name / "last.pt", weights_only=True)["model"]
+    # What a kill in the first epoch leaves: the config and some step records, no checkpoint.
+    shutil.rmtree(out / run.name / "checkpoints")
+    (out / run.name / "last.pt").unlink()
+    assert run_status(out / run.name, run.options) == "partial"
+    assert "--resume" in train_command(run, out / run.name)
+    run_sweep(spec, out, progress=False, analyze=False)
+    again = torch.load(out / run.name / "last.pt", weights_only=True)["model"]
+    assert all(torch.equal(straight[k], again[k]) for k in straight)

@@ -77,7 +77,13 @@ def test_config_defaults_follow_the_loss():
 
 
 @pytest.mark.parametrize("values, message", [
-    ({"lr": -1.0}, r"'lr' parameter must be a float in \(0, inf\]\. Got -1.0"),
+    ({"lr": -1.0}, r"'lr' parameter must be a float in \(0, inf\)\. Got -1.0"),
+    ({"lr": math.inf}, r"'lr' parameter must be a float in \(0, inf\)\. Got inf"),
+    ({"weight_decay": math.inf}, r"'weight_decay' parameter must be a float in \[0, inf\)\. Got inf instead "
+                                 r"\(set it with `weight_decay:` in the --config file\)"),
+    ({"momentum": 2.0}, r"\(set it with `momentum:` in the --config file\)"),
+    ({"seed": 10**20}, r"'seed' parameter must be an int in \[0, 9223372036854775807\]"),
+    ({"device": "cuda:abc"}, "'device' parameter must be auto, cpu, cuda or cuda:N"),
     ({"loss": "triplet"}, "'loss' parameter must be one of ce, supcon, rascal, simclr"),
     ({"arch": "vgg"}, "'arch' parameter must be one of"),
     ({"loss": "supcon", "weights": "rank_agreement"}, "--weights rank_agreement applies only to --loss rascal"),
@@ -248,8 +254,11 @@ def test_cli_refuses_to_overwrite_or_resume_another_config(tmp_path):
     base = ["--dataset", TINY, "--loss", "supcon", "--epochs", "2", "--batch-size", "16", "--limit", "16",
             "--no-monitor", "--quiet", "--out", str(out)]
     assert invoke(*base).exit_code == 0
-    again = invoke(*base)
-    assert again.exit_code == 1 and "already holds a run; pass --resume" in again.output
+    stamp = (out / "checkpoints" / "epoch_0002.pt").stat().st_mtime_ns
+    again = invoke(*base)  # the same command continues the run: finished, so nothing is redone
+    assert again.exit_code == 0 and (out / "checkpoints" / "epoch_0002.pt").stat().st_mtime_ns == stamp
+    changed = invoke(*base, "--lr", "0.9")
+    assert changed.exit_code == 1 and "already holds a run with lr=0.125, not 0.9; pass --resume" in changed.output
     other = invoke("--resume", str(out), "--lr", "0.9", "--quiet")
     assert other.exit_code == 1
     assert "Cannot resume" in other.output and "lr=0.125" in other.output and "not 0.9" in other.output

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 from rascal_cli.errors import user_errors
+from rascal_cli.paths import OutputPath
 from rascal_geom.hierarchies import list_hierarchies
 
 
@@ -38,13 +39,14 @@ def _default_name(source: Path) -> str:
 @click.option("--compare", "compare", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Another checkpoint (or .npz) of the same samples; repeat it. Gives the rank-stability curve "
                    "over training. A run directory uses its per-epoch checkpoints by default.")
-@click.option("--out", "out_html", type=click.Path(dir_okay=False, path_type=Path), default=None,
+@click.option("--out", "out_html", type=OutputPath(suffixes=(".html",)), default=None,
               help="HTML page to write; NAME.json goes beside it. Default: reports/<name>.html.")
 @click.option("--k", type=click.IntRange(min=1), default=20, show_default=True,
               help="Neighbours for kNN, hierarchy retention and attribute consistency.")
 @click.option("--embedding", type=click.Choice(["projection", "feature"]), default="projection",
               show_default=True, help="Analyse the projection head's output or the backbone features.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of every subsample.")
+@click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True,
+              help="Seed of every subsample.")
 @click.option("--no-umap", is_flag=True, help="Skip the 2-D UMAP map (saves ~30 s).")
 @click.option("--no-cache", is_flag=True, help="Run the model again even if its embeddings are cached.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True)
@@ -67,20 +69,25 @@ def command(source, hierarchy, data_root, split, dataset, arch, layer, compare, 
     from rascal_geom.neighbors import backend_note
     from rascal_geom.report import render_analysis
     from rascal_train.devices import device_scope, resolve_device
-    from rascal_train.io import atomic_write_json
+    from rascal_train.io import atomic_write_json, check_output
 
+    if out_html is None:
+        out_html = Path("reports") / f"{_default_name(source)}.html"
+    inputs = [source, *compare]
+    # Both outputs are checked before the work (minutes of embedding, kNN and UMAP), not after it.
+    check_output(out_html, inputs=inputs, suffixes=(".html",))
+    check_output(out_html.with_suffix(".json"), inputs=inputs, suffixes=(".json",))
     knn_ks = tuple(sorted({1, k, 200}))
     device = resolve_device(device)
     with device_scope(device):
-        click.echo(backend_note(device=device), err=True)
         result = analyze(source, hierarchy=hierarchy, data_root=data_root, split=split, compare=compare, k=k,
                          knn_ks=knn_ks, seed=seed, embedding=embedding, umap=not no_umap,
                          use_cache=not no_cache, batch_size=batch_size, progress=not quiet, device=device,
                          dataset=dataset, arch=arch, layer=layer)
+    # Said after the work: a bad input must end in its one error line, nothing before it.
+    click.echo(backend_note(device=device), err=True)
     if result["source"]["load"]:
         click.echo(result["source"]["load"], err=True)
-    if out_html is None:
-        out_html = Path("reports") / f"{_default_name(source)}.html"
     json_path = atomic_write_json(out_html.with_suffix(".json"), result)
     run_dir = result["source"]["run_dir"]
     if run_dir is not None:

@@ -7,12 +7,13 @@ from pathlib import Path
 import click
 
 from rascal_cli.errors import user_errors
+from rascal_cli.paths import OutputPath
 
 
 @click.command("demo")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("runs/demo"),
+@click.option("--out", type=OutputPath(folder=True), default=Path("runs/demo"),
               show_default=True, help="Where the demo's runs go.")
-@click.option("--report", "report_html", type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--report", "report_html", type=OutputPath(suffixes=(".html",)),
               default=Path("reports/demo.html"), show_default=True, help="The HTML report to write.")
 @click.option("--quick", is_flag=True, help="A smaller set and fewer epochs (about a minute); for a smoke test.")
 @click.option("--seeds", type=click.IntRange(1, 10), default=1, show_default=True,

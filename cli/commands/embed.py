@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from rascal_cli.errors import user_errors
+from rascal_cli.paths import OutputPath
 
 
 @click.command("embed")
@@ -25,8 +26,8 @@ from rascal_cli.errors import user_errors
                                             "layer3) instead; an unknown name lists the available ones.")
 @click.option("--arch", default=None, help="Architecture of a foreign checkpoint whose weights do not say it "
                                            "(resnet18, resnet50, cifar_resnet18, cifar_resnet50).")
-@click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="The .npz file to write.")
+@click.option("--out", "out", required=True, type=OutputPath(suffixes=(".npz",)),
+              help="The .npz file to write (an existing .npz there is replaced).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True)
 @click.option("--no-cache", is_flag=True, help="Run the model again even if its embeddings are cached.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
@@ -41,10 +42,13 @@ def command(checkpoint, dataset, data_root, split, embedding, layer, arch, out, 
     """
     from rascal_geom.embeddings import extract_embeddings, save_npz
     from rascal_train.config import resume_path
+    from rascal_train.io import check_output
 
     if out.suffix != ".npz":
         raise click.BadParameter(f"{out} must end in .npz (the format `rascal analyze` reads).", param_hint="--out")
-    emb = extract_embeddings(resume_path(checkpoint), split=split, data_root=data_root, batch_size=batch_size,
+    path = resume_path(checkpoint)
+    check_output(out, inputs=[checkpoint, path], suffixes=(".npz",))  # before the work, not after
+    emb = extract_embeddings(path, split=split, data_root=data_root, batch_size=batch_size,
                              use_cache=not no_cache, progress=not quiet, dataset=dataset, arch=arch, layer=layer)
     if embedding == "feature":
         emb = dataclasses.replace(emb, embeddings=emb.features, source={**emb.source, "embedding": "feature"})

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from rascal_cli.errors import user_errors
+from rascal_cli.paths import OutputPath
 
 
 @click.command("eval")
@@ -38,7 +39,7 @@ from rascal_cli.errors import user_errors
 @click.option("--arch", default=None, help="Architecture of a foreign checkpoint whose weights do not say it "
                                            "(resnet18, resnet50, cifar_resnet18, cifar_resnet50).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--out", type=OutputPath(suffixes=(".json",)),
               help="Output JSON (default: <run_dir>/eval.json for a checkpoint of a run directory).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @user_errors
@@ -57,18 +58,22 @@ def command(checkpoint, linear, knn, corruptions, corruptions_root, protocol, pr
     """
     from rascal_train.config import resume_path
     from rascal_train.evaluate import default_eval_path, evaluate_checkpoint
-    from rascal_train.io import atomic_write_json
+    from rascal_train.devices import device_scope, resolve_device
+    from rascal_train.io import atomic_write_json, check_output
     from rascal_train.progress import console
 
-    from rascal_train.devices import device_scope, resolve_device
-
+    if corruptions_root is not None and not any(p.suffix == ".npy" or p.is_dir() for p in corruptions_root.iterdir()):
+        raise click.ClickException(f"--corruptions-root {corruptions_root} holds no CIFAR-100-C .npy files and no "
+                                   "ImageNet-C folders; pass the extracted folder, or drop the option to generate "
+                                   "the corruptions.")
     path = resume_path(checkpoint)
+    target = out if out is not None else default_eval_path(path)
+    check_output(target, inputs=[checkpoint, path], suffixes=(".json",))  # before the work, not after
     with device_scope(resolve_device(device)) as device:  # the kNN search follows --device too
         result = evaluate_checkpoint(path, data_root=data_root, linear=linear, knn=knn, corruptions=corruptions,
                                      protocol=protocol, device=device, progress=not quiet, batch_size=batch_size,
                                      probe_epochs=probe_epochs, corruptions_root=corruptions_root, dataset=dataset,
                                      arch=arch)
-    target = out if out is not None else default_eval_path(path)
     atomic_write_json(target, result)
     if not quiet:
         click.echo(result["load"], err=True)

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from rascal_cli.errors import user_errors
+from rascal_cli.paths import OutputPath
 
 
 @click.command("report")
@@ -15,9 +16,9 @@ from rascal_cli.errors import user_errors
 @click.option("--baseline", metavar="NAME",
               help="Run group to compare against: a group name (run name without its seed suffix) or a "
                    "loss such as supcon. Default: the first group.")
-@click.option("--out", "out_html", type=click.Path(dir_okay=False, path_type=Path), default=None,
+@click.option("--out", "out_html", type=OutputPath(suffixes=(".html",)), default=None,
               help="HTML file to write. Default: reports/<runs>.html. Figures go to <stem>_figures/ beside it.")
-@click.option("--latex", "latex_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+@click.option("--latex", "latex_dir", type=OutputPath(folder=True), default=None,
               help="Also write booktabs tables (headline, geometry, weights, config) as .tex files here.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
 @user_errors
@@ -29,9 +30,18 @@ def command(inputs, baseline, out_html, latex_dir, quiet):
     Welch t otherwise), marked when it contains 0.
     """
     from rascal_geom.report import default_report_name, render_report
+    from rascal_train.io import check_output
 
+    seen = {}
+    for path in inputs:
+        first = seen.setdefault(path.resolve(), path)
+        if first is not path:
+            raise click.ClickException(f"{path} is given twice (as {first}); one run counted twice would pass "
+                                       "for two seeds, so list each run once.")
     if out_html is None:
         out_html = Path("reports") / f"{default_report_name(inputs)}.html"
+    check_output(out_html, inputs=inputs, suffixes=(".html",))
+    check_output(out_html.parent / f"{out_html.stem}_figures", folder=True, inputs=inputs)
     path = render_report(list(inputs), baseline=baseline, out_html=out_html, latex_dir=latex_dir,
                          progress=not quiet)
     click.echo(str(path))

@@ -7,11 +7,12 @@ from pathlib import Path
 import click
 
 from rascal_cli.errors import user_errors
+from rascal_cli.paths import OutputPath
 
 
 @click.command("sweep")
 @click.argument("grid", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+@click.option("--out", type=OutputPath(folder=True),
               help="Where the runs and report go (default: runs/sweeps/<grid name>).")
 @click.option("--dry-run", is_flag=True, help="List the runs and their status; train nothing.")
 @click.option("--print-commands", is_flag=True,
@@ -34,15 +35,17 @@ def command(grid, out, dry_run, print_commands, no_analysis, device, quiet):
       rascal sweep examples/weight_source.yaml
       rascal sweep examples/cache_policy.yaml --print-commands > jobs.txt
     """
+    from rascal_train.io import check_output
     from rascal_train.sweep import expand_grid, load_grid, run_status, run_sweep, train_command
 
     spec = load_grid(grid)
-    out = out or Path("runs") / "sweeps" / str(spec["name"])
     runs = expand_grid(spec)
+    out = out or Path("runs") / "sweeps" / spec["name"]
+    check_output(out, folder=True)
     if print_commands:
         for run in runs:
             if run_status(out / run.name, run.options) != "done":
-                click.echo(train_command(run, out / run.name, gpus=int(spec.get("gpus", 1))))
+                click.echo(train_command(run, out / run.name, gpus=spec.get("gpus", 1)))
         return
     if dry_run:
         for run in runs:
@@ -53,5 +56,7 @@ def command(grid, out, dry_run, print_commands, no_analysis, device, quiet):
         from rascal_train.devices import resolve_device
 
         resolve_device(device)  # a bad --device fails here, before anything trains
+    if not no_analysis:
+        check_output(out / "report.html", suffixes=(".html",))
     report = run_sweep(spec, out, progress=not quiet, analyze=not no_analysis, device=device)
     click.echo(f"Report: {report}" if report else f"Trained {len(runs)} runs in {out}")

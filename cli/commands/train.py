@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
 
 from rascal_cli.errors import user_errors
+from rascal_cli.paths import OutputPath
+from rascal_train.config import MAX_SEED
 
 _LOSSES = ("ce", "supcon", "rascal", "simclr")
 _WEIGHTS = ("uniform", "current_rank", "current_similarity", "rank_agreement", "rank_agreement_hard")
@@ -38,11 +41,12 @@ _WEIGHTS = ("uniform", "current_rank", "current_similarity", "rank_agreement", "
 @click.option("--precision", type=click.Choice(("auto", "fp32", "bf16", "fp16")),
               help="Autocast on CUDA (default auto: bf16 from compute capability 8, else fp16 with a "
                    "gradient scaler); CPU trains in fp32.")
-@click.option("--seed", type=click.IntRange(min=0), help="The one seed of the run (default: 0).")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+@click.option("--seed", type=click.IntRange(0, MAX_SEED), help="The one seed of the run (default: 0).")
+@click.option("--out", type=OutputPath(folder=True),
               help="Run directory (default: runs/<dataset>-<loss>[-<weights>]-s<seed>).")
 @click.option("--resume", type=click.Path(exists=True, path_type=Path),
-              help="Continue a run: its checkpoint, or its run directory (meaning checkpoints/last.pt).")
+              help="Continue a run: its checkpoint, or its run directory (meaning checkpoints/last.pt). "
+                   "Running the same command again also continues a run.")
 @click.option("--monitor/--no-monitor", default=None,
               help="Epoch-end kNN accuracy and rank stability (default: on).")
 @click.option("--log-every", type=click.IntRange(min=1), help="Steps between step records in the log (default: 10).")
@@ -67,4 +71,5 @@ def command(config_file, quiet, tensorboard, **flags):
     flags = {key: str(value) if isinstance(value, Path) else value for key, value in flags.items()}
     config = resolve_config(config_file, **flags)
     run_dir = train(config, progress=not quiet, tensorboard=tensorboard)
-    click.echo(str(run_dir))
+    if int(os.environ.get("RANK", "0")) == 0:  # under torchrun only rank 0 speaks
+        click.echo(str(run_dir))
