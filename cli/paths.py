@@ -17,7 +17,7 @@ class OutputPath(click.Path):
     folder : bool, default=False
         The output is a folder (else a file).
     suffixes : tuple of str
-        The kinds of file this output may replace (see :func:`rascal_train.io.check_output`).
+        The kinds of file this output may replace (see :func:`rascal_train.files.check_output`).
     """
 
     def __init__(self, folder: bool = False, suffixes: tuple[str, ...] = ()):
@@ -25,7 +25,7 @@ class OutputPath(click.Path):
         self.folder, self.suffixes = folder, suffixes
 
     def convert(self, value, param, ctx):
-        from rascal_train.io import check_output
+        from rascal_train.files import check_output
 
         if isinstance(value, str) and not value.strip():
             self.fail("is empty; pass a path.", param, ctx)

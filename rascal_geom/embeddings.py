@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from rascal_train.errors import RascalError
-from rascal_train.io import atomic_write_bytes
+from rascal_train.files import atomic_write_bytes
 
 # Without class names, labels may reach max(n_samples, this): ImageNet-21k has ~22k classes.
 MAX_UNNAMED_CLASSES = 100_000

@@ -21,7 +21,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 
-from rascal_train.io import atomic_write_bytes  # noqa: E402
+from rascal_train.files import atomic_write_bytes  # noqa: E402
 
 _RC = {"svg.fonttype": "none", "svg.hashsalt": "rascal", "font.size": 9, "axes.titlesize": 9,
        "axes.labelsize": 9, "legend.fontsize": 8, "xtick.labelsize": 8, "ytick.labelsize": 8,

@@ -35,7 +35,7 @@ def evaluate_and_analyze(run_dir: str | Path, progress: bool = True, device=None
     from rascal_geom.report import render_analysis
     from rascal_train.devices import device_scope, resolve_device
     from rascal_train.evaluate import evaluate_checkpoint
-    from rascal_train.io import atomic_write_json, load_checkpoint
+    from rascal_train.files import atomic_write_json, load_checkpoint
 
     device = resolve_device(device)
     run_dir = Path(run_dir)

@@ -17,7 +17,7 @@ from typing import Sequence
 
 import numpy as np
 
-from rascal_geom import figures, summary
+from rascal_geom import figures, sentences
 from rascal_geom.latex import TeX, booktabs_table
 from rascal_geom.latex import escape as tex_escape
 from rascal_geom.runs import (SEED_SUFFIX, RunGroup, RunRecord, analysis_provenance, find_baseline, group_runs,
@@ -25,7 +25,7 @@ from rascal_geom.runs import (SEED_SUFFIX, RunGroup, RunRecord, analysis_provena
 from rascal_geom.stats import WEIGHT_BIN_EDGES, Difference, Summary, difference_interval, \
     histogram_summary, summarize
 from rascal_train.errors import RascalError
-from rascal_train.io import atomic_write_text
+from rascal_train.files import atomic_write_text
 from rascal_train.progress import track
 
 _HEADLINE_LABELS = {"linear_top1": "linear top-1", "knn_top1": "kNN top-1", "attribute_lift": "attribute lift",
@@ -95,7 +95,7 @@ def _cell(s: Summary | None, size: int) -> dict:
     """Mean ± std with its n; ``n=2 of 3`` when some of the group's runs lack this measurement."""
     if s is None:
         return {"text": "\u2013", "n": f"0 of {size}", "v": ""}
-    text = summary.fmt(s.mean) + (f" \u00b1 {summary.fmt(s.std)}" if s.n > 1 else "")
+    text = sentences.fmt(s.mean) + (f" \u00b1 {sentences.fmt(s.std)}" if s.n > 1 else "")
     return {"text": text, "n": str(s.n) if s.n == size else f"{s.n} of {size}", "v": f"{s.mean:.10g}"}
 
 
@@ -103,10 +103,10 @@ def _delta_cell(d: Difference | None) -> dict | None:
     if d is None:
         return None
     if not d.has_interval:  # why is said once under the table (NO_INTERVAL_NOTE), not in each cell
-        return {"text": summary.fmt(d.delta, sign=True), "ci": "", "marker": "no CI", "cls": "noci",
+        return {"text": sentences.fmt(d.delta, sign=True), "ci": "", "marker": "no CI", "cls": "noci",
                 "v": f"{d.delta:.10g}"}
-    return {"text": summary.fmt(d.delta, sign=True),
-            "ci": f"[{summary.fmt(d.low, sign=True)}, {summary.fmt(d.high, sign=True)}] "
+    return {"text": sentences.fmt(d.delta, sign=True),
+            "ci": f"[{sentences.fmt(d.low, sign=True)}, {sentences.fmt(d.high, sign=True)}] "
                   f"{'paired t' if d.method == 'paired-t' else 'Welch t'}",
             "marker": "" if d.distinguishable else "\u2248 0", "cls": "sig" if d.distinguishable else "ns",
             "v": f"{d.delta:.10g}"}
@@ -326,13 +326,13 @@ def _per_class_sections(groups: list[RunGroup], baseline: int, fig_dir: Path | N
             header += [f"\u0394 {groups[gi].name}" for gi in cols if gi != baseline]
         rows = []
         for c, name in enumerate(names):
-            cells = [{"text": summary.fmt(v[c]), "v": f"{v[c]:.10g}"} if np.isfinite(v[c])
+            cells = [{"text": sentences.fmt(v[c]), "v": f"{v[c]:.10g}"} if np.isfinite(v[c])
                      else {"text": "\u2013", "v": ""} for v in cols.values()]
             if has_delta:
                 for gi, v in cols.items():
                     if gi != baseline:
                         d = v[c] - cols[baseline][c]
-                        cells.append({"text": summary.fmt(d, sign=True), "v": f"{d:.10g}"} if np.isfinite(d)
+                        cells.append({"text": sentences.fmt(d, sign=True), "v": f"{d:.10g}"} if np.isfinite(d)
                                      else {"text": "\u2013", "v": ""})
             rows.append({"name": name, "cells": cells})
         shown, notes = _classes_to_draw(next(iter(cols.values())), col_names[0])
@@ -418,7 +418,7 @@ def _umaps(groups: list[RunGroup], fig_dir: Path | None) -> list[dict]:
         out.append({"group": group.name, "run": run.name,
                     "svg": figures.export_figure(fig, f"umap_{gi + 1}", fig_dir),
                     "trustworthiness": trust, "n": int(um.get("n") or len(coords)),
-                    "trust_text": summary.fmt(trust, 3) if isinstance(trust, (int, float)) else "\u2013"})
+                    "trust_text": sentences.fmt(trust, 3) if isinstance(trust, (int, float)) else "\u2013"})
     return out
 
 
@@ -507,16 +507,16 @@ def _render_groups(groups: list[RunGroup], baseline: int, out_html: Path, title:
             built["umaps"] = _umaps(groups, fig_dir)
 
     names = [g.name for g in groups]
-    sentences = [summary.group_sentence(names, [len(g.runs) for g in groups], baseline)]
+    lines = [sentences.group_sentence(names, [len(g.runs) for g in groups], baseline)]
     if len(groups) == 1:
-        sentences.append(summary.single_group_sentence(
+        lines.append(sentences.single_group_sentence(
             names[0], [(r["label"], r["summaries"][0]) for r in headline if r["summaries"][0] is not None]))
     else:
-        sentences += summary.comparison_sentences(
+        lines += sentences.comparison_sentences(
             names, baseline, [(r["label"], r["summaries"], r["differences"]) for r in headline])
-    sentences += [summary.weight_sentence(w["group"], w["stats"], w["epoch"], w["recorded"])
+    lines += [sentences.weight_sentence(w["group"], w["stats"], w["epoch"], w["recorded"])
                   for w in built["weights"]]
-    sentences += [summary.umap_sentence(u["group"], u["trustworthiness"], u["n"]) for u in built["umaps"]
+    lines += [sentences.umap_sentence(u["group"], u["trustworthiness"], u["n"]) for u in built["umaps"]
                   if isinstance(u["trustworthiness"], (int, float))]
 
     ctx = {
@@ -531,9 +531,9 @@ def _render_groups(groups: list[RunGroup], baseline: int, out_html: Path, title:
         "geometry": _html_rows(geometry),
         "headline_no_ci": NO_INTERVAL_NOTE if _lacks_interval(headline) else "",
         "geometry_no_ci": NO_INTERVAL_NOTE if _lacks_interval(geometry) else "",
-        "summary": sentences,
+        "summary": lines,
         "weights_table": [{"group": w["group"], "runs": w["runs"], "epoch": w["epoch"], "recorded": w["recorded"],
-                           **{k: (f"{v:.1%}" if k.startswith("share") else summary.fmt(v, 3))
+                           **{k: (f"{v:.1%}" if k.startswith("share") else sentences.fmt(v, 3))
                               for k, v in w["stats"].items() if k != "total"},
                            "total": f"{w['stats']['total']:.0f}"} for w in built["weights"]],
         "figures_dir": fig_dir.name,

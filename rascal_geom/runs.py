@@ -15,7 +15,7 @@ from pathlib import Path
 
 from rascal_geom.metrics.knn import KNN_TEMPERATURE
 from rascal_train.errors import RascalError
-from rascal_train.io import read_jsonl
+from rascal_train.files import read_jsonl
 
 ANALYSIS_SCHEMA = "rascal.analysis/1"
 

@@ -110,7 +110,7 @@ def load_model(path: str | os.PathLike, arch: str | None = None) -> LoadedModel:
     Parameters
     ----------
     path : path
-        Loaded weights-only (:func:`rascal_train.io.load_checkpoint`).
+        Loaded weights-only (:func:`rascal_train.files.load_checkpoint`).
     arch : str or None
         For foreign layouts, one of :data:`ARCHS`; default: read off the weights' shapes.
 
@@ -119,7 +119,7 @@ def load_model(path: str | os.PathLike, arch: str | None = None) -> LoadedModel:
     RascalError
         Unknown layout, an architecture the weights do not fit, or encoder weights missing.
     """
-    from rascal_train.io import load_checkpoint
+    from rascal_train.files import load_checkpoint
     from rascal_train.transforms import MEAN, STD
 
     obj = load_checkpoint(path)

@@ -303,7 +303,7 @@ def resolve_config(config_file: str | Path | None = None, **flags) -> TrainConfi
     values.update({key: value for key, value in flags.items() if value is not None})
     source = str(config_file) if config_file is not None else "the flags"
     if values.get("resume"):
-        from rascal_train.io import load_checkpoint
+        from rascal_train.files import load_checkpoint
         from rascal_train.rundir import read_run_config, resume_source
 
         run_dir, ckpt_file = resume_source(values["resume"])

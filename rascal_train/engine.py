@@ -32,7 +32,7 @@ from rascal_train.config import RESUME_FREE_KEYS, TrainConfig, config_key_hint
 from rascal_train.datasets.base import HierDataset
 from rascal_train.devices import autocast_dtype, describe, device_scope, resolve_device
 from rascal_train.errors import RascalError
-from rascal_train.io import (atomic_torch_save, atomic_write_json, atomic_write_text, load_checkpoint,
+from rascal_train.files import (atomic_torch_save, atomic_write_json, atomic_write_text, load_checkpoint,
                              read_jsonl, sweep_stale_temps)
 from rascal_train.models import CHECKPOINT_FORMAT, RascalModel, build_model
 from rascal_train.rundir import last_checkpoint, lock_run_dir, read_run_config, resume_source

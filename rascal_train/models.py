@@ -199,7 +199,7 @@ def build_model(config: dict) -> RascalModel:
 
 
 def model_from_checkpoint(ckpt: dict) -> tuple[RascalModel, dict]:
-    """Rebuild the trained model of a checkpoint from :func:`rascal_train.io.load_checkpoint`.
+    """Rebuild the trained model of a checkpoint from :func:`rascal_train.files.load_checkpoint`.
 
     Returns
     -------

@@ -228,7 +228,7 @@ def run_sweep(spec: dict, out_dir: str | Path, progress: bool = True, analyze: b
     """
     from rascal_train.config import TrainConfig
     from rascal_train.engine import train
-    from rascal_train.io import atomic_write_json
+    from rascal_train.files import atomic_write_json
     from rascal_train.progress import console
 
     out_dir = Path(out_dir)

@@ -114,7 +114,7 @@ def test_hierarchy_choices_are_every_registered_dataset(tmp_path):
 
 
 def test_analyze_run_directory_of_checkpoints(tmp_path, monkeypatch):
-    from rascal_train.io import atomic_torch_save
+    from rascal_train.files import atomic_torch_save
     from rascal_train.models import CHECKPOINT_FORMAT, build_model
 
     monkeypatch.setenv("RASCAL_CACHE_DIR", str(tmp_path / "cache"))

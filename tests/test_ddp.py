@@ -85,7 +85,7 @@ def test_ddp_gradients_equal_one_process_on_the_global_batch(tmp_path):
         assert torch.allclose(result["cache"]["rows"], cache.rows, atol=1e-6)
     assert torch.equal(ranks[0]["cache"]["rows"], ranks[1]["cache"]["rows"])  # identical replicas
 
-    from rascal_train.io import load_checkpoint
+    from rascal_train.files import load_checkpoint
 
     ckpt = load_checkpoint(run_dir / "last.pt")
     assert ckpt["epoch"] == 1 and ckpt["step"] == 2 and ckpt["rng"]["world_size"] == WORLD
@@ -108,7 +108,7 @@ def _torchrun_worker(rank, port, run_dir):
 @pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two GPUs")
 def test_nccl_run_on_two_gpus(tmp_path):
     mp.spawn(_torchrun_worker, args=(_free_port(), str(tmp_path / "run")), nprocs=WORLD, join=True)
-    from rascal_train.io import load_checkpoint
+    from rascal_train.files import load_checkpoint
 
     ckpt = load_checkpoint(tmp_path / "run" / "last.pt")
     assert ckpt["epoch"] == 1 and ckpt["rng"]["world_size"] == WORLD

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 from rascal_train import devices, engine, evaluate
 from rascal_train.devices import autocast_dtype, resolve_device
 from rascal_train.errors import RascalError
-from rascal_train.io import load_checkpoint
+from rascal_train.files import load_checkpoint
 from test_evaluate import TinyModel, make_dataset
 from test_train import tiny_config
 

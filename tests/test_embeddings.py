@@ -69,7 +69,7 @@ def test_pickled_or_wrong_files_refused(tmp_path):
 
 @pytest.fixture
 def checkpoint(tmp_path):
-    from rascal_train.io import atomic_torch_save
+    from rascal_train.files import atomic_torch_save
     from rascal_train.models import CHECKPOINT_FORMAT, build_model
 
     torch.manual_seed(0)
@@ -115,7 +115,7 @@ def test_extract_runs_model_once_then_reads_cache(checkpoint, tmp_path, monkeypa
 
 
 def test_cache_key_covers_everything_that_changes_the_embeddings(checkpoint, tmp_path, monkeypatch):
-    from rascal_train.io import atomic_torch_save, load_checkpoint
+    from rascal_train.files import atomic_torch_save, load_checkpoint
 
     path, _ = checkpoint
     base = cache_path(path, "test", tmp_path / "cache", device="cpu")

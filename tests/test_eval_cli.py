@@ -13,7 +13,7 @@ import rascal_train.engine
 from rascal_cli.main import cli
 from rascal_train.config import TrainConfig
 from rascal_train.datasets.base import get_dataset
-from rascal_train.io import atomic_torch_save, atomic_write_json
+from rascal_train.files import atomic_torch_save, atomic_write_json
 from rascal_train.models import CHECKPOINT_FORMAT, build_model
 
 

@@ -14,7 +14,7 @@ import torch
 from click.testing import CliRunner
 
 from rascal_cli.main import cli
-from rascal_train.io import atomic_torch_save, load_checkpoint
+from rascal_train.files import atomic_torch_save, load_checkpoint
 from test_train import TINY
 
 TESTS = Path(__file__).parent

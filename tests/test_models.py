@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from rascal_train.errors import RascalError
-from rascal_train.io import atomic_torch_save, load_checkpoint
+from rascal_train.files import atomic_torch_save, load_checkpoint
 from rascal_train.models import (CHECKPOINT_FORMAT, ProjectionHead, build_model, create_encoder, list_models,
                                  model_from_checkpoint)
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from rascal_train import engine
-from rascal_train.io import load_checkpoint
+from rascal_train.files import load_checkpoint
 from test_train import tiny_config
 
 

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from rascal_train.config import TrainConfig, load_config_file, resolve_config
 from rascal_train.datasets.base import get_dataset, list_datasets, register_dataset
 from rascal_train.errors import RascalError
-from rascal_train.io import load_checkpoint
+from rascal_train.files import load_checkpoint
 from rascal_train.models import model_from_checkpoint
 from rascal_train.schedule import WarmupCosineLR, warmup_cosine
 

@@ -69,7 +69,7 @@ def command(source, hierarchy, data_root, split, dataset, arch, layer, compare, 
     from rascal_geom.neighbors import backend_note
     from rascal_geom.report import render_analysis
     from rascal_train.devices import device_scope, resolve_device
-    from rascal_train.io import atomic_write_json, check_output
+    from rascal_train.files import atomic_write_json, check_output
 
     if out_html is None:
         out_html = Path("reports") / f"{_default_name(source)}.html"

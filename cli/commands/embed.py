@@ -42,7 +42,7 @@ def command(checkpoint, dataset, data_root, split, embedding, layer, arch, out, 
     """
     from rascal_geom.embeddings import extract_embeddings, save_npz
     from rascal_train.config import resume_path
-    from rascal_train.io import check_output
+    from rascal_train.files import check_output
 
     if out.suffix != ".npz":
         raise click.BadParameter(f"{out} must end in .npz (the format `rascal analyze` reads).", param_hint="--out")

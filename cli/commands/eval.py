@@ -59,7 +59,7 @@ def command(checkpoint, linear, knn, corruptions, corruptions_root, protocol, pr
     from rascal_train.config import resume_path
     from rascal_train.evaluate import default_eval_path, evaluate_checkpoint
     from rascal_train.devices import device_scope, resolve_device
-    from rascal_train.io import atomic_write_json, check_output
+    from rascal_train.files import atomic_write_json, check_output
     from rascal_train.progress import console
 
     if corruptions_root is not None and not any(p.suffix == ".npy" or p.is_dir() for p in corruptions_root.iterdir()):

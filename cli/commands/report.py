@@ -30,7 +30,7 @@ def command(inputs, baseline, out_html, latex_dir, quiet):
     Welch t otherwise), marked when it contains 0.
     """
     from rascal_geom.report import default_report_name, render_report
-    from rascal_train.io import check_output
+    from rascal_train.files import check_output
 
     seen = {}
     for path in inputs:

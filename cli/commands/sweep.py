@@ -35,7 +35,7 @@ def command(grid, out, dry_run, print_commands, no_analysis, device, quiet):
       rascal sweep examples/weight_source.yaml
       rascal sweep examples/cache_policy.yaml --print-commands > jobs.txt
     """
-    from rascal_train.io import check_output
+    from rascal_train.files import check_output
     from rascal_train.sweep import expand_grid, load_grid, run_status, run_sweep, train_command
 
     spec = load_grid(grid)

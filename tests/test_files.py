@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from rascal_train.errors import RascalError
-from rascal_train.io import atomic_torch_save, atomic_write_json, atomic_write_text, load_checkpoint
+from rascal_train.files import atomic_torch_save, atomic_write_json, atomic_write_text, load_checkpoint
 
 
 class Payload:
@@ -56,7 +56,7 @@ def test_bad_checkpoints_are_one_line_errors(tmp_path, content, match):
 
 
 def test_read_jsonl_skips_only_a_torn_last_line(tmp_path):
-    from rascal_train.io import read_jsonl
+    from rascal_train.files import read_jsonl
 
     log = tmp_path / "train_log.jsonl"
     assert read_jsonl(log) == []
@@ -98,7 +98,7 @@ def test_a_killed_writers_temporary_is_swept_by_the_next_write(tmp_path):
 
 
 def test_check_output_refuses_what_cannot_or_must_not_be_written(tmp_path):
-    from rascal_train.io import check_output
+    from rascal_train.files import check_output
 
     blocker = tmp_path / "file"
     blocker.write_text("x")
@@ -129,7 +129,7 @@ def test_a_json_file_is_not_a_checkpoint(tmp_path):
 
 @pytest.mark.parametrize("text", ['[1, 2]\n', '"step"\n', b'\xff\xfe{"epoch": 1}\n'])
 def test_read_jsonl_refuses_records_that_are_not_objects(tmp_path, text):
-    from rascal_train.io import read_jsonl
+    from rascal_train.files import read_jsonl
 
     log = tmp_path / "train_log.jsonl"
     log.write_bytes(text if isinstance(text, bytes) else ('{"epoch": 1}\n' + text).encode())
