@@ -113,11 +113,11 @@ def test_supcon_probe_moves_the_model_too():
 
 def test_checkpoint_embeddings_follow_the_device(tmp_path, monkeypatch):
     from rascal_geom import embeddings
-    from rascal_train import models
+    from rascal_train import checkpoint_formats
     from rascal_train.engine import train
 
     run_dir = train(tiny_config(tmp_path, loss="supcon", epochs=1), progress=False)
-    build = models.model_from_checkpoint
+    build = checkpoint_formats.model_from_checkpoint  # what load_model builds a rascal checkpoint with
     moved = []
 
     def elsewhere(ckpt):
@@ -131,7 +131,7 @@ def test_checkpoint_embeddings_follow_the_device(tmp_path, monkeypatch):
         model.to = to
         return model, config
 
-    monkeypatch.setattr(models, "model_from_checkpoint", elsewhere)
+    monkeypatch.setattr(checkpoint_formats, "model_from_checkpoint", elsewhere)
     emb = embeddings.extract_embeddings(run_dir / "last.pt", cache_dir=tmp_path / "cache", device="cpu",
                                         progress=False)
     assert moved == [torch.device("cpu")] and emb.embeddings.shape[0] > 0
