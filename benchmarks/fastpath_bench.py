@@ -18,7 +18,8 @@ Pairs (fast vs plain):
 
 The two sides of a pair run one after the other in every round (first one, then the other,
 alternating), so both see the same load of a shared machine; ms is the median over rounds and
-the gain the median over rounds of the paired ratio plain / fast.
+the gain the median over rounds of the paired ratio plain / fast. For scale, each class count
+ends with the CPU time of one forward+backward of the loss (``loss_bench.py``'s step).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import time
 
 import torch
 import torch.nn.functional as F
+from loss_bench import make_step  # this directory is on the path of a script run from it
 
 from rascal_train import losses, ranks
 
@@ -140,6 +142,10 @@ def main() -> None:
             f_ms, p_ms, gain = compare(fast, plain, args.repeats)
             print(f"{classes:>7}  {name:<22} {str(list(shape)):>12} {f_ms:>9.2f} {p_ms:>9.2f} "
                   f"{gain:>9.1f}x")
+        step = make_step("rank_agreement", args.n, classes, args.dim, "cpu")
+        step()  # warm-up
+        step_ms = statistics.median(timed(step, 1) for _ in range(5))
+        print(f"{classes:>7}  {'loss step (fwd+bwd)':<22} {'':>12} {step_ms:>9.2f}")
 
 
 if __name__ == "__main__":

@@ -147,6 +147,8 @@ def _distinct_rows(x: Tensor) -> tuple[Tensor, Tensor]:
     Bit-equal rows give bit-equal numbers (each row is reduced by the same kernel), so sorting
     the numbers puts the copies of a row together; different rows sharing a number is a
     coincidence, which the check ``uniq[inverse] == x`` catches, and then the reference decides.
+    Buys little (``benchmarks/fastpath_bench.py``, CPU, 1 thread): 0.9 ms instead of 1.4 on
+    the [2048, 128] cache rows of an N = 2048 batch, under 1% of a loss step; GPU unmeasured.
 
     Returns
     -------

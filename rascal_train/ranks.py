@@ -3,6 +3,13 @@
 Ranks are 0-based by *descending* value, ties sharing the average of the ranks they span
 (``scipy.stats.rankdata(-x, "average") - 1``). Ties are real here, not hypothetical: the views of
 one image share one cache row.
+
+:func:`average_ranks` sorts each row (:func:`_argsort_desc`), notes the places each sorted entry's
+copies take (:func:`_sorted_places`), gives each run of ties the average of its places
+(:func:`_tied_spans`) and puts the ranks back in the row's order. Its CPU fast paths sit beside
+plain forms that the tests in ``tests/test_ranks.py`` compare them with:
+:func:`_argsort_desc_reference`, :func:`_tied_spans` on every row, and
+:func:`average_ranks_reference` for the whole; ``benchmarks/fastpath_bench.py`` times each pair.
 """
 
 from __future__ import annotations
@@ -62,7 +69,12 @@ def _argsort_desc(values: Tensor) -> Tensor:
     in ``value``; ±inf become ±2^200 (exact, beyond any float32, with free bits too); ±0
     become the smallest subnormals of either sign, still between the negative and the positive
     float32s. float64 values (no free bits) take NumPy's argsort instead. Rows are split over
-    threads, as NumPy sorts on one. The measured gain: see ``benchmarks/fastpath_bench.py``.
+    threads, as NumPy sorts on one.
+
+    Buys (``benchmarks/fastpath_bench.py``, CPU time on 1 thread, the loss at N = 2048): 1.7 ms
+    instead of 16.4 on the [2048, 244] block of 10 classes and 0.43 instead of 3.8 on its
+    cached multiset, ~18 ms of an ~88 ms loss step; at 100 classes 0.39 instead of 1.3 ms, and
+    on the [1024, 21] multiset it loses (0.13 instead of 0.08 ms).
     """
     if not _host_shortcuts(values):
         return _argsort_desc_reference(values)
@@ -95,10 +107,12 @@ def average_ranks(values, counts: Tensor | None = None):
     ----------
     values : Tensor or ndarray of shape (..., m), floating point
         ``-inf`` entries sort last and so never change the ranks of finite ones (the loss marks
-        padding and the anchor itself with them).
+        padding and the anchor itself with them); their own ranks are unspecified.
     counts : Tensor of shape (..., m), optional
         How many times each entry occurs, for ranking a multiset given by its distinct values:
         an entry of count k stands for k tied copies and gets their average rank. Default 1.
+        Buys (``benchmarks/fastpath_bench.py``, CPU, 1 thread): the loss's cached multiset of
+        [1024, 122] (N = 2048, 10 classes) in 1.5 ms instead of 5.1 for the expanded rows.
 
     Returns
     -------
@@ -186,6 +200,9 @@ def _tied_spans_where_tied(srt: Tensor, before: Tensor, through: Tensor) -> Tens
     Ties are rare among similarities, and in a row without one every entry is a run of one,
     whose span is ``before + through - 1``. Runs of ``-inf`` (padding, the anchor itself) are
     not looked for: they sort last, so their ranks, left unaveraged, change no other entry's.
+
+    Buys (``benchmarks/fastpath_bench.py``, CPU, 1 thread): 1.3 ms instead of 4.2 on the
+    loss's [2048, 244] block (N = 2048, 10 classes), ~3% of its step; less elsewhere.
     """
     spans = before + through - 1
     tied = ((srt[..., 1:] == srt[..., :-1]) & (srt[..., 1:] > float("-inf"))).any(-1)
