@@ -134,12 +134,28 @@ def _ranks_in_block(sims: Tensor, off: Tensor) -> Tensor:
     return average_ranks(sims.masked_fill(off, float("-inf")))
 
 
-def _distinct_rows(x: Tensor) -> tuple[Tensor, Tensor]:
-    """``torch.unique(x, dim=0, return_inverse=True)``, without its slow row-by-row CPU path.
+def _distinct_rows_reference(x: Tensor) -> tuple[Tensor, Tensor]:
+    """The distinct rows of ``x`` and the group of each row: the plain form of
+    :func:`_distinct_rows`, ``torch.unique`` over rows (on a CPU it compares rows one by one)."""
+    return torch.unique(x, dim=0, return_inverse=True)
 
-    Rows are grouped by a random projection (bit-equal rows project bit-equally, since each
-    row is reduced by the same kernel), and the grouping is then verified exactly; should two
-    different rows ever share a projection, the exact ``torch.unique`` decides instead.
+
+def _distinct_rows(x: Tensor) -> tuple[Tensor, Tensor]:
+    """:func:`_distinct_rows_reference`'s grouping, found by sorting one number per row.
+
+    Each row is reduced to one float64 number, its dot product with a fixed random direction.
+    Bit-equal rows give bit-equal numbers (each row is reduced by the same kernel), so sorting
+    the numbers puts the copies of a row together; different rows sharing a number is a
+    coincidence, which the check ``uniq[inverse] == x`` catches, and then the reference decides.
+    Buys little (``benchmarks/fastpath_bench.py``, CPU, 1 thread): 0.9 ms instead of 1.4 on
+    the [2048, 128] cache rows of an N = 2048 batch, under 1% of a loss step; GPU unmeasured.
+
+    Returns
+    -------
+    uniq : Tensor of shape (n_distinct, d)
+        The first row of each group, groups in the order of their numbers (not of the rows).
+    inverse : LongTensor of shape (N,)
+        ``uniq[inverse] == x``.
     """
     direction = torch.randn(x.shape[1], generator=torch.Generator().manual_seed(0),
                             dtype=torch.float64).to(x.device)
@@ -149,7 +165,7 @@ def _distinct_rows(x: Tensor) -> tuple[Tensor, Tensor]:
     first.scatter_reduce_(0, inverse, torch.arange(x.shape[0], device=x.device), reduce="amin")
     uniq = x[first]
     if not torch.equal(uniq[inverse], x):
-        return torch.unique(x, dim=0, return_inverse=True)
+        return _distinct_rows_reference(x)
     return uniq, inverse
 
 

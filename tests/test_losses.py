@@ -311,55 +311,6 @@ def test_bf16_inputs_run_and_stay_finite(source):
     assert loss.item() == pytest.approx(ref.item(), rel=5e-2)
 
 
-@pytest.mark.parametrize("path", ["cpu", "gpu_path_on_cpu"])
-@pytest.mark.parametrize("ties", [True, False])
-def test_average_ranks_match_scipy_with_ties_and_padding(ties, path, monkeypatch):
-    from rascal_train import ranks
-    from rascal_train.ranks import average_ranks
-
-    if path == "gpu_path_on_cpu":  # torch's sort and the run-length pass over every row
-        monkeypatch.setattr(ranks, "_host_shortcuts", lambda values: False)
-    g = torch.Generator().manual_seed(16)
-    x = torch.randn(50, 9, generator=g, dtype=torch.float64)
-    if ties:
-        x = torch.round(x * 2) / 2
-    x[:, -2:] = float("-inf")                                                 # padding sorts last
-    want = rankdata(-x[:, :-2].numpy(), "average", axis=1) - 1
-    np.testing.assert_array_equal(average_ranks(x)[:, :-2].numpy(), want)
-
-
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16, torch.float64])
-def test_average_ranks_exact_at_signed_zeros_infinities_and_subnormals(dtype):
-    # The CPU sorts float32-exact values as packed float64 keys: the edges of that encoding.
-    from rascal_train.ranks import average_ranks
-
-    g = torch.Generator().manual_seed(23)
-    x = torch.round(torch.randn(60, 30, generator=g, dtype=torch.float64) * 3) / 3
-    x[0, :6] = torch.tensor([0.0, -0.0, float("inf"), -float("inf"), 0.0, -0.0])
-    x[1, :4] = torch.tensor([-1e-40, 1e-40, 0.0, -1e-45])    # float32 subnormals
-    x = x.to(dtype)
-    want = rankdata(-x.double().numpy(), "average", axis=1) - 1
-    np.testing.assert_array_equal(average_ranks(x).double().numpy(), want)
-
-
-@pytest.mark.parametrize("path", ["cpu", "gpu_path_on_cpu"])
-def test_average_ranks_of_a_multiset_given_by_counts_match_scipy(path, monkeypatch):
-    from rascal_train import ranks
-    from rascal_train.ranks import average_ranks
-
-    if path == "gpu_path_on_cpu":
-        monkeypatch.setattr(ranks, "_host_shortcuts", lambda values: False)
-    g = torch.Generator().manual_seed(19)
-    x = torch.round(torch.randn(40, 8, generator=g, dtype=torch.float64) * 2) / 2   # ties
-    counts = torch.randint(1, 4, x.shape, generator=g)
-    x[:, -1], counts[:, -1] = float("-inf"), 0                                  # padding
-    got = average_ranks(x, counts)
-    for row, cnt, row_ranks in zip(x, counts, got):
-        full = np.repeat(row[:-1].numpy(), cnt[:-1].numpy())
-        want = rankdata(-full, "average") - 1
-        np.testing.assert_array_equal(row_ranks[:-1].numpy(), want[np.cumsum(cnt[:-1].numpy()) - 1])
-
-
 def test_cached_ranks_with_ties_between_different_cache_rows():
     # Cache rows on a coarse grid: distinct rows often have equal similarity to an anchor.
     g = torch.Generator().manual_seed(20)
@@ -405,18 +356,35 @@ def test_recomputed_backward_passes_gradcheck(source):
                                     eps=1e-7, atol=1e-6, nondet_tol=0.0)
 
 
-def test_distinct_rows_groups_exactly_like_torch_unique():
-    from rascal_train.losses import _distinct_rows
-
+def _distinct_rows_cases():
     g = torch.Generator().manual_seed(18)
     rows = torch.randn(7, 5, generator=g)
-    x = rows[torch.tensor([3, 0, 3, 6, 1, 0, 0, 2, 5, 4, 6])]
-    uniq, inverse = _distinct_rows(x)
-    assert torch.equal(uniq[inverse], x) and len(uniq) == 7
-    ref_uniq, ref_inverse = torch.unique(x, dim=0, return_inverse=True)
-    # the same partition of the rows (group numbering may differ)
-    same = inverse[:, None] == inverse[None, :]
-    assert torch.equal(same, ref_inverse[:, None] == ref_inverse[None, :])
+    signed = torch.tensor([[0.0, 1.0], [-0.0, 1.0], [0.0, -0.0], [-0.0, 0.0], [0.0, 1.0]])
+    extreme = torch.tensor([[3e38, -3e38, 1e-45], [-1e-45, 1e-40, 0.0], [3e38, -3e38, 1e-45]])
+    return {"repeats": rows[torch.tensor([3, 0, 3, 6, 1, 0, 0, 2, 5, 4, 6])],
+            "float64": torch.randn(9, 3, generator=g, dtype=torch.float64)[[0, 8, 0, 2, 8]],
+            "signed_zeros": signed, "extremes": extreme, "one_row": rows[:1],
+            "all_equal": rows[2].repeat(6, 1),
+            # The same projection for different rows: 1 is lost against 1e30 (checked below).
+            "collision": torch.tensor([[1e30, 1.0], [1e30, 2.0], [1e30, 1.0]])}
+
+
+@pytest.mark.parametrize("case", list(_distinct_rows_cases()))
+def test_distinct_rows_equal_torch_unique_up_to_the_order_of_the_groups(case, monkeypatch):
+    from rascal_train import losses
+
+    x = _distinct_rows_cases()[case]
+    reference, fallbacks = losses._distinct_rows_reference, []
+    ref_uniq, ref_inverse = reference(x)
+    monkeypatch.setattr(losses, "_distinct_rows_reference",
+                        lambda x: fallbacks.append(x) or reference(x))
+    uniq, inverse = losses._distinct_rows(x)
+    assert len(fallbacks) == (case == "collision")
+    assert len(uniq) == len(ref_uniq) and torch.equal(uniq[inverse], x)
+    # Group k of the reference is group to_fast[k] of the fast form, for every row.
+    to_fast = torch.empty(len(ref_uniq), dtype=torch.long)
+    to_fast[ref_inverse] = inverse
+    assert torch.equal(to_fast[ref_inverse], inverse) and torch.equal(uniq[to_fast], ref_uniq)
 
 
 @pytest.mark.parametrize("classes", ["balanced", "one_dominant"])
