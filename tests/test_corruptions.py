@@ -7,10 +7,12 @@ import pytest
 from PIL import Image
 from scipy import ndimage
 
+from rascal_geom.evaluation import ALEXNET_ERRORS, mean_corruption_error
 from rascal_train.corruptions import (
-    ALEXNET_ERRORS, CORRUPTIONS, EXTRA_CORRUPTIONS, clipped_zoom, corrupt, corrupted_test_sets, disk_kernel,
-    hsv_to_rgb, imagenet_c_files, load_cifar_c, mean_corruption_error, motion_blur_batch, rgb_to_hsv,
+    CORRUPTIONS, EXTRA_CORRUPTIONS, clipped_zoom, corrupt, disk_kernel, hsv_to_rgb, motion_blur_batch,
+    rgb_to_hsv,
 )
+from rascal_train.datasets.corrupted import corrupted_test_sets, imagenet_c_files, load_cifar_c
 from rascal_train.errors import RascalError
 
 # The published severities of these trade one strength for another (glass: blur vs shuffle;

@@ -11,12 +11,13 @@ from sklearn.metrics import top_k_accuracy_score
 from sklearn.neighbors import KNeighborsClassifier
 from torch import nn
 
+from rascal_geom.evaluation import corruption_accuracy, knn_topk, shot_group_accuracy, topk_accuracy
+from rascal_train.corruptions import corrupt
 from rascal_train.datasets.base import HierDataset
 from rascal_train.datasets.longtail import shot_groups
 from rascal_train.errors import RascalError
-from rascal_train.corruptions import corrupt
-from rascal_train.evaluate import (corruption_accuracy, extract_features, knn_topk, linear_probe_supcon,
-                                   shot_group_accuracy, topk_accuracy)
+from rascal_train.features import extract_features
+from rascal_train.probe import linear_probe_supcon
 from rascal_train.transforms import MEAN, STD
 
 
@@ -326,7 +327,7 @@ def test_corruption_accuracy_reads_imagenet_c(imagenet_val, tmp_path):
 def test_imagenet_c_transform_does_not_crop_again():
     # A 128-px image (the eval transform's resize-then-crop protocol size) passes through unchanged
     # except for normalisation: ImageNet-C images are already centre crops.
-    from rascal_train.evaluate import imagenet_c_transform
+    from rascal_train.datasets.corrupted import imagenet_c_transform
 
     image = np.random.default_rng(7).integers(0, 256, size=(128, 128, 3), dtype=np.uint8)
     got = imagenet_c_transform(128)(Image.fromarray(image)).numpy()
