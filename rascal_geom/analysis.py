@@ -17,6 +17,7 @@ import numpy as np
 from torch import nn
 
 from rascal_geom.embeddings import EmbeddingSet, embed_model, file_digest, load_embeddings
+from rascal_geom.evaluation import probe_settings
 from rascal_geom.hierarchies import Hierarchy, get_hierarchy
 from rascal_geom.metrics import (
     attribute_consistency,
@@ -31,7 +32,6 @@ from rascal_geom.metrics._inputs import unit_rows
 from rascal_geom.metrics.knn import KNN_TEMPERATURE
 from rascal_geom.neighbors import knn_search, select_backend
 from rascal_train.errors import RascalError
-from rascal_train.evaluate import probe_settings
 from rascal_train.progress import console
 
 SCHEMA = "rascal.analysis/1"

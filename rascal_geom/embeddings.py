@@ -277,7 +277,7 @@ def extract_embeddings(ckpt_path: str | os.PathLike, split: str = "test", data_r
     from rascal_geom.layers import embedder
     from rascal_train.checkpoint_formats import load_model
     from rascal_train.datasets.base import get_dataset, list_datasets
-    from rascal_train.evaluate import extract_features
+    from rascal_train.features import extract_features
 
     key = cache_key(ckpt_path, split, data_root, device)
     # What is embedded beyond the checkpoint's own dataset and encoder output is part of the key.
@@ -331,14 +331,14 @@ def embed_model(model, data, layer: str | None = None, batch_size: int = 256, de
     layer : str or None
         Embed the pooled output of this named module of the encoder.
     batch_size, device, image_size, progress
-        As in ``rascal_train.evaluate.extract_features`` (``batch_size`` and ``image_size``: datasets only).
+        As in ``rascal_train.features.extract_features`` (``batch_size`` and ``image_size``: datasets only).
     """
     import torch
 
     from rascal_geom.layers import embedder
     from rascal_train.datasets.base import HierDataset
     from rascal_train.devices import resolve_device
-    from rascal_train.evaluate import extract_features
+    from rascal_train.features import extract_features
 
     net = embedder(model, layer)
     if isinstance(data, HierDataset):

@@ -1,6 +1,6 @@
 """Representations at any depth: the output of a named module of an encoder, pooled to one row per image.
 
-:func:`embedder` turns a model into what ``rascal_train.evaluate.extract_features`` runs
+:func:`embedder` turns a model into what ``rascal_train.features.extract_features`` runs
 (``encoder(x) -> features``, ``project(features) -> z``): a ``rascal`` model as it is, a plain
 ``nn.Module`` as its own encoder, and either one cut at module ``layer`` of its encoder.
 """

@@ -32,9 +32,9 @@ def evaluate_and_analyze(run_dir: str | Path, progress: bool = True, device=None
     (eval_path, analysis_path)
     """
     from rascal_geom.analysis import analyze
+    from rascal_geom.evaluation import evaluate_checkpoint
     from rascal_geom.report import render_analysis
     from rascal_train.devices import device_scope, resolve_device
-    from rascal_train.evaluate import evaluate_checkpoint
     from rascal_train.files import atomic_write_json, load_checkpoint
 
     device = resolve_device(device)

@@ -16,7 +16,7 @@ Layouts recognised (the file says which; ``arch`` is needed only where it cannot
 
 Preprocessing follows the origin: each layout's own test transform (mean, std, size) is applied
 to the images, so the features equal those the original code computes. It is carried out by
-re-normalising, at the encoder's input, the images that ``rascal_train.evaluate`` normalises with
+re-normalising, at the encoder's input, the images that ``rascal_train.features`` normalises with
 the project's statistics, and is recorded in :attr:`LoadedModel.preprocessing`.
 """
 
@@ -316,7 +316,7 @@ def _assemble(state: dict, origin: dict, layout: str, depth: int, stem: str, pre
 def _normalise_input(encoder: nn.Module, mean, std) -> None:
     """Make ``encoder`` see images normalised with ``mean``/``std`` instead of the project's statistics.
 
-    ``rascal_train.evaluate`` (and the probe) normalise every image with ``transforms.MEAN``/``STD``;
+    ``rascal_train.features`` (and the probe) normalise every image with ``transforms.MEAN``/``STD``;
     ``x * S / s + (M - m) / s`` turns that into ``(pixel - m) / s``, the origin's own normalisation.
     """
     from rascal_train.transforms import MEAN, STD

@@ -1,25 +1,21 @@
-"""Common corruptions (Hendrycks & Dietterich, 2019): read CIFAR-100-C / ImageNet-C, or generate.
+"""Common corruptions (Hendrycks & Dietterich, 2019), generated: the image kernels.
 
-When the user has the benchmark files, :func:`load_cifar_c` and :func:`imagenet_c_files` read
-them (CIFAR-100-C: ``<corruption>.npy`` uint8 (50000, 32, 32, 3), rows
-``[10000 (s - 1), 10000 s)`` at severity ``s``, and ``labels.npy``; ImageNet-C:
-``<corruption>/<severity>/<wnid>/*.JPEG``). Otherwise :func:`corrupt` generates the 15
-benchmark corruptions (and three of the four held-out ones) at severities 1-5 from the
-published CIFAR-10/100-C definitions (``make_cifar_c.py``), re-implemented with NumPy, SciPy
-and Pillow because scikit-image, OpenCV and ImageMagick are not dependencies. Two
-definitions can only be approximated and are marked as such: ``motion_blur`` (ImageMagick's
-one-sided Gaussian line kernel, re-implemented with whole-pixel taps) and ``frost`` (the
-benchmark blends photographs of frost that are not redistributable; here a procedural ice
-layer of the same strength is blended instead). Generated sets therefore track, but do not
-reproduce, the published files; report which one was used (``source`` in
-:func:`corrupted_test_sets`).
+:func:`corrupt` generates the 15 benchmark corruptions (and three of the four held-out ones) at
+severities 1-5 from the published CIFAR-10/100-C definitions (``make_cifar_c.py``),
+re-implemented with NumPy, SciPy and Pillow because scikit-image, OpenCV and ImageMagick are not
+dependencies. Two definitions can only be approximated and are marked as such: ``motion_blur``
+(ImageMagick's one-sided Gaussian line kernel, re-implemented with whole-pixel taps) and
+``frost`` (the benchmark blends photographs of frost that are not redistributable; here a
+procedural ice layer of the same strength is blended instead). Generated sets therefore track,
+but do not reproduce, the published files; report which one was used (``source`` in
+:func:`rascal_train.datasets.corrupted.corrupted_test_sets`, which reads the published files
+where the user has them).
 """
 
 from __future__ import annotations
 
 import io
-from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 import numpy as np
 from scipy import ndimage
@@ -34,15 +30,6 @@ CORRUPTIONS = (
 #: Held-out corruptions that are generated here (spatter is not: it needs OpenCV's Canny edges).
 EXTRA_CORRUPTIONS = ("speckle_noise", "gaussian_blur", "saturate")
 SEVERITIES = (1, 2, 3, 4, 5)
-#: AlexNet's corruption errors on ImageNet-C, the normaliser of mCE (hendrycks/robustness).
-ALEXNET_ERRORS = {
-    "gaussian_noise": 0.886428, "shot_noise": 0.894468, "impulse_noise": 0.922640,
-    "defocus_blur": 0.819880, "glass_blur": 0.826268, "motion_blur": 0.785948, "zoom_blur": 0.798360,
-    "snow": 0.866816, "frost": 0.826572, "fog": 0.819324, "brightness": 0.564592, "contrast": 0.853204,
-    "elastic_transform": 0.646056, "pixelate": 0.717840, "jpeg_compression": 0.606500,
-}
-CIFAR_C_URL = "https://zenodo.org/record/3555552"
-IMAGENET_C_URL = "https://zenodo.org/record/2235448"
 
 # Severity parameters of CIFAR-10/100-C, in the order of make_cifar_c.py.
 _PARAMS = {
@@ -413,82 +400,3 @@ def corrupt(images: np.ndarray, corruption: str, severity: int, seed: int = 0) -
     rng = np.random.default_rng([seed, index, severity])
     out = _GENERATORS[corruption](images.astype(np.float64) / 255.0, c, rng)
     return (np.clip(out, 0, 1) * 255).astype(np.uint8)
-
-
-# --- the published files ------------------------------------------------------------------
-
-def load_cifar_c(root, corruption: str, severity: int) -> tuple[np.ndarray, np.ndarray]:
-    """Rows of severity ``severity`` of ``<root>/<corruption>.npy`` and their labels.
-
-    Returns
-    -------
-    images : ndarray of shape (n, 32, 32, 3), dtype uint8
-    labels : ndarray of shape (n,), dtype int64
-    """
-    root = Path(root)
-    path, labels_path = root / f"{corruption}.npy", root / "labels.npy"
-    for p in (path, labels_path):
-        if not p.is_file():
-            raise RascalError(f"CIFAR-C directory {root} has no {p.name}; download CIFAR-100-C from "
-                              f"{CIFAR_C_URL} and pass the extracted CIFAR-100-C folder as --corruptions-root.")
-    data = np.load(path, mmap_mode="r")
-    labels = np.load(labels_path)
-    if len(data) % len(SEVERITIES) or len(labels) != len(data):
-        raise RascalError(f"{path} has {len(data)} rows and {labels_path.name} {len(labels)}; expected equal "
-                          f"counts divisible by 5 (one block per severity). Re-download CIFAR-100-C.")
-    per = len(data) // len(SEVERITIES)
-    rows = slice(per * (severity - 1), per * severity)
-    return np.ascontiguousarray(data[rows]), labels[rows].astype(np.int64)
-
-
-def imagenet_c_files(root, corruption: str, severity: int) -> list[tuple[Path, str]]:
-    """``(path, wnid)`` of every image of ``<root>/<corruption>/<severity>/<wnid>/*.JPEG``, sorted."""
-    folder = Path(root) / corruption / str(severity)
-    if not folder.is_dir():
-        raise RascalError(f"ImageNet-C directory {root} has no {corruption}/{severity}/; download ImageNet-C "
-                          f"from {IMAGENET_C_URL} and pass its root as --corruptions-root.")
-    return [(p, p.parent.name) for p in sorted(folder.glob("*/*")) if p.suffix.lower() in (".jpeg", ".jpg", ".png")]
-
-
-def corrupted_test_sets(images: np.ndarray, labels: np.ndarray, root=None, corruptions=CORRUPTIONS,
-                        severities=SEVERITIES, seed: int = 0) -> Iterator[dict]:
-    """Every (corruption, severity) version of a CIFAR-sized test split.
-
-    Reads ``root`` (a CIFAR-100-C folder) where it has ``<corruption>.npy``, else generates from
-    ``images`` with :func:`corrupt`.
-
-    Yields
-    ------
-    dict
-        ``corruption``, ``severity``, ``images`` (uint8 (n, H, W, 3)), ``labels`` (int64 (n,)),
-        ``source`` (``"file"`` or ``"generated"``).
-    """
-    for name in corruptions:
-        from_file = root is not None and (Path(root) / f"{name}.npy").is_file()
-        for s in severities:
-            if from_file:
-                imgs, labs = load_cifar_c(root, name, s)
-            else:
-                imgs, labs = corrupt(images, name, s, seed), np.asarray(labels, dtype=np.int64)
-            yield {"corruption": name, "severity": s, "images": imgs, "labels": labs,
-                   "source": "file" if from_file else "generated"}
-
-
-def mean_corruption_error(per: dict, normalize: str = "none") -> float:
-    """Mean corruption error from accuracies ``per[corruption][severity]`` in [0, 1].
-
-    ``normalize="none"`` (CIFAR-C): the mean over corruptions of the mean error over severities.
-    ``normalize="alexnet"`` (ImageNet-C mCE): each corruption's mean error is divided by
-    AlexNet's (:data:`ALEXNET_ERRORS`) before averaging.
-    """
-    if normalize not in ("none", "alexnet"):
-        raise ValueError(f"The 'normalize' parameter must be 'none' or 'alexnet'. Got {normalize!r} instead.")
-    ces = []
-    for name, by_severity in per.items():
-        err = float(np.mean([1.0 - float(a) for a in by_severity.values()]))
-        if normalize == "alexnet":
-            if name not in ALEXNET_ERRORS:
-                raise ValueError(f"AlexNet has no error for corruption {name!r}; mCE covers the 15 benchmark ones.")
-            err /= ALEXNET_ERRORS[name]
-        ces.append(err)
-    return float(np.mean(ces))

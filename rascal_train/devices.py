@@ -4,8 +4,8 @@
 explicit index, so that everything downstream (the model, the kNN search, FAISS, pinned memory,
 the precision check) names the same GPU rather than whichever one is current. Under ``torchrun``
 each process takes the GPU of its ``LOCAL_RANK``. ``autocast_dtype`` picks the training
-precision from the chosen device's compute capability; ``device_scope`` makes that device the
-current one for code that only looks at the current device.
+precision from the chosen device's compute capability and ``autocast`` enters it;
+``device_scope`` makes that device the current one for code that only looks at the current device.
 """
 
 from __future__ import annotations
@@ -137,6 +137,23 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
             warnings.warn(f"{device} (compute capability {major}.{minor}) has no bf16 tensor cores: bf16 "
                           "runs emulated and slowly; --precision fp16 or auto is faster there.", stacklevel=2)
     return dtype
+
+
+def autocast(device: torch.device, dtype: torch.dtype | None):
+    """Autocast to ``dtype`` on ``device``, or autocast off (float32) where ``dtype`` is ``None``.
+
+    Parameters
+    ----------
+    device : torch.device
+    dtype : torch.dtype or None
+        As :func:`autocast_dtype` returns it.
+
+    Returns
+    -------
+    torch.autocast
+        A context manager.
+    """
+    return torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
 
 
 def describe(device: torch.device, dtype: torch.dtype | None = None) -> str:

@@ -42,7 +42,6 @@ LOG_NAME = "train_log.jsonl"
 MONITOR_BANK = 10_000
 MONITOR_QUERIES = 5_000
 PROBE_SIZE = 1_000
-KNN_K = 20
 
 
 # --- data ---------------------------------------------------------------------------------------
@@ -367,7 +366,8 @@ def _monitor(model: RascalModel, train_set: HierDataset, test_set: HierDataset |
     Returns ``(knn_acc, rank_stability, probe_embeddings)``.
     """
     from rascal_geom.metrics import knn_accuracy, rank_stability
-    from rascal_train.evaluate import extract_features
+    from rascal_geom.metrics.knn import KNN_K
+    from rascal_train.features import extract_features
 
     def embed(ds: HierDataset, n: int):
         gen = torch.Generator().manual_seed(epoch_seed(config.seed, 0, 3))

@@ -1,4 +1,4 @@
-"""Corruptions: the published definitions restated, the CIFAR-C file layout, mCE arithmetic."""
+"""Corruptions: the published definitions restated, the CIFAR-C and ImageNet-C file layouts."""
 
 import io
 
@@ -8,10 +8,14 @@ from PIL import Image
 from scipy import ndimage
 
 from rascal_train.corruptions import (
-    ALEXNET_ERRORS, CORRUPTIONS, EXTRA_CORRUPTIONS, clipped_zoom, corrupt, corrupted_test_sets, disk_kernel,
-    hsv_to_rgb, imagenet_c_files, load_cifar_c, mean_corruption_error, motion_blur_batch, rgb_to_hsv,
+    CORRUPTIONS, EXTRA_CORRUPTIONS, clipped_zoom, corrupt, disk_kernel, hsv_to_rgb, motion_blur_batch,
+    rgb_to_hsv,
+)
+from rascal_train.datasets.corrupted import (
+    corrupted_test_sets, imagenet_c_files, imagenet_c_transform, load_cifar_c,
 )
 from rascal_train.errors import RascalError
+from rascal_train.transforms import MEAN, STD
 
 # The published severities of these trade one strength for another (glass: blur vs shuffle;
 # elastic: affine vs displacement; frost: image weight vs frost weight; saturate: down then up).
@@ -145,10 +149,15 @@ def test_imagenet_c_layout(tmp_path):
         imagenet_c_files(tmp_path, "fog", 4)
 
 
-def test_mean_corruption_error():
-    per = {"fog": {1: 0.9, 2: 0.7}, "snow": {1: 0.5, 2: 0.5}}
-    assert mean_corruption_error(per) == pytest.approx((0.2 + 0.5) / 2)
-    assert mean_corruption_error(per, "alexnet") == pytest.approx(
-        (0.2 / ALEXNET_ERRORS["fog"] + 0.5 / ALEXNET_ERRORS["snow"]) / 2)
+def test_imagenet_c_transform_does_not_crop_again():
+    # A 128-px image (the eval transform's resize-then-crop protocol size) passes through unchanged
+    # except for normalisation: ImageNet-C images are already centre crops.
+    image = np.random.default_rng(7).integers(0, 256, size=(128, 128, 3), dtype=np.uint8)
+    got = imagenet_c_transform(128)(Image.fromarray(image)).numpy()
+    expected = ((image / 255.0 - np.array(MEAN)) / np.array(STD)).transpose(2, 0, 1)
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+
+
+def test_unknown_corruption():
     with pytest.raises(RascalError, match="Unknown corruption"):
         corrupt(np.zeros((1, 8, 8, 3), np.uint8), "rain", 1)

@@ -1,12 +1,14 @@
 """The GPU paths a CPU can check: device resolution, the precision choice, the model following its
 inputs, resuming an fp16 run saved without a scaler, CUDA's capabilities mocked where needed."""
 
+import inspect
+
 import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
 
-from rascal_train import devices, engine, evaluate
+from rascal_train import devices, engine, features, probe
 from rascal_train.devices import autocast_dtype, resolve_device
 from rascal_train.errors import RascalError
 from rascal_train.files import load_checkpoint
@@ -70,9 +72,15 @@ def test_auto_precision_follows_the_chosen_gpus_capability(two_gpus):
 def test_evaluation_is_float32_on_a_gpu_unless_asked(two_gpus):
     # (torch.autocast itself would initialise CUDA: record what it is asked for instead.)
     two_gpus.setattr(torch, "autocast", lambda device_type, dtype, enabled: (device_type, dtype, enabled))
-    assert evaluate._autocast(torch.device("cuda", 0), "fp32") == ("cuda", torch.float32, False)
-    assert evaluate._autocast(torch.device("cuda", 0), "auto") == ("cuda", torch.bfloat16, True)
-    assert evaluate._autocast(torch.device("cuda", 1), "auto") == ("cuda", torch.float16, True)
+
+    def evaluation_autocast(device, precision):  # what extraction and the SupCon probe enter
+        return devices.autocast(device, autocast_dtype(precision, device))
+
+    assert evaluation_autocast(torch.device("cuda", 0), "fp32") == ("cuda", torch.float32, False)
+    assert evaluation_autocast(torch.device("cuda", 0), "auto") == ("cuda", torch.bfloat16, True)
+    assert evaluation_autocast(torch.device("cuda", 1), "auto") == ("cuda", torch.float16, True)
+    for fn in (features.extract_features, probe.linear_probe_supcon):
+        assert inspect.signature(fn).parameters["precision"].default == "fp32"
 
 
 class ElsewhereModel(TinyModel):
@@ -97,17 +105,17 @@ class ElsewhereModel(TinyModel):
 def test_extract_features_moves_the_model_where_its_inputs_go():
     images = np.random.default_rng(0).integers(0, 256, (6, 8, 8, 3), dtype=np.uint8)
     model = ElsewhereModel()
-    out = evaluate.extract_features(model, make_dataset(images, np.arange(6) % 2), batch_size=4, device="cpu",
+    out = features.extract_features(model, make_dataset(images, np.arange(6) % 2), batch_size=4, device="cpu",
                                     progress=False)
     assert model.on == torch.device("cpu") and out["features"].shape == (6, TinyModel().feature_dim)
-    np.testing.assert_allclose(out["features"], evaluate.extract_features(
+    np.testing.assert_allclose(out["features"], features.extract_features(
         TinyModel(), make_dataset(images, np.arange(6) % 2), device="cpu", progress=False)["features"])
 
 
 def test_supcon_probe_moves_the_model_too():
     images = np.random.default_rng(1).integers(0, 256, (16, 8, 8, 3), dtype=np.uint8)
-    layer = evaluate.linear_probe_supcon(ElsewhereModel(), make_dataset(images, np.arange(16) % 2), epochs=1,
-                                         batch_size=8, device="cpu", progress=False)
+    layer = probe.linear_probe_supcon(ElsewhereModel(), make_dataset(images, np.arange(16) % 2), epochs=1,
+                                      batch_size=8, device="cpu", progress=False)
     assert layer.weight.device.type == "cpu"
 
 

@@ -146,17 +146,17 @@ def test_cache_key_covers_everything_that_changes_the_embeddings(checkpoint, tmp
 
 
 def test_another_data_root_misses_the_cache(checkpoint, tmp_path, monkeypatch):
-    import rascal_train.evaluate
+    import rascal_train.features
 
     path, _ = checkpoint
     seen = []
-    real = rascal_train.evaluate.extract_features
+    real = rascal_train.features.extract_features
 
     def spy(*args, **kwargs):
         seen.append(kwargs["precision"])
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(rascal_train.evaluate, "extract_features", spy)
+    monkeypatch.setattr(rascal_train.features, "extract_features", spy)
     extract_embeddings(path, split="test", cache_dir=tmp_path / "cache", progress=False)
     extract_embeddings(path, split="test", cache_dir=tmp_path / "cache", progress=False)
     assert seen == ["fp32"]  # the second call read the cache; the first extracted in float32

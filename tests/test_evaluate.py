@@ -1,4 +1,4 @@
-"""Evaluation on frozen features: extraction, top-k, kNN, probes, shot groups, checkpoints."""
+"""Evaluation on frozen features: extraction, top-k, kNN, probes, shot groups, corruptions, mCE."""
 
 from __future__ import annotations
 
@@ -11,12 +11,14 @@ from sklearn.metrics import top_k_accuracy_score
 from sklearn.neighbors import KNeighborsClassifier
 from torch import nn
 
+from rascal_geom.evaluation import (ALEXNET_ERRORS, corruption_accuracy, knn_topk, mean_corruption_error,
+                                    shot_group_accuracy, topk_accuracy)
+from rascal_train.corruptions import corrupt
 from rascal_train.datasets.base import HierDataset
 from rascal_train.datasets.longtail import shot_groups
 from rascal_train.errors import RascalError
-from rascal_train.corruptions import corrupt
-from rascal_train.evaluate import (corruption_accuracy, extract_features, knn_topk, linear_probe_supcon,
-                                   shot_group_accuracy, topk_accuracy)
+from rascal_train.features import extract_features
+from rascal_train.probe import linear_probe_supcon
 from rascal_train.transforms import MEAN, STD
 
 
@@ -160,6 +162,13 @@ def test_shot_groups_absent_or_empty():
     groups = shot_groups(np.repeat([0, 1], [200, 3]), 2)  # many and few, no medium class
     got = shot_group_accuracy(lambda mask: float(mask.sum()), np.array([0, 0, 1]), groups)
     assert got == {"many": 2.0, "medium": None, "few": 1.0}
+
+
+def test_mean_corruption_error():
+    per = {"fog": {1: 0.9, 2: 0.7}, "snow": {1: 0.5, 2: 0.5}}
+    assert mean_corruption_error(per) == pytest.approx((0.2 + 0.5) / 2)
+    assert mean_corruption_error(per, "alexnet") == pytest.approx(
+        (0.2 / ALEXNET_ERRORS["fog"] + 0.5 / ALEXNET_ERRORS["snow"]) / 2)
 
 
 def separable_images(n, rng):
@@ -321,17 +330,6 @@ def test_corruption_accuracy_reads_imagenet_c(imagenet_val, tmp_path):
     assert got["mean_corruption_error_alexnet"] == pytest.approx(
         (errors["gaussian_noise"] / 0.886428 + errors["contrast"] / 0.853204) / 2)
     assert got["source"] == "file"
-
-
-def test_imagenet_c_transform_does_not_crop_again():
-    # A 128-px image (the eval transform's resize-then-crop protocol size) passes through unchanged
-    # except for normalisation: ImageNet-C images are already centre crops.
-    from rascal_train.evaluate import imagenet_c_transform
-
-    image = np.random.default_rng(7).integers(0, 256, size=(128, 128, 3), dtype=np.uint8)
-    got = imagenet_c_transform(128)(Image.fromarray(image)).numpy()
-    expected = ((image / 255.0 - np.array(MEAN)) / np.array(STD)).transpose(2, 0, 1)
-    np.testing.assert_allclose(got, expected, atol=1e-5)
 
 
 def test_imagenet_c_errors(imagenet_val, tmp_path):

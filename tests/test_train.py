@@ -178,7 +178,7 @@ def test_rascal_with_uniform_weights_trains_supcon_bit_for_bit_and_logs_drift(tm
 def test_monitor_logs_knn_and_rank_stability(tmp_path):
     from rascal_geom.metrics import knn_accuracy
     from rascal_train.engine import train
-    from rascal_train.evaluate import extract_features
+    from rascal_train.features import extract_features
 
     run_dir = train(tiny_config(tmp_path, loss="supcon", monitor=True), progress=False)
     epochs = [r for r in read_log(run_dir) if r["kind"] == "epoch"]

@@ -56,8 +56,8 @@ def command(checkpoint, linear, knn, corruptions, corruptions_root, protocol, pr
       rascal eval runs/cifar/checkpoints/epoch_0100.pt --corruptions --data-root ~/data
       rascal eval runs/cifar/last.pt --protocol supcon --no-knn --out supcon_eval.json
     """
+    from rascal_geom.evaluation import default_eval_path, evaluate_checkpoint
     from rascal_train.config import resume_path
-    from rascal_train.evaluate import default_eval_path, evaluate_checkpoint
     from rascal_train.devices import device_scope, resolve_device
     from rascal_train.files import atomic_write_json, check_output
     from rascal_train.progress import console

@@ -15,6 +15,8 @@ from rascal_train.errors import RascalError
 
 #: The vote temperature of the usual kNN monitor (Wu et al. 2018).
 KNN_TEMPERATURE = 0.07
+#: Neighbours that vote in the kNN monitor and in ``rascal eval``'s kNN accuracy.
+KNN_K = 20
 
 
 def knn_vote(sims: np.ndarray, nbr_labels: np.ndarray, num_classes: int, k: int,
@@ -77,7 +79,7 @@ def topk_correct(scores: np.ndarray, labels: np.ndarray, topk: int = 1) -> np.nd
     return (scores > own[:, None]).sum(axis=1) < topk
 
 
-def knn_accuracy(bank, bank_labels, queries=None, query_labels=None, k: int = 20,
+def knn_accuracy(bank, bank_labels, queries=None, query_labels=None, k: int = KNN_K,
                  temperature: float = KNN_TEMPERATURE, topk: int = 1, backend: str | None = None) -> float:
     """Weighted-vote cosine kNN accuracy.
 
