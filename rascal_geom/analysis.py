@@ -32,10 +32,10 @@ from rascal_geom.metrics.knn import KNN_TEMPERATURE
 from rascal_geom.neighbors import knn_search, select_backend
 from rascal_train.errors import RascalError
 from rascal_train.evaluate import probe_settings
+from rascal_train.names import EMBEDDINGS
 from rascal_train.progress import console
 
 SCHEMA = "rascal.analysis/1"
-EMBEDDINGS = ("projection", "feature")
 # Classes larger than this use rank stability's top-k form (exact ranks cost O(n_c^2 log n_c)).
 EXACT_RANK_MAX_CLASS = 2000
 RANK_TOPK = 50

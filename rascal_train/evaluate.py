@@ -22,9 +22,9 @@ import torch.nn.functional as F
 from rascal_train.datasets.base import HierDataset
 from rascal_train.devices import autocast_dtype, device_scope, resolve_device
 from rascal_train.errors import RascalError
+from rascal_train.names import PROBE_PROTOCOLS
 from rascal_train.progress import track
 
-PROTOCOLS = ("full_batch", "supcon")
 KNN_K = 20
 SHOT_GROUPS = ("many", "medium", "few")
 #: The folder names of CIFAR-100-C and ImageNet-C as extracted from their archives, looked for
@@ -558,8 +558,8 @@ def evaluate_checkpoint(ckpt_path, data_root=None, linear: bool = True, knn: boo
     from rascal_train.datasets.longtail import shot_groups
     from rascal_train.engine import load_datasets
 
-    if protocol not in PROTOCOLS:
-        raise RascalError(f"Unknown linear-probe protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}.")
+    if protocol not in PROBE_PROTOCOLS:
+        raise RascalError(f"Unknown linear-probe protocol {protocol!r}; choose one of {', '.join(PROBE_PROTOCOLS)}.")
     if corruptions and not linear:
         raise RascalError("Corruption accuracy is measured with the linear probe; drop --no-linear or --corruptions.")
     if not (linear or knn):
