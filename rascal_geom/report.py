@@ -213,74 +213,28 @@ def _config_rows(groups: list[RunGroup]) -> list[dict]:
     return rows
 
 
-def _per_class_columns(per_class) -> tuple[list[str] | None, dict[str, np.ndarray]]:
-    """Normalise a per-class block (list, name->value, field->list, or name->{field: value})."""
-    def numeric(v) -> bool:  # JSON writes a class without a value as null
-        return v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
-
-    # An analysis dict straight from the metrics (not yet through JSON) holds arrays.
-    if isinstance(per_class, np.ndarray):
-        per_class = per_class.tolist()
-    if isinstance(per_class, dict):
-        per_class = {k: v.tolist() if isinstance(v, np.ndarray) else v for k, v in per_class.items()}
-    if isinstance(per_class, list) and per_class and all(numeric(v) for v in per_class):
-        return None, {"value": np.asarray(per_class, dtype=float)}
-    if isinstance(per_class, dict) and per_class:
-        vals = list(per_class.values())
-        if all(isinstance(v, list) for v in vals):
-            return None, {k: np.asarray(v, dtype=float) for k, v in per_class.items()
-                          if all(numeric(x) for x in v)}
-        names = [str(k) for k in per_class]
-        if all(isinstance(v, (int, float)) for v in vals):
-            return names, {"value": np.asarray(vals, dtype=float)}
-        if all(isinstance(v, dict) for v in vals):
-            fields = [f for f in vals[0] if all(isinstance(v.get(f), (int, float)) for v in vals)]
-            return names, {f: np.asarray([v[f] for v in vals], dtype=float) for f in fields}
-    return None, {}
-
-
-def _pick_field(cols: dict[str, np.ndarray], preferred: Sequence[str]) -> str | None:
-    for f in preferred:
-        if f in cols:
-            return f
-    return next(iter(cols), None)
+#: The per-class results a report shows: (title, the metric's key, the field drawn). Retention is
+#: one result per compared pair of levels, so its title is made per pair.
+_PER_CLASS = (("geodesic variance", "geodesic_variance", "variance"),
+              ("attribute consistency", "attribute_consistency", "lift"),
+              ("rank stability", "rank_stability", "spearman"))
 
 
 def _per_class_blocks(record: RunRecord) -> list[dict]:
-    """Per-class series of one analysed run: ``{"title", "level", "names", "values", "what"}``."""
-    a = record.analysis or {}
-    names_by_level = a.get("class_names") or {}
-    metrics = a.get("metrics") or {}
-    blocks = []
+    """Per-class series of one analysed run: ``{"title", "names", "values", "what"}``.
 
-    def add(title: str, level_hint: str | None, per_class, preferred: Sequence[str]) -> None:
-        names, cols = _per_class_columns(per_class)
-        field = _pick_field(cols, preferred)
-        if field is None:
-            return
-        values = cols[field]
-        level = level_hint
-        if names is None:
-            candidates = ([level_hint] if level_hint else []) + list(names_by_level)
-            level = next((lv for lv in candidates if len(names_by_level.get(lv, [])) == len(values)), None)
-            names = list(names_by_level[level]) if level else [f"class {i}" for i in range(len(values))]
-        blocks.append({"title": title, "level": level, "names": [str(n) for n in names],
-                       "values": values, "what": field})
-
-    for entry in metrics.get("hierarchy_retention") or []:
-        if isinstance(entry, dict) and entry.get("per_class"):
-            add(f"retention of {entry.get('fine')} within {entry.get('coarse')}", entry.get("coarse"),
-                entry["per_class"], ("retention", "accuracy"))
-    gv = metrics.get("geodesic_variance") or {}
-    if isinstance(gv, dict) and gv.get("per_class"):
-        add("geodesic variance", None, gv["per_class"], ("variance", "mean", "value"))
-    ac = metrics.get("attribute_consistency") or {}
-    if isinstance(ac, dict) and ac.get("per_class"):
-        add("attribute consistency", None, ac["per_class"], ("lift", "agreement"))
-    rs = metrics.get("rank_stability") or {}
-    if isinstance(rs, dict) and rs.get("per_class"):
-        add("rank stability", None, rs["per_class"], ("spearman", "value"))
-    return blocks
+    Each per-class result is ``{"classes": [...], "<field>": [...]}``
+    (:func:`rascal_geom.runs.per_class`); :mod:`rascal_geom.runs` brings older files to it.
+    """
+    metrics = (record.analysis or {}).get("metrics") or {}
+    found = [(f"retention of {entry.get('fine')} within {entry.get('coarse')}", entry.get("per_class"),
+              "retention") for entry in metrics.get("hierarchy_retention") or [] if isinstance(entry, dict)]
+    found += [(title, (metrics.get(key) or {}).get("per_class"), field)
+              for title, key, field in _PER_CLASS if isinstance(metrics.get(key), dict)]
+    # JSON writes a class without a value as null, which float arrays read as NaN.
+    return [{"title": title, "names": [str(n) for n in block["classes"]],
+             "values": np.asarray(block[field], dtype=float), "what": field}
+            for title, block, field in found if block and field in block]
 
 
 def _classes_to_draw(first: np.ndarray, ranked_by: str) -> tuple[np.ndarray, list[str]]:
