@@ -10,7 +10,6 @@ class names, paths, config values) goes through Jinja's autoescaping; only SVG t
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Sequence
@@ -18,77 +17,19 @@ from typing import Sequence
 import numpy as np
 
 from rascal_geom import figures, sentences
-from rascal_geom.latex import TeX, booktabs_table
-from rascal_geom.latex import escape as tex_escape
-from rascal_geom.runs import (SEED_SUFFIX, RunGroup, RunRecord, analysis_provenance, find_baseline, group_runs,
-                              headline_values, load_run, record_from_analysis)
-from rascal_geom.stats import WEIGHT_BIN_EDGES, Difference, Summary, difference_interval, \
-    histogram_summary, summarize
+from rascal_geom.latex import write_report_tables
+from rascal_geom.runs import (ANALYSIS_SCHEMA, SEED_SUFFIX, RunGroup, RunRecord, find_baseline,
+                              group_runs, load_run, record_from_analysis)
+from rascal_geom.stats import WEIGHT_BIN_EDGES, Difference, Summary, histogram_summary
+from rascal_geom.tables import config_rows, geometry_table, headline_table, lacks_interval
 from rascal_train.errors import RascalError
 from rascal_train.files import atomic_write_text
 from rascal_train.progress import track
 
-_HEADLINE_LABELS = {"linear_top1": "linear top-1", "knn_top1": "kNN top-1", "attribute_lift": "attribute lift",
-                    "geodesic_variance": "geodesic variance", "collapse_ratio": "collapse ratio",
-                    "rank_stability": "rank stability"}
-_GEOMETRY_KEYS = ("class_alignment", "uniformity", "nc1", "equinorm", "equiangularity", "effective_rank",
-                  "pos_sim", "neg_sim", "sim_gap", "margin_violation")
-_HEADLINE_ORDER = ("linear_top1", "knn_top1", "retention", "attribute_lift", "geodesic_variance", "collapse_ratio",
-                   "rank_stability")
 #: Said once under a table with differences that have no interval.
 NO_INTERVAL_NOTE = "\u201cno CI\u201d: a side has one run (n=1), so the difference has no interval."
 #: At most this many classes are drawn in a per-class figure (the extremes); the table has all.
 MAX_CLASSES_IN_FIGURE = 40
-
-
-def _metric_label(key: str) -> str:
-    """``knn_top1|eval.json: test split ...`` -> ``kNN top-1 (eval.json)``: the metric and its source."""
-    metric, _, provenance = key.partition("|")
-    if metric.startswith("retention:"):
-        label = f"retention ({metric.split(':', 1)[1]})"
-    else:
-        label = _HEADLINE_LABELS.get(metric, metric.replace("_", " "))
-    return f"{label} ({provenance.split(':', 1)[0]})" if provenance else label
-
-
-def _provenance(key: str) -> str:
-    return key.partition("|")[2]
-
-
-def _ordered(keys, metric_order: Sequence[str]) -> list[str]:
-    """Keys by metric (in ``metric_order``; ``retention:*`` where ``"retention"`` is), then by source."""
-    def rank(key: str) -> tuple:
-        metric = key.partition("|")[0]
-        name = "retention" if metric.startswith("retention:") else metric
-        return (metric_order.index(name) if name in metric_order else len(metric_order), metric, key)
-    return sorted(keys, key=rank)
-
-
-def _by_seed(group: RunGroup, per_run: list[dict], key: str) -> dict | list:
-    """The metric's values over a group's runs: keyed by seed when seeds are known and distinct."""
-    pairs = [(run.seed, vals[key]) for run, vals in zip(group.runs, per_run) if key in vals]
-    seeds = [s for s, _ in pairs]
-    if None not in seeds and len(set(seeds)) == len(seeds):
-        return dict(pairs)
-    return [v for _, v in pairs]
-
-
-def _metric_table(groups: list[RunGroup], per_run: list[list[dict]], keys: Sequence[str],
-                  baseline: int) -> list[dict]:
-    """Rows ``{"key", "label", "summaries", "differences"}``: mean ± std per group, deltas vs baseline."""
-    rows = []
-    for key in keys:
-        values = [_by_seed(g, pr, key) for g, pr in zip(groups, per_run)]
-        summaries: list[Summary | None] = [
-            summarize(list(v.values()) if isinstance(v, dict) else v) if len(v) else None for v in values]
-        diffs: list[Difference | None] = [None] * len(groups)
-        if summaries[baseline] is not None:
-            for g in range(len(groups)):
-                if g != baseline and summaries[g] is not None:
-                    diffs[g] = difference_interval(values[g], values[baseline])
-        rows.append({"key": key, "label": _metric_label(key), "provenance": _provenance(key),
-                     "summaries": summaries, "differences": diffs, "sizes": [len(g.runs) for g in groups]})
-    return rows
 
 
 def _cell(s: Summary | None, size: int) -> dict:
@@ -112,22 +53,10 @@ def _delta_cell(d: Difference | None) -> dict | None:
             "v": f"{d.delta:.10g}"}
 
 
-def _lacks_interval(rows: list[dict]) -> bool:
-    return any(d is not None and not d.has_interval for r in rows for d in r["differences"])
-
-
 def _html_rows(rows: list[dict]) -> list[dict]:
     return [{"label": r["label"], "provenance": r["provenance"],
              "cells": [_cell(s, size) for s, size in zip(r["summaries"], r["sizes"])],
              "deltas": [_delta_cell(d) for d in r["differences"]]} for r in rows]
-
-
-def _geometry_values(record: RunRecord) -> dict[str, float]:
-    """The analysis' global-geometry numbers keyed ``metric|provenance``, like the headline ones."""
-    a = record.analysis or {}
-    where = analysis_provenance(a)["structure"] if a else ""
-    return {f"{k}|{where}": float(v) for k, v in ((a.get("metrics") or {}).get("geometry") or {}).items()
-            if k in _GEOMETRY_KEYS and isinstance(v, (int, float)) and not isinstance(v, bool)}
 
 
 def _settings_text(d: dict | None, skip: Sequence[str] = ()) -> str | None:
@@ -194,22 +123,6 @@ def _protocol_rows(groups: list[RunGroup]) -> list[dict]:
                 cells.append(text)
             rows.append({"key": f"{source}: {field}", "cells": cells})
     rows.append({"key": "seeds", "cells": [", ".join("?" if s is None else str(s) for s in g.seeds) for g in groups]})
-    return rows
-
-
-def _config_rows(groups: list[RunGroup]) -> list[dict]:
-    keys = sorted(set().union(*(g.config for g in groups)))
-
-    def show(v) -> str:
-        return v if isinstance(v, str) else json.dumps(v)
-
-    rows = [{"key": k, "cells": [show(g.config[k]) if k in g.config else "\u2013" for g in groups]}
-            for k in keys]
-    for row in rows:
-        row["differs"] = len(set(row["cells"])) > 1
-    rows.sort(key=lambda r: (not r["differs"], r["key"]))
-    rows.append({"key": "seeds", "differs": False,
-                 "cells": [", ".join("?" if s is None else str(s) for s in g.seeds) for g in groups]})
     return rows
 
 
@@ -376,68 +289,12 @@ def _umaps(groups: list[RunGroup], fig_dir: Path | None) -> list[dict]:
     return out
 
 
-def _latex(ctx: dict, headline: list[dict], geometry: list[dict], weights: list[dict],
-           groups: list[RunGroup], baseline: int, latex_dir: Path) -> list[Path]:
-    names = [g.name for g in groups]
-    others = [i for i in range(len(groups)) if i != baseline]
-
-    def tex_cell(s: Summary | None) -> TeX:
-        if s is None:
-            return TeX("--")
-        return TeX(f"{s.mean:.4f}" + (rf" $\pm$ {s.std:.4f}" if s.n > 1 else "") + f" ($n={s.n}$)")
-
-    def tex_delta(d: Difference | None) -> TeX:
-        if d is None:
-            return TeX("--")
-        if not d.has_interval:
-            return TeX(f"${d.delta:+.4f}$ (no CI)")
-        mark = "" if d.distinguishable else r"$^{\circ}$"
-        return TeX(f"${d.delta:+.4f}$ [${d.low:+.4f}$, ${d.high:+.4f}$]{mark}")
-
-    def table(rows: list[dict], caption: str, label: str) -> str:
-        header = ["metric"] + names + [TeX(r"$\Delta$ " + tex_escape(names[i])) for i in others]
-        body = [[r["label"]] + [tex_cell(s) for s in r["summaries"]] + [tex_delta(r["differences"][i])
-                                                                        for i in others] for r in rows]
-        return booktabs_table(header, body, caption=caption, label=label)
-
-    note = (f"Mean and std over seeds; differences from the baseline {names[baseline]} with 95% intervals "
-            f"(paired t over matching seeds, else Welch t); a circle marks an interval that contains 0.")
-
-    def caption(what: str, rows: list[dict]) -> str:
-        return f"{what} {note}" + (" No CI: a side has one run (n=1)." if _lacks_interval(rows) else "")
-
-    written = [atomic_write_text(latex_dir / "headline.tex", table(headline, caption("Headline metrics.", headline),
-                                                                  "tab:rascal-headline"))]
-    if geometry:
-        written.append(atomic_write_text(latex_dir / "geometry.tex", table(
-            geometry, caption("Embedding geometry.", geometry), "tab:rascal-geometry")))
-    if weights:
-        rows = [[w["group"], f"{w['stats']['mean']:.3f}", f"{w['stats']['std']:.3f}",
-                 f"{w['stats']['share_ge_0.9']:.1%}", f"{w['stats']['share_ge_0.7']:.1%}",
-                 f"{w['stats']['share_lt_0.3']:.1%}"] for w in weights]
-        written.append(atomic_write_text(latex_dir / "weights.tex", booktabs_table(
-            ["run group", "mean", "std", TeX(r"$\geq 0.9$"), TeX(r"$\geq 0.7$"), TeX(r"$< 0.3$")], rows,
-            caption="Logged weight histograms of the RASCAL runs at the last logged epoch (mean and std from bin "
-                    "centres of 20 bins; shares exact). Recorded: " + "; ".join(
-                        f"{w['group']}: {w['recorded']}" for w in weights) + ".", label="tab:rascal-weights")))
-    cfg = ctx["config_rows"]
-    written.append(atomic_write_text(latex_dir / "config.tex", booktabs_table(
-        ["setting"] + names, [[r["key"]] + r["cells"] for r in cfg],
-        caption="Configurations compared (differing settings first).", label="tab:rascal-config",
-        align="l" * (len(names) + 1))))
-    return written
-
-
 def _render_groups(groups: list[RunGroup], baseline: int, out_html: Path, title: str,
                    latex_dir: Path | None, progress: bool) -> Path:
     out_html = Path(out_html)
     fig_dir = out_html.with_name(out_html.stem + "_figures")
-    per_run = [[headline_values(r) for r in g.runs] for g in groups]
-    keys = set(k for pr in per_run for vals in pr for k in vals)
-    headline = _metric_table(groups, per_run, _ordered(keys, _HEADLINE_ORDER), baseline)
-    geo_run = [[_geometry_values(r) for r in g.runs] for g in groups]
-    geo_keys = _ordered(set(k for pr in geo_run for vals in pr for k in vals), _GEOMETRY_KEYS)
-    geometry = _metric_table(groups, geo_run, geo_keys, baseline)
+    headline = headline_table(groups, baseline)
+    geometry = geometry_table(groups, baseline)
 
     steps = ["curves", "weights", "per-class", "umap"]
     built: dict = {}
@@ -479,12 +336,12 @@ def _render_groups(groups: list[RunGroup], baseline: int, out_html: Path, title:
                     "paths": [str(r.path) for r in g.runs], "is_baseline": i == baseline}
                    for i, g in enumerate(groups)],
         "baseline": names[baseline],
-        "config_rows": _config_rows(groups),
+        "config_rows": config_rows(groups),
         "protocol_rows": _protocol_rows(groups),
         "headline": _html_rows(headline),
         "geometry": _html_rows(geometry),
-        "headline_no_ci": NO_INTERVAL_NOTE if _lacks_interval(headline) else "",
-        "geometry_no_ci": NO_INTERVAL_NOTE if _lacks_interval(geometry) else "",
+        "headline_no_ci": NO_INTERVAL_NOTE if lacks_interval(headline) else "",
+        "geometry_no_ci": NO_INTERVAL_NOTE if lacks_interval(geometry) else "",
         "summary": lines,
         "weights_table": [{"group": w["group"], "runs": w["runs"], "epoch": w["epoch"], "recorded": w["recorded"],
                            **{k: (f"{v:.1%}" if k.startswith("share") else sentences.fmt(v, 3))
@@ -495,7 +352,8 @@ def _render_groups(groups: list[RunGroup], baseline: int, out_html: Path, title:
     }
     html = _environment().get_template("report.html").render(**ctx)
     if latex_dir is not None:
-        _latex(ctx, headline, geometry, built["weights"], groups, baseline, Path(latex_dir))
+        write_report_tables(names, baseline, headline, geometry, built["weights"], ctx["config_rows"],
+                            Path(latex_dir))
     return atomic_write_text(out_html, html)
 
 
@@ -544,15 +402,15 @@ def render_report(inputs: Sequence[str | Path], baseline: str | None = None,
 
 
 def render_analysis(analysis: dict, out_html: str | Path) -> Path:
-    """The single-checkpoint page for one analysis dict (schema ``rascal.analysis/1``).
+    """The single-checkpoint page for one analysis dict (schema :data:`~rascal_geom.runs.ANALYSIS_SCHEMA`).
 
     Returns
     -------
     Path
         The HTML file; figures go to ``<stem>_figures/`` next to it.
     """
-    if not isinstance(analysis, dict) or analysis.get("schema") != "rascal.analysis/1":
-        raise RascalError("render_analysis needs an analysis dict with schema 'rascal.analysis/1'; "
+    if not isinstance(analysis, dict) or analysis.get("schema") != ANALYSIS_SCHEMA:
+        raise RascalError(f"render_analysis needs an analysis dict with schema {ANALYSIS_SCHEMA!r}; "
                           "pass the object `rascal analyze` writes.")
     record = record_from_analysis(analysis)
     group = RunGroup(record.name, [record])

@@ -55,7 +55,7 @@ def per_class(names: list[str], **columns) -> dict:
 
 
 def _old_names(n: int, names_by_level: dict, level: str | None) -> list[str]:
-    """The class names an old per-class series meant: its level's, else a level with ``n`` classes."""
+    """The class names an old per-class series meant: its level's, else a level of ``n`` classes."""
     for lvl in ([level] if level else []) + list(names_by_level):
         if len(names_by_level.get(lvl) or ()) == n:
             return [str(name) for name in names_by_level[lvl]]
