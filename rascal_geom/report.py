@@ -37,20 +37,21 @@ def _cell(s: Summary | None, size: int) -> dict:
     if s is None:
         return {"text": "\u2013", "n": f"0 of {size}", "v": ""}
     text = sentences.fmt(s.mean) + (f" \u00b1 {sentences.fmt(s.std)}" if s.n > 1 else "")
-    return {"text": text, "n": str(s.n) if s.n == size else f"{s.n} of {size}", "v": f"{s.mean:.10g}"}
+    n = str(s.n) if s.n == size else f"{s.n} of {size}"
+    return {"text": text, "n": n, "v": f"{s.mean:.10g}"}
 
 
 def _delta_cell(d: Difference | None) -> dict | None:
     if d is None:
         return None
+    text, value = sentences.fmt(d.delta, sign=True), f"{d.delta:.10g}"
     if not d.has_interval:  # why is said once under the table (NO_INTERVAL_NOTE), not in each cell
-        return {"text": sentences.fmt(d.delta, sign=True), "ci": "", "marker": "no CI", "cls": "noci",
-                "v": f"{d.delta:.10g}"}
-    return {"text": sentences.fmt(d.delta, sign=True),
+        return {"text": text, "ci": "", "marker": "no CI", "cls": "noci", "v": value}
+    return {"text": text,
             "ci": f"[{sentences.fmt(d.low, sign=True)}, {sentences.fmt(d.high, sign=True)}] "
                   f"{'paired t' if d.method == 'paired-t' else 'Welch t'}",
-            "marker": "" if d.distinguishable else "\u2248 0", "cls": "sig" if d.distinguishable else "ns",
-            "v": f"{d.delta:.10g}"}
+            "marker": "" if d.distinguishable else "\u2248 0",
+            "cls": "sig" if d.distinguishable else "ns", "v": value}
 
 
 def _html_rows(rows: list[dict]) -> list[dict]:
@@ -62,7 +63,8 @@ def _html_rows(rows: list[dict]) -> list[dict]:
 def _settings_text(d: dict | None, skip: Sequence[str] = ()) -> str | None:
     if not d:
         return None
-    return ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in d.items() if k not in skip and v is not None)
+    return ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in d.items()
+                     if k not in skip and v is not None)
 
 
 def _checkpoint_text(path, epoch, chosen=None) -> str | None:
@@ -78,7 +80,8 @@ def _eval_card(record: RunRecord) -> dict:
         return {}
     card = ev.get("protocol") or {}
     knn = card.get("knn") or ({"k": (ev.get("knn") or {}).get("k")} if ev.get("knn") else None)
-    linear = card.get("linear") or ({"protocol": ev["linear"].get("protocol")} if ev.get("linear") else None)
+    linear = card.get("linear") or ({"protocol": ev["linear"].get("protocol")}
+                                    if ev.get("linear") else None)
     return {"split": f"{card.get('split', 'test')} (level {ev.get('level')})",
             "checkpoint": _checkpoint_text(ev.get("checkpoint"), ev.get("epoch")),
             "features": card.get("features", "backbone"),
@@ -96,7 +99,8 @@ def _analysis_card(record: RunRecord) -> dict:
     ckpt = card.get("checkpoint") or {}
     extraction = card.get("extraction") or {}
     return {"split": card.get("split") or settings.get("split"),
-            "checkpoint": _checkpoint_text(ckpt.get("path", source.get("path")), ckpt.get("epoch", source.get("epoch")),
+            "checkpoint": _checkpoint_text(ckpt.get("path", source.get("path")),
+                                           ckpt.get("epoch", source.get("epoch")),
                                            ckpt.get("chosen")),
             "features": card.get("features") or settings.get("embedding"),
             "kNN": _settings_text(card.get("knn")) or (f"leave-one-out, ks {settings.get('knn_ks')}"
@@ -106,7 +110,8 @@ def _analysis_card(record: RunRecord) -> dict:
 
 
 def _protocol_rows(groups: list[RunGroup]) -> list[dict]:
-    """The protocol card: what was evaluated and how, per group; a gap says how many runs lack it."""
+    """The protocol card: what was evaluated and how, per group; a gap says how many runs lack it.
+    """
     rows = []
     for source, card in (("eval.json", _eval_card), ("analysis", _analysis_card)):
         cards = [[card(r) for r in g.runs] for g in groups]
@@ -122,7 +127,8 @@ def _protocol_rows(groups: list[RunGroup]) -> list[dict]:
                     text += f" (missing in {missing} of {len(values)} runs)"
                 cells.append(text)
             rows.append({"key": f"{source}: {field}", "cells": cells})
-    rows.append({"key": "seeds", "cells": [", ".join("?" if s is None else str(s) for s in g.seeds) for g in groups]})
+    seeds = [", ".join("?" if s is None else str(s) for s in g.seeds) for g in groups]
+    rows.append({"key": "seeds", "cells": seeds})
     return rows
 
 
@@ -140,8 +146,9 @@ def _per_class_blocks(record: RunRecord) -> list[dict]:
     (:func:`rascal_geom.runs.per_class`); :mod:`rascal_geom.runs` brings older files to it.
     """
     metrics = (record.analysis or {}).get("metrics") or {}
-    found = [(f"retention of {entry.get('fine')} within {entry.get('coarse')}", entry.get("per_class"),
-              "retention") for entry in metrics.get("hierarchy_retention") or [] if isinstance(entry, dict)]
+    found = [(f"retention of {entry.get('fine')} within {entry.get('coarse')}",
+              entry.get("per_class"), "retention")
+             for entry in metrics.get("hierarchy_retention") or [] if isinstance(entry, dict)]
     found += [(title, (metrics.get(key) or {}).get("per_class"), field)
               for title, key, field in _PER_CLASS if isinstance(metrics.get(key), dict)]
     # JSON writes a class without a value as null, which float arrays read as NaN.
@@ -164,11 +171,12 @@ def _classes_to_draw(first: np.ndarray, ranked_by: str) -> tuple[np.ndarray, lis
         order = valued[np.argsort(first[valued], kind="stable")]
         half = MAX_CLASSES_IN_FIGURE // 2
         shown = np.sort(np.concatenate([order[:half], order[-half:]]))
-        notes.append(f"{len(shown)} of {len(valued)} classes with a value drawn (lowest and highest by "
-                     f"{ranked_by}); the table lists all")
+        notes.append(f"{len(shown)} of {len(valued)} classes with a value drawn (lowest and "
+                     f"highest by {ranked_by}); the table lists all")
     if len(valued) < len(first):
-        notes.append(f"{len(first) - len(valued)} class{'es' if len(first) - len(valued) != 1 else ''} without a "
-                     f"value for {ranked_by} left out of the figure and its ranking")
+        missing = len(first) - len(valued)
+        notes.append(f"{missing} class{'es' if missing != 1 else ''} without a value for "
+                     f"{ranked_by} left out of the figure and its ranking")
     return shown, notes
 
 
@@ -177,8 +185,8 @@ def _per_class_sections(groups: list[RunGroup], baseline: int, fig_dir: Path | N
     for gi, group in enumerate(groups):
         for run in group.runs:
             for block in _per_class_blocks(run):
-                entry = by_title.setdefault(block["title"], {"names": block["names"], "what": block["what"],
-                                                             "values": {}})
+                entry = by_title.setdefault(block["title"], {"names": block["names"],
+                                                             "what": block["what"], "values": {}})
                 if block["names"] != entry["names"]:
                     continue  # another class list (a different dataset): not comparable row by row
                 entry["values"].setdefault(gi, []).append(block["values"])
@@ -199,8 +207,8 @@ def _per_class_sections(groups: list[RunGroup], baseline: int, fig_dir: Path | N
                 for gi, v in cols.items():
                     if gi != baseline:
                         d = v[c] - cols[baseline][c]
-                        cells.append({"text": sentences.fmt(d, sign=True), "v": f"{d:.10g}"} if np.isfinite(d)
-                                     else {"text": "\u2013", "v": ""})
+                        cells.append({"text": sentences.fmt(d, sign=True), "v": f"{d:.10g}"}
+                                     if np.isfinite(d) else {"text": "\u2013", "v": ""})
             rows.append({"name": name, "cells": cells})
         shown, notes = _classes_to_draw(next(iter(cols.values())), col_names[0])
         fig = figures.per_class_figure([names[j] for j in shown],
@@ -220,7 +228,8 @@ def _curves(groups: list[RunGroup]) -> dict:
             series = []
             for run in group.runs:
                 pts = [(r["epoch"], r[key]) for r in run.epoch_records
-                       if isinstance(r.get(key), (int, float)) and isinstance(r.get("epoch"), (int, float))]
+                       if isinstance(r.get(key), (int, float))
+                       and isinstance(r.get("epoch"), (int, float))]
                 if pts:
                     series.append(([p[0] for p in pts], [p[1] for p in pts]))
             if series:
@@ -257,7 +266,8 @@ def _weights(groups: list[RunGroup]) -> list[dict]:
                 epochs.append(recs[-1].get("epoch"))
         if hists and all(h.shape == hists[0].shape for h in hists):
             counts = np.sum(hists, axis=0)
-            edges = np.linspace(0.0, 1.0, counts.size + 1) if counts.size != 20 else WEIGHT_BIN_EDGES
+            edges = (np.linspace(0.0, 1.0, counts.size + 1) if counts.size != 20
+                     else WEIGHT_BIN_EDGES)
             out.append({"group": group.name, "counts": counts, "edges": edges, "runs": len(hists),
                         "recorded": recorded_weights(group.runs[0].config.get("weights")),
                         "epoch": epochs[0] if len(set(epochs)) == 1 else None,
@@ -272,7 +282,8 @@ def _umaps(groups: list[RunGroup], fig_dir: Path | None) -> list[dict]:
         if run is None:
             continue
         um, a = run.analysis["umap"], run.analysis
-        levels = [lv for lv in (a.get("levels") or list(um.get("labels") or {})) if lv in (um.get("labels") or {})]
+        labelled = um.get("labels") or {}
+        levels = [lv for lv in (a.get("levels") or list(labelled)) if lv in labelled]
         panels_levels = list(dict.fromkeys([levels[0], levels[-1]])) if levels else []
         names = a.get("class_names") or {}
         panels = {lv: (np.asarray(um["labels"][lv], dtype=int), [str(x) for x in names.get(lv, [])])
@@ -285,7 +296,8 @@ def _umaps(groups: list[RunGroup], fig_dir: Path | None) -> list[dict]:
         out.append({"group": group.name, "run": run.name,
                     "svg": figures.export_figure(fig, f"umap_{gi + 1}", fig_dir),
                     "trustworthiness": trust, "n": int(um.get("n") or len(coords)),
-                    "trust_text": sentences.fmt(trust, 3) if isinstance(trust, (int, float)) else "\u2013"})
+                    "trust_text": (sentences.fmt(trust, 3) if isinstance(trust, (int, float))
+                                   else "\u2013")})
     return out
 
 
@@ -301,8 +313,9 @@ def _render_groups(groups: list[RunGroup], baseline: int, out_html: Path, title:
     for step in track(steps, "rendering report", disable=not progress):
         if step == "curves":
             curves = _curves(groups)
-            built["curves_svg"] = figures.export_figure(figures.curves_figure(curves), "training_curves",
-                                                        fig_dir) if curves else None
+            built["curves_svg"] = (figures.export_figure(figures.curves_figure(curves),
+                                                         "training_curves", fig_dir)
+                                   if curves else None)
         elif step == "weights":
             weights = _weights(groups)
             built["weights"] = weights
@@ -321,14 +334,15 @@ def _render_groups(groups: list[RunGroup], baseline: int, out_html: Path, title:
     lines = [sentences.group_sentence(names, [len(g.runs) for g in groups], baseline)]
     if len(groups) == 1:
         lines.append(sentences.single_group_sentence(
-            names[0], [(r["label"], r["summaries"][0]) for r in headline if r["summaries"][0] is not None]))
+            names[0],
+            [(r["label"], r["summaries"][0]) for r in headline if r["summaries"][0] is not None]))
     else:
         lines += sentences.comparison_sentences(
             names, baseline, [(r["label"], r["summaries"], r["differences"]) for r in headline])
     lines += [sentences.weight_sentence(w["group"], w["stats"], w["epoch"], w["recorded"])
                   for w in built["weights"]]
-    lines += [sentences.umap_sentence(u["group"], u["trustworthiness"], u["n"]) for u in built["umaps"]
-                  if isinstance(u["trustworthiness"], (int, float))]
+    lines += [sentences.umap_sentence(u["group"], u["trustworthiness"], u["n"])
+              for u in built["umaps"] if isinstance(u["trustworthiness"], (int, float))]
 
     ctx = {
         "title": title,
@@ -343,7 +357,8 @@ def _render_groups(groups: list[RunGroup], baseline: int, out_html: Path, title:
         "headline_no_ci": NO_INTERVAL_NOTE if lacks_interval(headline) else "",
         "geometry_no_ci": NO_INTERVAL_NOTE if lacks_interval(geometry) else "",
         "summary": lines,
-        "weights_table": [{"group": w["group"], "runs": w["runs"], "epoch": w["epoch"], "recorded": w["recorded"],
+        "weights_table": [{"group": w["group"], "runs": w["runs"], "epoch": w["epoch"],
+                           "recorded": w["recorded"],
                            **{k: (f"{v:.1%}" if k.startswith("share") else sentences.fmt(v, 3))
                               for k, v in w["stats"].items() if k != "total"},
                            "total": f"{w['stats']['total']:.0f}"} for w in built["weights"]],
@@ -352,8 +367,8 @@ def _render_groups(groups: list[RunGroup], baseline: int, out_html: Path, title:
     }
     html = _environment().get_template("report.html").render(**ctx)
     if latex_dir is not None:
-        write_report_tables(names, baseline, headline, geometry, built["weights"], ctx["config_rows"],
-                            Path(latex_dir))
+        write_report_tables(names, baseline, headline, geometry, built["weights"],
+                            ctx["config_rows"], Path(latex_dir))
     return atomic_write_text(out_html, html)
 
 
@@ -402,7 +417,7 @@ def render_report(inputs: Sequence[str | Path], baseline: str | None = None,
 
 
 def render_analysis(analysis: dict, out_html: str | Path) -> Path:
-    """The single-checkpoint page for one analysis dict (schema :data:`~rascal_geom.runs.ANALYSIS_SCHEMA`).
+    """The single-checkpoint page for one analysis dict (``rascal.analysis/1``).
 
     Returns
     -------
@@ -410,8 +425,8 @@ def render_analysis(analysis: dict, out_html: str | Path) -> Path:
         The HTML file; figures go to ``<stem>_figures/`` next to it.
     """
     if not isinstance(analysis, dict) or analysis.get("schema") != ANALYSIS_SCHEMA:
-        raise RascalError(f"render_analysis needs an analysis dict with schema {ANALYSIS_SCHEMA!r}; "
-                          "pass the object `rascal analyze` writes.")
+        raise RascalError(f"render_analysis needs an analysis dict with schema "
+                          f"{ANALYSIS_SCHEMA!r}; pass the object `rascal analyze` writes.")
     record = record_from_analysis(analysis)
     group = RunGroup(record.name, [record])
     source = (analysis.get("source") or {}).get("path") or record.name
