@@ -213,7 +213,8 @@ def record_from_analysis(analysis: dict, path: str | Path | None = None) -> RunR
     run_dir = source.get("run_dir")
     name = Path(run_dir).name if run_dir else Path(path or source.get("path") or "analysis").stem
     record = RunRecord(name=name, path=Path(path or source.get("path") or name),
-                       config=dict(source.get("config") or {}), analysis=current_per_class(analysis))
+                       config=dict(source.get("config") or {}),
+                       analysis=current_per_class(analysis))
     if run_dir and Path(run_dir).is_dir():
         _fill_from_run_dir(record, Path(run_dir))
     return record

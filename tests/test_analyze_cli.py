@@ -164,10 +164,13 @@ def test_every_per_class_result_names_its_classes(tmp_path):
                   progress=False)
     m = doc["metrics"]
     family = doc["class_names"]["family"]
-    blocks = {"retention": m["hierarchy_retention"][0]["per_class"], "variance": m["geodesic_variance"]["per_class"],
-              "lift": m["attribute_consistency"]["per_class"], "spearman": m["rank_stability"]["per_class"]}
+    blocks = {"retention": m["hierarchy_retention"][0]["per_class"],
+              "variance": m["geodesic_variance"]["per_class"],
+              "lift": m["attribute_consistency"]["per_class"],
+              "spearman": m["rank_stability"]["per_class"]}
     for field, block in blocks.items():
         assert block["classes"] == family and len(block[field]) == len(family)
     assert set(blocks["retention"]) == {"classes", "accuracy", "chance", "retention"}
     assert set(blocks["lift"]) == {"classes", "agreement", "chance", "lift"}
-    assert blocks["variance"]["variance"] == pytest.approx(geodesic_variance(emb, coarse)["per_class"].tolist())
+    expected = geodesic_variance(emb, coarse)["per_class"].tolist()
+    assert blocks["variance"]["variance"] == pytest.approx(expected)

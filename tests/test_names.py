@@ -50,7 +50,8 @@ def test_every_loss_builds_a_model_and_a_config(loss):
 @pytest.mark.parametrize("source", names.WEIGHT_SOURCES)
 def test_every_weight_source_is_a_loss_and_a_config(source):
     assert TrainConfig(loss="rascal", weights=source).validated().weights == source
-    z = torch.nn.functional.normalize(torch.randn(8, 4, generator=torch.Generator().manual_seed(0)), dim=1)
+    z = torch.randn(8, 4, generator=torch.Generator().manual_seed(0))
+    z = torch.nn.functional.normalize(z, dim=1)
     labels = torch.tensor([0, 0, 0, 1, 1, 1, 2, 2])
     cached = torch.nn.functional.normalize(z + 0.1, dim=1)
     loss = RascalLoss(weights=source)(z, labels, cached, torch.ones(8, dtype=torch.bool))

@@ -310,8 +310,9 @@ def test_analysis_files_of_the_old_per_class_shapes_render_as_before(tmp_path):
     new = write_run(tmp_path / "new", "rascal_s0", "rascal", 0, umap=False)
     doc = json.loads((new / "analysis.json").read_text())
     m = doc["metrics"]
-    m["geodesic_variance"]["per_class"] = {"classes": COARSE, "variance": m["geodesic_variance"]["per_class"]}
-    m["hierarchy_retention"][0]["per_class"] = {"classes": COARSE, **m["hierarchy_retention"][0]["per_class"]}
+    geo, retention = m["geodesic_variance"], m["hierarchy_retention"][0]
+    geo["per_class"] = {"classes": COARSE, "variance": geo["per_class"]}
+    retention["per_class"] = {"classes": COARSE, **retention["per_class"]}
     (new / "analysis.json").write_text(json.dumps(doc))
     assert load_run(old).analysis["metrics"] == load_run(new).analysis["metrics"]
 
