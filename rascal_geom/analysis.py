@@ -1,7 +1,8 @@
 """``analyze``: every structure diagnostic of one embedding set, as one JSON-able dict.
 
 The dict follows the ``rascal.analysis/1`` schema that ``rascal report`` reads; the CLI and the
-demo both call :func:`analyze`, and so can a notebook.
+demo both call :func:`analyze`, and so can a notebook. Every per-class result in it has one shape
+(:func:`rascal_geom.runs.per_class`): ``{"classes": [name, ...], "<field>": [value, ...], ...}``.
 """
 
 from __future__ import annotations
@@ -31,11 +32,11 @@ from rascal_geom.metrics import (
 from rascal_geom.metrics._inputs import unit_rows
 from rascal_geom.metrics.knn import KNN_TEMPERATURE
 from rascal_geom.neighbors import knn_search, select_backend
+from rascal_geom.runs import ANALYSIS_SCHEMA, per_class
 from rascal_train.errors import RascalError
+from rascal_train.names import EMBEDDINGS
 from rascal_train.progress import console
 
-SCHEMA = "rascal.analysis/1"
-EMBEDDINGS = ("projection", "feature")
 # Classes larger than this use rank stability's top-k form (exact ranks cost O(n_c^2 log n_c)).
 EXACT_RANK_MAX_CLASS = 2000
 RANK_TOPK = 50
@@ -114,7 +115,8 @@ def _check_same_samples(others: list[EmbeddingSet], emb: EmbeddingSet) -> None:
                               f"{emb.source.get('path')}; compare checkpoints of one run on one split.")
 
 
-def _stability_curve(embs: list[EmbeddingSet], labels: np.ndarray, embedding: str, backend) -> dict | None:
+def _stability_curve(embs: list[EmbeddingSet], labels: np.ndarray, names: list[str], embedding: str,
+                     backend) -> dict | None:
     """Rank stability between consecutive checkpoints, ordered by epoch (the analysed one last)."""
     if len(embs) < 2:
         return None
@@ -126,7 +128,7 @@ def _stability_curve(embs: list[EmbeddingSet], labels: np.ndarray, embedding: st
         curve.append({"epoch": cur.source.get("epoch"), "previous_epoch": prev.source.get("epoch"),
                       "spearman": rs["spearman"], "drift": rs["drift"], "jaccard": rs["jaccard"]})
     return {"spearman": curve[-1]["spearman"], "drift": curve[-1]["drift"], "jaccard": curve[-1]["jaccard"],
-            "topk": topk, "per_class": rs["per_class"], "curve": curve}
+            "topk": topk, "per_class": per_class(names, spearman=rs["per_class"]), "curve": curve}
 
 
 def analyze(source, hierarchy=None, data_root=None, split: str = "test", compare=(), k: int = 20,
@@ -239,9 +241,12 @@ def analyze(source, hierarchy=None, data_root=None, split: str = "test", compare
     retention = []
     for coarse, fine in comparisons:
         r = hierarchy_retention(x, emb.labels[coarse], emb.labels[fine], k=k, backend=backend)
-        retention.append({"coarse": coarse, "fine": fine, **r})
+        retention.append({"coarse": coarse, "fine": fine, **r,
+                          "per_class": per_class(emb.class_names[coarse], **r["per_class"])})
     lap("hierarchy_retention")
+    names = emb.class_names[level]
     geo = geodesic_variance(x, y)
+    geo["per_class"] = per_class(names, variance=geo["per_class"])
     lap("geodesic_variance")
     attrs = None
     if emb.attributes is not None:
@@ -251,9 +256,10 @@ def analyze(source, hierarchy=None, data_root=None, split: str = "test", compare
                       else [n.split("::", 1)[0] for n in emb.attribute_names])
         attrs = attribute_consistency(x, y, emb.attributes, k=min(k, 10), groups=groups, seed=seed,
                                       backend=backend)
+        attrs["per_class"] = per_class(names, **attrs["per_class"])
     lap("attribute_consistency")
     embs = sorted(others, key=lambda e: e.source.get("epoch") or 0) + [emb]
-    stability = _stability_curve(embs, y, embedding, backend)
+    stability = _stability_curve(embs, y, names, embedding, backend)
     lap("rank_stability")
     geometry = geometry_summary(x, y, features=emb.features, seed=seed)
     lap("geometry")
@@ -283,7 +289,7 @@ def analyze(source, hierarchy=None, data_root=None, split: str = "test", compare
         "extraction": src.get("extraction"),
     }
     doc = {
-        "schema": SCHEMA,
+        "schema": ANALYSIS_SCHEMA,
         "protocol": protocol,
         "source": {"kind": src.get("kind", "embeddings"), "path": src.get("path"), "run_dir": src.get("run_dir"),
                    "epoch": src.get("epoch"), "config": config, "layout": src.get("layout"),

@@ -29,10 +29,10 @@ from rascal_train.datasets.corrupted import (CIFAR_C_DIRNAME, IMAGENET_C_DIRNAME
 from rascal_train.devices import resolve_device
 from rascal_train.errors import RascalError
 from rascal_train.features import extract_features
+from rascal_train.names import PROBE_PROTOCOLS
 from rascal_train.probe import linear_probe_supcon
 from rascal_train.progress import track
 
-PROTOCOLS = ("full_batch", "supcon")
 SHOT_GROUPS = ("many", "medium", "few")
 #: AlexNet's corruption errors on ImageNet-C, the normaliser of mCE (hendrycks/robustness).
 ALEXNET_ERRORS = {
@@ -334,9 +334,9 @@ def evaluate_checkpoint(ckpt_path, data_root=None, linear: bool = True, knn: boo
     from rascal_train.datasets.longtail import shot_groups
     from rascal_train.engine import load_datasets
 
-    if protocol not in PROTOCOLS:
+    if protocol not in PROBE_PROTOCOLS:
         raise RascalError(f"Unknown linear-probe protocol {protocol!r}; choose one of "
-                          f"{', '.join(PROTOCOLS)}.")
+                          f"{', '.join(PROBE_PROTOCOLS)}.")
     if corruptions and not linear:
         raise RascalError("Corruption accuracy is measured with the linear probe; drop --no-linear "
                           "or --corruptions.")

@@ -1,5 +1,4 @@
-"""Label hierarchies by name: which levels a dataset has, which pairs are compared, and where
-per-image attributes come from.
+"""Label hierarchies by name: which levels a dataset has and which pairs are compared.
 
 A :class:`Hierarchy`'s level names are exactly the ``levels`` of the dataset loader of the same
 name (``rascal_train.datasets``), coarse to fine, so an analysis can pick labels by level name
@@ -29,15 +28,12 @@ class Hierarchy:
         The level a model is trained on unless its config says otherwise.
     comparisons : tuple of (str, str)
         ``(coarse, fine)`` pairs for :func:`rascal_geom.metrics.hierarchy_retention`.
-    attributes : str or None
-        Where per-image attributes come from (``None``: the set has none).
     """
 
     name: str
     levels: tuple[str, ...]
     default_level: str
     comparisons: tuple[tuple[str, str], ...]
-    attributes: str | None = None
 
     def attribute_groups(self, attribute_names):
         """Group of each attribute column: the part of ``"group::value"`` before ``::`` (else the name)."""
@@ -68,8 +64,7 @@ def _consecutive(levels: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
 @register_hierarchy
 def synthetic() -> Hierarchy:
     levels = ("family", "variant")
-    return Hierarchy("synthetic", levels, "family", _consecutive(levels),
-                     attributes="the generator's per-image binary attributes")
+    return Hierarchy("synthetic", levels, "family", _consecutive(levels))
 
 
 @register_hierarchy
@@ -92,9 +87,7 @@ def aircraft() -> Hierarchy:
 
 @register_hierarchy
 def cub() -> Hierarchy:
-    return Hierarchy("cub", ("class",), "class", (),
-                     attributes="attributes/image_attribute_labels.txt, present with certainty "
-                                "'probably' or 'definitely', grouped by attributes.txt's 'group::value'")
+    return Hierarchy("cub", ("class",), "class", ())
 
 
 @register_hierarchy

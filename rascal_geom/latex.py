@@ -1,13 +1,20 @@
-"""booktabs tables for a paper, with every piece of user text escaped.
+"""booktabs tables for a paper, with every piece of user text escaped: ``rascal report --latex``.
 
-Cells are plain strings (escaped here) or :class:`TeX` strings (trusted LaTeX the report built
-itself, such as ``$\\pm$``). The output needs ``\\usepackage{booktabs}`` and nothing else.
+Cells are plain strings (escaped here) or :class:`TeX` strings (trusted LaTeX built here, such
+as ``$\\pm$``). The output needs ``\\usepackage{booktabs}`` and nothing else.
+:func:`write_report_tables` writes the report's tables (:mod:`rascal_geom.tables`) as ``.tex``
+files.
 """
 
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Sequence
+
+from rascal_geom.stats import Difference, Summary
+from rascal_geom.tables import lacks_interval
+from rascal_train.files import atomic_write_text
 
 _SPECIAL = {
     "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
@@ -66,3 +73,82 @@ def booktabs_table(header: Sequence[object], rows: Sequence[Sequence[object]], c
     out += [line(row) for row in rows]
     out += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
     return "\n".join(out) + "\n"
+
+
+def _summary(s: Summary | None) -> TeX:
+    if s is None:
+        return TeX("--")
+    return TeX(f"{s.mean:.4f}" + (rf" $\pm$ {s.std:.4f}" if s.n > 1 else "") + f" ($n={s.n}$)")
+
+
+def _difference(d: Difference | None) -> TeX:
+    if d is None:
+        return TeX("--")
+    if not d.has_interval:
+        return TeX(f"${d.delta:+.4f}$ (no CI)")
+    mark = "" if d.distinguishable else r"$^{\circ}$"
+    return TeX(f"${d.delta:+.4f}$ [${d.low:+.4f}$, ${d.high:+.4f}$]{mark}")
+
+
+def write_report_tables(names: Sequence[str], baseline: int, headline: list[dict],
+                        geometry: list[dict], weights: list[dict], config: list[dict],
+                        latex_dir: Path) -> list[Path]:
+    """Write a report's tables: ``headline``, ``geometry``, ``weights`` and ``config.tex``.
+
+    Parameters
+    ----------
+    names : sequence of str
+        The run groups, in column order.
+    baseline : int
+        Index of the group the differences are taken from.
+    headline, geometry : list of dict
+        Rows of :func:`rascal_geom.tables.headline_table` and
+        :func:`~rascal_geom.tables.geometry_table`; no ``geometry.tex`` when empty.
+    weights : list of dict
+        The RASCAL groups' weight histograms (``group``, ``stats``, ``recorded``); no
+        ``weights.tex`` when empty.
+    config : list of dict
+        Rows of :func:`rascal_geom.tables.config_rows`.
+    latex_dir : Path
+
+    Returns
+    -------
+    list of Path
+        The files written.
+    """
+    others = [i for i in range(len(names)) if i != baseline]
+
+    def table(rows: list[dict], caption: str, label: str) -> str:
+        header = ["metric"] + list(names) + [TeX(r"$\Delta$ " + escape(names[i])) for i in others]
+        body = [[r["label"]] + [_summary(s) for s in r["summaries"]]
+                + [_difference(r["differences"][i]) for i in others] for r in rows]
+        return booktabs_table(header, body, caption=caption, label=label)
+
+    note = (f"Mean and std over seeds; differences from the baseline {names[baseline]} with 95% "
+            f"intervals (paired t over matching seeds, else Welch t); a circle marks an interval "
+            f"that contains 0.")
+
+    def caption(what: str, rows: list[dict]) -> str:
+        no_ci = " No CI: a side has one run (n=1)." if lacks_interval(rows) else ""
+        return f"{what} {note}{no_ci}"
+
+    written = [atomic_write_text(latex_dir / "headline.tex", table(
+        headline, caption("Headline metrics.", headline), "tab:rascal-headline"))]
+    if geometry:
+        written.append(atomic_write_text(latex_dir / "geometry.tex", table(
+            geometry, caption("Embedding geometry.", geometry), "tab:rascal-geometry")))
+    if weights:
+        rows = [[w["group"], f"{w['stats']['mean']:.3f}", f"{w['stats']['std']:.3f}",
+                 f"{w['stats']['share_ge_0.9']:.1%}", f"{w['stats']['share_ge_0.7']:.1%}",
+                 f"{w['stats']['share_lt_0.3']:.1%}"] for w in weights]
+        recorded = "; ".join(f"{w['group']}: {w['recorded']}" for w in weights)
+        written.append(atomic_write_text(latex_dir / "weights.tex", booktabs_table(
+            ["run group", "mean", "std", TeX(r"$\geq 0.9$"), TeX(r"$\geq 0.7$"), TeX(r"$< 0.3$")],
+            rows, caption="Logged weight histograms of the RASCAL runs at the last logged epoch "
+                          "(mean and std from bin centres of 20 bins; shares exact). Recorded: "
+                          + recorded + ".", label="tab:rascal-weights")))
+    written.append(atomic_write_text(latex_dir / "config.tex", booktabs_table(
+        ["setting"] + list(names), [[r["key"]] + r["cells"] for r in config],
+        caption="Configurations compared (differing settings first).", label="tab:rascal-config",
+        align="l" * (len(names) + 1))))
+    return written

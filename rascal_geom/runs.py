@@ -4,6 +4,10 @@ A *run directory* (``runs/<name>/``) holds ``config.json``, ``train_log.jsonl``,
 evaluated and analysed, ``eval.json`` and ``analysis.json``. An *analysis JSON* is the file
 ``rascal analyze`` writes (schema ``rascal.analysis/1``); when its ``source.run_dir`` still
 exists, that run's log and evaluation are read too. Both become a :class:`RunRecord`.
+
+Every per-class result of an analysis has one shape, :func:`per_class`. Files written before that
+shape was fixed are brought to it once, as they are read (:func:`current_per_class`), so the
+report reads one shape only.
 """
 
 from __future__ import annotations
@@ -26,6 +30,71 @@ NON_IDENTITY_KEYS = frozenset({"seed", "out", "out_dir", "run_dir", "name", "res
 
 #: A seed suffix on a run name (``rascal_s0``, ``supcon-seed1``, a sweep's ``loss=rascal,seed=2``).
 SEED_SUFFIX = re.compile(r"[-_.,](seed|s)[-_=]?\d+$", re.IGNORECASE)
+
+
+def per_class(names: list[str], **columns) -> dict:
+    """One metric's per-class numbers as the analysis stores them and the report reads them.
+
+    Parameters
+    ----------
+    names : list of str
+        The class names of the level the metric ran at, in label order.
+    **columns : ndarray of shape (n_classes,)
+        One series per field, indexed by label; NaN where a class has no value.
+
+    Returns
+    -------
+    dict
+        ``{"classes": names, "<field>": values, ...}``. A split that lacks a level's last labels
+        gives shorter series (the metrics count classes up to the largest label present), so the
+        classes are the names those series cover.
+    """
+    n = len(next(iter(columns.values())))
+    return {"classes": list(names[:n]), **columns}
+
+
+
+def _old_names(n: int, names_by_level: dict, level: str | None) -> list[str]:
+    """The class names an old per-class series meant: its level's, else a level of ``n`` classes."""
+    for lvl in ([level] if level else []) + list(names_by_level):
+        if len(names_by_level.get(lvl) or ()) == n:
+            return [str(name) for name in names_by_level[lvl]]
+    return [f"class {i}" for i in range(n)]
+
+
+def current_per_class(analysis: dict) -> dict:
+    """``analysis`` with every per-class result in the shape of :func:`per_class`.
+
+    Analyses written before the shape was fixed hold a bare list (geodesic variance, rank
+    stability) or a dict of series without class names (hierarchy retention, attribute
+    consistency). Their names are those of the series' level where the file says it (retention's
+    coarse level), else of the first level with as many classes, as the report guessed then.
+    A current analysis is returned unchanged.
+    """
+    metrics = analysis.get("metrics")
+    if not isinstance(metrics, dict):
+        return analysis
+    names_by_level = analysis.get("class_names") or {}
+
+    def upgraded(block, field: str, level: str | None = None):
+        if isinstance(block, list) and block:
+            block = {field: block}
+        if not isinstance(block, dict) or not block or "classes" in block:
+            return block
+        n = len(next(iter(block.values())))
+        return per_class(_old_names(n, names_by_level, level), **block)
+
+    metrics = dict(metrics)
+    if isinstance(metrics.get("hierarchy_retention"), list):
+        metrics["hierarchy_retention"] = [
+            {**entry, "per_class": upgraded(entry["per_class"], "retention", entry.get("coarse"))}
+            if isinstance(entry, dict) and "per_class" in entry else entry
+            for entry in metrics["hierarchy_retention"]]
+    for key, field in (("geodesic_variance", "variance"), ("attribute_consistency", "lift"),
+                       ("rank_stability", "spearman")):
+        if isinstance(metrics.get(key), dict) and "per_class" in metrics[key]:
+            metrics[key] = {**metrics[key], "per_class": upgraded(metrics[key]["per_class"], field)}
+    return {**analysis, "metrics": metrics}
 
 
 @dataclass
@@ -128,7 +197,7 @@ def load_run(path: str | Path) -> RunRecord:
         record = RunRecord(name=path.resolve().name, path=path)
         _fill_from_run_dir(record, path)
         if (path / "analysis.json").is_file():
-            record.analysis = _read_json(path / "analysis.json")
+            record.analysis = current_per_class(_read_json(path / "analysis.json"))
         return record
     if path.is_file() and path.suffix == ".json":
         obj = _read_json(path)
@@ -144,7 +213,8 @@ def record_from_analysis(analysis: dict, path: str | Path | None = None) -> RunR
     run_dir = source.get("run_dir")
     name = Path(run_dir).name if run_dir else Path(path or source.get("path") or "analysis").stem
     record = RunRecord(name=name, path=Path(path or source.get("path") or name),
-                       config=dict(source.get("config") or {}), analysis=analysis)
+                       config=dict(source.get("config") or {}),
+                       analysis=current_per_class(analysis))
     if run_dir and Path(run_dir).is_dir():
         _fill_from_run_dir(record, Path(run_dir))
     return record

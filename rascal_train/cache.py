@@ -17,8 +17,7 @@ import torch
 from torch import Tensor
 
 from rascal_train.errors import RascalError
-
-POLICIES = ("last_seen", "epoch_end")
+from rascal_train.names import CACHE_POLICIES
 
 
 class EmbeddingCache:
@@ -35,9 +34,9 @@ class EmbeddingCache:
     """
 
     def __init__(self, num_samples: int, dim: int, policy: str = "last_seen", device="cpu"):
-        if policy not in POLICIES:
+        if policy not in CACHE_POLICIES:
             raise RascalError(f"The 'policy' parameter of EmbeddingCache must be one of "
-                              f"{', '.join(POLICIES)}. Got {policy!r} instead.")
+                              f"{', '.join(CACHE_POLICIES)}. Got {policy!r} instead.")
         if num_samples < 1 or dim < 1:
             raise RascalError(f"EmbeddingCache needs num_samples >= 1 and dim >= 1; got "
                               f"{num_samples} and {dim}.")

@@ -18,9 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from rascal_train.errors import RascalError
+from rascal_train.names import CACHE_POLICIES, LOSSES, PRECISIONS, WEIGHT_SOURCES
 
-CACHE_POLICIES = ("last_seen", "epoch_end")
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 # Keys that may differ between a checkpoint and the run that resumes it: where the run lives
 # and how it is watched change nothing the weights depend on.
 RESUME_FREE_KEYS = ("resume", "out", "device", "num_workers", "monitor", "log_every")
@@ -168,8 +167,7 @@ class TrainConfig:
 
     def validated(self) -> "TrainConfig":
         """Check every value; fill the loss-dependent defaults. Returns a new config."""
-        from rascal_train.losses import WEIGHT_SOURCES
-        from rascal_train.models import LOSSES, list_models
+        from rascal_train.models import list_models
 
         _choice("loss", self.loss, LOSSES)
         _choice("arch", self.arch, list_models())

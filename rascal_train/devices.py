@@ -17,8 +17,8 @@ import warnings
 
 import torch
 
-from rascal_train.config import PRECISIONS
 from rascal_train.errors import RascalError
+from rascal_train.names import PRECISIONS
 
 # The device of the command in progress (see device_scope): what ``device=None`` means inside it.
 _SCOPE: contextvars.ContextVar[torch.device | None] = contextvars.ContextVar("rascal_device", default=None)

@@ -21,10 +21,9 @@ from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
 from rascal_train.errors import RascalError
+from rascal_train.names import WEIGHT_SOURCES
 from rascal_train.ranks import average_ranks
 
-WEIGHT_SOURCES = ("uniform", "current_rank", "current_similarity", "rank_agreement",
-                  "rank_agreement_hard")
 _CACHE_SOURCES = ("rank_agreement", "rank_agreement_hard")
 HIST_BINS = 20
 # Elements of a [rows, N] chunk: 64 MiB in float32 keeps a CPU pass near its caches; on a GPU

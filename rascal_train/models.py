@@ -15,10 +15,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rascal_train.errors import RascalError
+from rascal_train.names import LOSSES
 from rascal_train.registry import Registry
 
-CONTRASTIVE_LOSSES = ("supcon", "rascal", "simclr")
-LOSSES = ("ce",) + CONTRASTIVE_LOSSES
 CHECKPOINT_FORMAT = "rascal.ckpt/1"
 
 _MODELS: Registry[Callable[[], tuple[nn.Module, int]]] = Registry("architecture", "--arch")

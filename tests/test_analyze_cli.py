@@ -153,3 +153,24 @@ def test_umap_map_and_trustworthiness(tmp_path):
     xn = emb[idx] / np.linalg.norm(emb[idx], axis=1, keepdims=True)
     assert out["trustworthiness"] == pytest.approx(sk_trust(xn, np.array(out["coords"]), n_neighbors=10))
     assert out["trustworthiness"] > 0.8
+
+
+def test_every_per_class_result_names_its_classes(tmp_path):
+    from rascal_geom.analysis import analyze
+
+    emb, coarse, fine, attrs = _npz(tmp_path / "a.npz")
+    _npz(tmp_path / "b.npz")
+    doc = analyze(tmp_path / "b.npz", compare=[tmp_path / "a.npz"], hierarchy="synthetic", umap=False,
+                  progress=False)
+    m = doc["metrics"]
+    family = doc["class_names"]["family"]
+    blocks = {"retention": m["hierarchy_retention"][0]["per_class"],
+              "variance": m["geodesic_variance"]["per_class"],
+              "lift": m["attribute_consistency"]["per_class"],
+              "spearman": m["rank_stability"]["per_class"]}
+    for field, block in blocks.items():
+        assert block["classes"] == family and len(block[field]) == len(family)
+    assert set(blocks["retention"]) == {"classes", "accuracy", "chance", "retention"}
+    assert set(blocks["lift"]) == {"classes", "agreement", "chance", "lift"}
+    expected = geodesic_variance(emb, coarse)["per_class"].tolist()
+    assert blocks["variance"]["variance"] == pytest.approx(expected)

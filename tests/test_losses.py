@@ -10,7 +10,8 @@ from scipy.stats import entropy as scipy_entropy
 from scipy.stats import rankdata
 
 from rascal_train.errors import RascalError
-from rascal_train.losses import WEIGHT_SOURCES, RascalLoss, rascal_weights
+from rascal_train.losses import RascalLoss, rascal_weights
+from rascal_train.names import WEIGHT_SOURCES
 
 TAU = 0.1
 

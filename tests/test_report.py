@@ -300,3 +300,27 @@ def test_classes_without_a_value_are_out_of_the_ranking():
     assert notes[-1] == "3 classes without a value for rascal left out of the figure and its ranking"
     few, notes = _classes_to_draw(np.array([0.2, np.nan, 0.5]), "supcon")
     assert few.tolist() == [0, 2] and notes == ["1 class without a value for supcon left out of the figure and its ranking"]
+
+
+def test_analysis_files_of_the_old_per_class_shapes_render_as_before(tmp_path):
+    # Before the per-class shape was fixed, geodesic variance was a bare list and retention a dict
+    # of series, both without class names (write_run writes those shapes); the report named them
+    # by the level with as many classes. The current shape names the classes itself.
+    old = write_run(tmp_path / "old", "rascal_s0", "rascal", 0, umap=False)
+    new = write_run(tmp_path / "new", "rascal_s0", "rascal", 0, umap=False)
+    doc = json.loads((new / "analysis.json").read_text())
+    m = doc["metrics"]
+    geo, retention = m["geodesic_variance"], m["hierarchy_retention"][0]
+    geo["per_class"] = {"classes": COARSE, "variance": geo["per_class"]}
+    retention["per_class"] = {"classes": COARSE, **retention["per_class"]}
+    (new / "analysis.json").write_text(json.dumps(doc))
+    assert load_run(old).analysis["metrics"] == load_run(new).analysis["metrics"]
+
+    def per_class(run):
+        html = render_report([run], out_html=run.parent / "r.html", progress=False).read_text()
+        section = html.split('<section id="per-class">')[1].split("</section>")[0]
+        return re.sub(r"<svg.*?</svg>", "", section, flags=re.S)  # the tables and captions
+
+    section = per_class(old)
+    assert section == per_class(new)
+    assert "Boeing" in section and "&lt;script&gt;" in section and "class 0" not in section

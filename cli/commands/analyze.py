@@ -8,6 +8,7 @@ import click
 from rascal_cli.errors import user_errors
 from rascal_cli.paths import OutputPath
 from rascal_geom.hierarchies import list_hierarchies
+from rascal_train.names import EMBEDDINGS
 
 
 def _default_name(source: Path) -> str:
@@ -43,7 +44,7 @@ def _default_name(source: Path) -> str:
               help="HTML page to write; NAME.json goes beside it. Default: reports/<name>.html.")
 @click.option("--k", type=click.IntRange(min=1), default=20, show_default=True,
               help="Neighbours for kNN, hierarchy retention and attribute consistency.")
-@click.option("--embedding", type=click.Choice(["projection", "feature"]), default="projection",
+@click.option("--embedding", type=click.Choice(EMBEDDINGS), default="projection",
               show_default=True, help="Analyse the projection head's output or the backbone features.")
 @click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True,
               help="Seed of every subsample.")

@@ -9,6 +9,7 @@ import click
 
 from rascal_cli.errors import user_errors
 from rascal_cli.paths import OutputPath
+from rascal_train.names import EMBEDDINGS
 
 
 @click.command("embed")
@@ -19,7 +20,7 @@ from rascal_cli.paths import OutputPath
 @click.option("--data-root", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
               help="Where the dataset lives, if not where the checkpoint was trained.")
 @click.option("--split", default="test", show_default=True, help="Split to embed.")
-@click.option("--embedding", type=click.Choice(["projection", "feature"]), default="projection", show_default=True,
+@click.option("--embedding", type=click.Choice(EMBEDDINGS), default="projection", show_default=True,
               help="The rows written as `embeddings`: the projection head's output or the backbone features "
                    "(the features are written as `features` either way).")
 @click.option("--layer", default=None, help="Embed the pooled output of this named module of the encoder (e.g. "

@@ -8,6 +8,7 @@ import click
 
 from rascal_cli.errors import user_errors
 from rascal_cli.paths import OutputPath
+from rascal_train.names import PROBE_PROTOCOLS
 
 
 @click.command("eval")
@@ -24,7 +25,8 @@ from rascal_cli.paths import OutputPath
               help="CIFAR-100-C folder (default: <data-root>/CIFAR-100-C when it exists, else generate), or "
                    "for ImageNet-style splits the ImageNet-C folder of <corruption>/<severity>/<wnid>/*.JPEG "
                    "(default: <data-root>/ImageNet-C; required).")
-@click.option("--protocol", type=click.Choice(("full_batch", "supcon")), default="full_batch", show_default=True,
+@click.option("--protocol", type=click.Choice(PROBE_PROTOCOLS), default="full_batch",
+              show_default=True,
               help="full_batch: L-BFGS logistic regression on features extracted once; supcon: SGD on "
                    "augmented views of the frozen encoder (SupCon's protocol, slower).")
 @click.option("--probe-epochs", type=click.IntRange(min=1), default=10, show_default=True,

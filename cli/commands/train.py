@@ -10,9 +10,7 @@ import click
 from rascal_cli.errors import user_errors
 from rascal_cli.paths import OutputPath
 from rascal_train.config import MAX_SEED
-
-_LOSSES = ("ce", "supcon", "rascal", "simclr")
-_WEIGHTS = ("uniform", "current_rank", "current_similarity", "rank_agreement", "rank_agreement_hard")
+from rascal_train.names import CACHE_POLICIES, LOSSES, PRECISIONS, WEIGHT_SOURCES
 
 
 @click.command("train")
@@ -22,10 +20,10 @@ _WEIGHTS = ("uniform", "current_rank", "current_similarity", "rank_agreement", "
 @click.option("--data-root", type=click.Path(file_okay=False, path_type=Path),
               help="Directory that holds the dataset.")
 @click.option("--label-level", help="Hierarchy level to train on (default: the dataset's).")
-@click.option("--loss", type=click.Choice(_LOSSES), help="Training loss (default: rascal).")
-@click.option("--weights", type=click.Choice(_WEIGHTS),
+@click.option("--loss", type=click.Choice(LOSSES), help="Training loss (default: rascal).")
+@click.option("--weights", type=click.Choice(WEIGHT_SOURCES),
               help="RASCAL's positive-weight source, the ablation axis (default: rank_agreement).")
-@click.option("--cache", type=click.Choice(("last_seen", "epoch_end")),
+@click.option("--cache", type=click.Choice(CACHE_POLICIES),
               help="RASCAL's embedding-cache policy (default: last_seen).")
 @click.option("--arch", help="Encoder: small_cnn, cifar_resnet18, cifar_resnet50, resnet18, resnet50.")
 @click.option("--epochs", type=click.IntRange(min=1), help="Training epochs (default: 100).")
@@ -38,7 +36,7 @@ _WEIGHTS = ("uniform", "current_rank", "current_similarity", "rank_agreement", "
 @click.option("--label-noise", type=click.FloatRange(0, 1, max_open=True), help="Symmetric label-noise rate.")
 @click.option("--imbalance", type=click.FloatRange(min=1), help="Long-tail imbalance factor.")
 @click.option("--device", help="auto (default), cpu, cuda or cuda:N.")
-@click.option("--precision", type=click.Choice(("auto", "fp32", "bf16", "fp16")),
+@click.option("--precision", type=click.Choice(PRECISIONS),
               help="Autocast on CUDA (default auto: bf16 from compute capability 8, else fp16 with a "
                    "gradient scaler); CPU trains in fp32.")
 @click.option("--seed", type=click.IntRange(0, MAX_SEED), help="The one seed of the run (default: 0).")

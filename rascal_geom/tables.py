@@ -1,0 +1,119 @@
+"""The comparison tables of a report, as numbers: one row per measurement, one column per run group.
+
+A row holds each group's :class:`~rascal_geom.stats.Summary` over seeds and each group's
+:class:`~rascal_geom.stats.Difference` from the baseline. :mod:`rascal_geom.report` renders the
+rows as HTML and :mod:`rascal_geom.latex` as booktabs tables, so both show the same numbers.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Sequence
+
+from rascal_geom.runs import RunGroup, RunRecord, analysis_provenance, headline_values
+from rascal_geom.stats import Difference, Summary, difference_interval, summarize
+
+_HEADLINE_LABELS = {"linear_top1": "linear top-1", "knn_top1": "kNN top-1",
+                    "attribute_lift": "attribute lift", "geodesic_variance": "geodesic variance",
+                    "collapse_ratio": "collapse ratio", "rank_stability": "rank stability"}
+_HEADLINE_ORDER = ("linear_top1", "knn_top1", "retention", "attribute_lift", "geodesic_variance",
+                   "collapse_ratio", "rank_stability")
+_GEOMETRY_KEYS = ("class_alignment", "uniformity", "nc1", "equinorm", "equiangularity",
+                  "effective_rank", "pos_sim", "neg_sim", "sim_gap", "margin_violation")
+
+
+def _metric_label(key: str) -> str:
+    """``knn_top1|eval.json: test split ...`` -> ``kNN top-1 (eval.json)``: metric and source."""
+    metric, _, provenance = key.partition("|")
+    if metric.startswith("retention:"):
+        label = f"retention ({metric.split(':', 1)[1]})"
+    else:
+        label = _HEADLINE_LABELS.get(metric, metric.replace("_", " "))
+    return f"{label} ({provenance.split(':', 1)[0]})" if provenance else label
+
+
+def _ordered(keys, metric_order: Sequence[str]) -> list[str]:
+    """Keys by metric (in ``metric_order``, ``retention:*`` at ``"retention"``), then by source."""
+    def rank(key: str) -> tuple:
+        metric = key.partition("|")[0]
+        name = "retention" if metric.startswith("retention:") else metric
+        place = metric_order.index(name) if name in metric_order else len(metric_order)
+        return (place, metric, key)
+    return sorted(keys, key=rank)
+
+
+def _by_seed(group: RunGroup, per_run: list[dict], key: str) -> dict | list:
+    """The metric's values over a group's runs: keyed by seed when seeds are known and distinct."""
+    pairs = [(run.seed, vals[key]) for run, vals in zip(group.runs, per_run) if key in vals]
+    seeds = [s for s, _ in pairs]
+    if None not in seeds and len(set(seeds)) == len(seeds):
+        return dict(pairs)
+    return [v for _, v in pairs]
+
+
+def _metric_table(groups: list[RunGroup], per_run: list[list[dict]], metric_order: Sequence[str],
+                  baseline: int) -> list[dict]:
+    """Rows ``{"key", "label", "provenance", "summaries", "differences", "sizes"}``.
+
+    ``per_run`` holds each run's values keyed ``metric|provenance``; a row is one such key, with
+    mean ± std per group and the difference from the baseline group.
+    """
+    keys = _ordered({k for pr in per_run for vals in pr for k in vals}, metric_order)
+    rows = []
+    for key in keys:
+        values = [_by_seed(g, pr, key) for g, pr in zip(groups, per_run)]
+        summaries: list[Summary | None] = [
+            summarize(list(v.values()) if isinstance(v, dict) else v) if len(v) else None
+            for v in values]
+        diffs: list[Difference | None] = [None] * len(groups)
+        if summaries[baseline] is not None:
+            for g in range(len(groups)):
+                if g != baseline and summaries[g] is not None:
+                    diffs[g] = difference_interval(values[g], values[baseline])
+        rows.append({"key": key, "label": _metric_label(key), "provenance": key.partition("|")[2],
+                     "summaries": summaries, "differences": diffs,
+                     "sizes": [len(g.runs) for g in groups]})
+    return rows
+
+
+def headline_table(groups: list[RunGroup], baseline: int) -> list[dict]:
+    """The headline metrics (:func:`rascal_geom.runs.headline_values`), one row per source."""
+    per_run = [[headline_values(r) for r in g.runs] for g in groups]
+    return _metric_table(groups, per_run, _HEADLINE_ORDER, baseline)
+
+
+def _geometry_values(record: RunRecord) -> dict[str, float]:
+    """The analysis' global-geometry numbers keyed ``metric|provenance``, like the headline ones."""
+    a = record.analysis or {}
+    where = analysis_provenance(a)["structure"] if a else ""
+    return {f"{k}|{where}": float(v)
+            for k, v in ((a.get("metrics") or {}).get("geometry") or {}).items()
+            if k in _GEOMETRY_KEYS and isinstance(v, (int, float)) and not isinstance(v, bool)}
+
+
+def geometry_table(groups: list[RunGroup], baseline: int) -> list[dict]:
+    """The analysis' embedding-geometry numbers, one row per metric."""
+    per_run = [[_geometry_values(r) for r in g.runs] for g in groups]
+    return _metric_table(groups, per_run, _GEOMETRY_KEYS, baseline)
+
+
+def lacks_interval(rows: list[dict]) -> bool:
+    """Whether a difference in ``rows`` has no interval (a side with one run)."""
+    return any(d is not None and not d.has_interval for r in rows for d in r["differences"])
+
+
+def config_rows(groups: list[RunGroup]) -> list[dict]:
+    """Rows ``{"key", "cells", "differs"}`` of the groups' configurations, differing keys first."""
+    keys = sorted(set().union(*(g.config for g in groups)))
+
+    def show(v) -> str:
+        return v if isinstance(v, str) else json.dumps(v)
+
+    rows = [{"key": k, "cells": [show(g.config[k]) if k in g.config else "\u2013" for g in groups]}
+            for k in keys]
+    for row in rows:
+        row["differs"] = len(set(row["cells"])) > 1
+    rows.sort(key=lambda r: (not r["differs"], r["key"]))
+    seeds = [", ".join("?" if s is None else str(s) for s in g.seeds) for g in groups]
+    rows.append({"key": "seeds", "differs": False, "cells": seeds})
+    return rows
