@@ -5,8 +5,6 @@ from rascal_geom.metrics import retrieval_k, retrieval_metrics, within_coarse_re
 from rascal_geom.neighbors import knn_search
 from rascal_train.errors import RascalError
 
-pml = pytest.importorskip("pytorch_metric_learning.utils.accuracy_calculator")
-
 _PML_KEYS = {"precision_at_1": "precision_at_1", "r_precision": "r_precision",
              "map_at_r": "mean_average_precision_at_r"}
 
@@ -22,6 +20,7 @@ def _data(seed=0, n=240, d=16, c=7):
 def _pml(x, y, per_class=False):
     """pytorch-metric-learning's AccuracyCalculator on the L2-normalised rows: leave-one-out over
     the set (reference = query, so ref_includes_query), k = largest class - 1, means over queries."""
+    pml = pytest.importorskip("pytorch_metric_learning.utils.accuracy_calculator")
     calc = pml.AccuracyCalculator(include=tuple(_PML_KEYS.values()), k="max_bin_count",
                                   avg_of_avgs=False, return_per_class=per_class, device=None)
     xn = x / np.linalg.norm(x, axis=1, keepdims=True)
