@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from rascal_geom.metrics import retrieval_k, retrieval_metrics, within_coarse_retrieval
-from rascal_geom.neighbors import knn_search
+from rascal_geom.neighbors import grouped_knn, knn_search
 from rascal_train.errors import RascalError
 
 _PML_KEYS = {"precision_at_1": "precision_at_1", "r_precision": "r_precision",
@@ -92,6 +92,10 @@ def test_within_coarse_retrieval_is_retrieval_inside_each_coarse_class():
         weights.append(rows.sum())
     assert out["map_at_r"] == pytest.approx(np.average(out["per_class"]["map_at_r"], weights=weights), rel=1e-10)
     assert out["map_at_r"] > out["chance"]  # the fine offsets are visible inside each coarse class
+    shared = grouped_knn(x / np.linalg.norm(x, axis=1, keepdims=True), coarse, out["k"] + 10)
+    assert within_coarse_retrieval(x, coarse, fine, neighbours=shared)["map_at_r"] == out["map_at_r"]
+    with pytest.raises(RascalError, match="within its coarse"):
+        within_coarse_retrieval(x, coarse, fine, neighbours=(shared[0][:, :3], shared[1][:, :3]))
 
 
 def test_retrieval_input_errors():
@@ -102,3 +106,19 @@ def test_retrieval_input_errors():
         retrieval_metrics(x, y[:-1])
     with pytest.raises(RascalError, match="2 or more samples"):
         within_coarse_retrieval(x, np.arange(30), y)
+
+
+def test_retrieval_on_a_query_subsample_scores_those_queries_against_all():
+    x, y = _data(5, n=200)
+    full = retrieval_metrics(x, y, ks=(1, 4))
+    sub = retrieval_metrics(x, y, ks=(1, 4), max_queries=60, seed=1)
+    chosen = np.sort(np.random.default_rng(1).choice(200, 60, replace=False))
+    xn = x.astype(np.float64) / np.linalg.norm(x, axis=1, keepdims=True)
+    s = xn @ xn.T
+    np.fill_diagonal(s, -np.inf)
+    order = np.argsort(-s, axis=1)
+    chosen = chosen[np.bincount(y)[y[chosen]] > 1]
+    assert sub["n_queries"] == len(chosen)
+    assert sub["recall_at_4"] == pytest.approx((y[order[chosen, :4]] == y[chosen, None]).any(1).mean(), abs=1e-12)
+    assert len(sub["per_class"]["map_at_r"]) == len(full["per_class"]["map_at_r"])
+    assert retrieval_metrics(x, y, max_queries=500)["map_at_r"] == full["map_at_r"]  # no subsample needed

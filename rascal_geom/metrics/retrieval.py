@@ -19,7 +19,8 @@ from __future__ import annotations
 import numpy as np
 
 from rascal_geom.metrics._inputs import as_labels, as_matrix, check_positive_int, normalize_rows
-from rascal_geom.neighbors import grouped_knn, knn_search
+# _drop_self: the leave-one-out step of knn_search, for a query subset searching the whole set.
+from rascal_geom.neighbors import _drop_self, grouped_knn, knn_search
 from rascal_train.errors import RascalError
 
 #: Entries of one block of neighbour labels scored at a time.
@@ -70,9 +71,8 @@ def _scores(nbr_labels: np.ndarray, labels: np.ndarray, r: np.ndarray, ks: tuple
     return out
 
 
-def _summary(per_query: dict, groups: np.ndarray, counted: np.ndarray) -> dict:
-    """Means over counted queries, and per group (ndarray (groups.max() + 1,), NaN where none)."""
-    n_groups = int(groups.max()) + 1
+def _summary(per_query: dict, groups: np.ndarray, counted: np.ndarray, n_groups: int) -> dict:
+    """Means over counted queries, and per group (ndarray (n_groups,), NaN where none)."""
     sizes = np.bincount(groups[counted], minlength=n_groups)
     out, per_group = {}, {}
     for key, values in per_query.items():
@@ -86,8 +86,13 @@ def _summary(per_query: dict, groups: np.ndarray, counted: np.ndarray) -> dict:
 
 
 def retrieval_metrics(emb, labels, ks=(1, 2, 4, 8), neighbours: tuple[np.ndarray, np.ndarray] | None = None,
-                      backend: str | None = None) -> dict:
+                      max_queries: int | None = None, seed: int = 0, backend: str | None = None) -> dict:
     """Leave-one-out retrieval over the set (see the module docstring), as ``AccuracyCalculator``.
+
+    Exact MAP@R ranks each query's ``R`` nearest others, so the search needs ``k`` = largest
+    class - 1 neighbours: at 50,000 rows with classes of 500 that is a full search at k = 564.
+    To stay cheap either pass a search already made (``neighbours``) or let a seeded subsample
+    of ``max_queries`` queries search the whole set (every sample stays a candidate neighbour).
 
     Parameters
     ----------
@@ -100,6 +105,11 @@ def retrieval_metrics(emb, labels, ks=(1, 2, 4, 8), neighbours: tuple[np.ndarray
         A search already made, with ``k >= retrieval_k(labels, ks)``, on the same normalised rows
         (only ``idx`` is read). Without it one exact search is made here; its result takes
         ``12 * n_samples * k`` bytes.
+    max_queries : int or None, default=None
+        Without ``neighbours``: score a seeded random subsample of this many queries (means and
+        per-class values are then estimates); ``None`` scores every sample.
+    seed : int, default=0
+        Seed of that subsample.
     backend : str or None
         Neighbour-search backend, as :func:`rascal_geom.neighbors.knn_search`.
 
@@ -107,8 +117,8 @@ def retrieval_metrics(emb, labels, ks=(1, 2, 4, 8), neighbours: tuple[np.ndarray
     -------
     dict
         ``precision_at_1``, ``r_precision``, ``map_at_r``, ``recall_at_K`` for each ``K`` (floats,
-        means over queries), ``n_queries`` (queries not alone in their class), ``k`` (neighbours
-        used); ``per_class``: the same keys as ndarrays of shape (labels.max() + 1,), NaN for a
+        means over queries), ``n_queries`` (queries scored: sampled, and not alone in their class),
+        ``k`` (neighbours used); ``per_class``: the same keys as ndarrays of shape (labels.max() + 1,), NaN for a
         class without a counted query.
     """
     x = normalize_rows(as_matrix(emb, "emb", np.float32))
@@ -117,7 +127,13 @@ def retrieval_metrics(emb, labels, ks=(1, 2, 4, 8), neighbours: tuple[np.ndarray
         raise RascalError("retrieval_metrics needs at least 2 samples.")
     ks = _check_ks(ks)
     k = retrieval_k(labels, ks)
-    if neighbours is None:
+    queries = np.arange(len(x))
+    if neighbours is None and max_queries is not None and check_positive_int(
+            max_queries, "max_queries", "retrieval_metrics") < len(x):
+        queries = np.sort(np.random.default_rng(seed).choice(len(x), max_queries, replace=False))
+        sims, idx = knn_search(x[queries], x, k + 1, backend=backend)
+        _, idx = _drop_self(sims, idx, queries)
+    elif neighbours is None:
         _, idx = knn_search(x, x, k, exclude_self=True, backend=backend)
     else:
         idx = np.asarray(neighbours[1])
@@ -125,13 +141,16 @@ def retrieval_metrics(emb, labels, ks=(1, 2, 4, 8), neighbours: tuple[np.ndarray
             raise RascalError(f"retrieval_metrics needs at least {k} neighbours per sample (largest class - 1, "
                               f"or max(ks)); got neighbour indices of shape {idx.shape}. Search with "
                               f"k=retrieval_k(labels, ks).")
-    r = np.bincount(labels)[labels] - 1
-    out = _summary(_scores(labels[idx[:, :k]], labels, r, ks), labels, r > 0)
+    q_labels = labels[queries]
+    r = np.bincount(labels)[q_labels] - 1
+    out = _summary(_scores(labels[idx[:, :k]], q_labels, r, ks), q_labels, r > 0, int(labels.max()) + 1)
     out["k"] = k
     return out
 
 
-def within_coarse_retrieval(emb, coarse_labels, fine_labels, backend: str | None = None) -> dict:
+def within_coarse_retrieval(emb, coarse_labels, fine_labels,
+                            neighbours: tuple[np.ndarray, np.ndarray] | None = None,
+                            backend: str | None = None) -> dict:
     """Fine-label retrieval with neighbours restricted to the query's own coarse class.
 
     A retrieval form of hierarchy retention: each sample queries the other members of its coarse
@@ -144,6 +163,9 @@ def within_coarse_retrieval(emb, coarse_labels, fine_labels, backend: str | None
     emb : array-like of shape (n_samples, dim), float
         Rows are L2-normalised here.
     coarse_labels, fine_labels : array-like of shape (n_samples,), int
+    neighbours : (sims, idx) from ``grouped_knn(emb, coarse_labels, k)``, optional
+        A search within coarse classes already made (e.g. hierarchy retention's, widened), with
+        ``k`` at least the largest (coarse, fine) group - 1; only ``idx`` is read.
     backend : str or None
 
     Returns
@@ -160,10 +182,17 @@ def within_coarse_retrieval(emb, coarse_labels, fine_labels, backend: str | None
     k = int(r.max())
     if k == 0:
         raise RascalError("within_coarse_retrieval needs a fine class with 2 or more samples in one coarse class.")
-    _, idx = grouped_knn(x, coarse, k, backend=backend)
+    if neighbours is None:
+        _, idx = grouped_knn(x, coarse, k, backend=backend)
+    else:
+        idx = np.asarray(neighbours[1])
+        if idx.ndim != 2 or len(idx) != len(x) or idx.shape[1] < k:
+            raise RascalError(f"within_coarse_retrieval needs at least {k} neighbours per sample within its coarse "
+                              f"class (largest fine group - 1); got neighbour indices of shape {idx.shape}.")
+        idx = idx[:, :k]
     per_query = _scores(np.where(idx >= 0, fine[np.maximum(idx, 0)], -1), fine, r, ())
     counted = r > 0
     per_query["chance"] = np.where(counted, r / np.maximum(np.bincount(coarse)[coarse] - 1, 1), np.nan)
-    out = _summary(per_query, coarse, counted)
+    out = _summary(per_query, coarse, counted, int(coarse.max()) + 1)
     out["k"] = k
     return out
