@@ -68,7 +68,8 @@ def test_cdnv_restatement_and_invariance():
     classes = [0, 1, 2, 4]
     mus = {k: x[y == k].mean(0) for k in classes}
     var = {k: np.mean(np.sum((x[y == k] - mus[k]) ** 2, axis=1)) for k in classes}
-    pair = {(i, j): (var[i] + var[j]) / (2 * np.sum((mus[i] - mus[j]) ** 2)) for i in classes for j in classes if i != j}
+    pair = {(i, j): (var[i] + var[j]) / (2 * np.sum((mus[i] - mus[j]) ** 2))
+            for i in classes for j in classes if i != j}
     assert out["cdnv"] == pytest.approx(np.mean(list(pair.values())), rel=1e-10)
     for i in classes:
         assert out["per_class"][i] == pytest.approx(np.mean([v for (a, _), v in pair.items() if a == i]), rel=1e-10)

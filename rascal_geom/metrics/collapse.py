@@ -64,7 +64,8 @@ def classifier_collapse(features, labels, probe: LinearProbe) -> dict:
     w = (probe.weight / probe.std).detach().cpu().double().numpy()
     if w.shape[1] != h.shape[1] or labels.max() >= len(w):
         raise RascalError(f"classifier_collapse needs a probe over these features and labels; got a probe of "
-                          f"{len(w)} classes x {w.shape[1]} dims for {h.shape[1]}-dim rows with labels up to {labels.max()}.")
+                          f"{len(w)} classes x {w.shape[1]} dims for {h.shape[1]}-dim rows with labels up to "
+                          f"{labels.max()}.")
     present, means = _class_means(h, labels)
     keys = ("w_equinorm", "w_equiangularity", "w_max_equiangularity", "nc3", "nc4_agreement", "ncc_accuracy")
     if len(present) < 2:

@@ -184,7 +184,8 @@ def minibatch_cka(x, y, batch_size: int = 1024, seed: int = 0) -> dict:
     """
     check_positive_int(batch_size, "batch_size", "minibatch_cka")
     if batch_size < 4:
-        raise RascalError(f"The 'batch_size' parameter of minibatch_cka must be an int in [4, inf). Got {batch_size} instead.")
+        raise RascalError(f"The 'batch_size' parameter of minibatch_cka must be an int in [4, inf). "
+                          f"Got {batch_size} instead.")
     a, b = _Rows(x, "x"), _Rows(y, "y")
     _check_pairs([a, b], True, "minibatch_cka")
     order = np.random.default_rng(seed).permutation(a.n)
