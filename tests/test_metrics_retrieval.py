@@ -95,7 +95,7 @@ def test_within_coarse_retrieval_is_retrieval_inside_each_coarse_class():
     assert out["map_at_r"] > out["chance"]  # the fine offsets are visible inside each coarse class
     shared = grouped_knn(x / np.linalg.norm(x, axis=1, keepdims=True), coarse, out["k"] + 10)
     assert within_coarse_retrieval(x, coarse, fine, neighbours=shared)["map_at_r"] == out["map_at_r"]
-    with pytest.raises(RascalError, match="within its coarse"):
+    with pytest.raises(RascalError, match="within the coarse class"):
         within_coarse_retrieval(x, coarse, fine, neighbours=(shared[0][:, :3], shared[1][:, :3]))
 
 

@@ -71,6 +71,15 @@ def _scores(nbr_labels: np.ndarray, labels: np.ndarray, r: np.ndarray, ks: tuple
     return out
 
 
+def _given_neighbours(neighbours, n: int, k: int, owner: str, why: str) -> np.ndarray:
+    """The first ``k`` columns of a search the caller made, or a one-line error saying what is needed."""
+    idx = np.asarray(neighbours[1])
+    if idx.ndim != 2 or len(idx) != n or idx.shape[1] < k:
+        raise RascalError(f"{owner} needs at least {k} neighbours for each of the {n} samples ({why}); "
+                          f"got neighbour indices of shape {idx.shape}.")
+    return idx[:, :k]
+
+
 def _summary(per_query: dict, groups: np.ndarray, counted: np.ndarray, n_groups: int) -> dict:
     """Means over counted queries, and per group (ndarray (n_groups,), NaN where none)."""
     sizes = np.bincount(groups[counted], minlength=n_groups)
@@ -117,9 +126,9 @@ def retrieval_metrics(emb, labels, ks=(1, 2, 4, 8), neighbours: tuple[np.ndarray
     -------
     dict
         ``precision_at_1``, ``r_precision``, ``map_at_r``, ``recall_at_K`` for each ``K`` (floats,
-        means over queries), ``n_queries`` (queries scored: sampled, and not alone in their class),
-        ``k`` (neighbours used); ``per_class``: the same keys as ndarrays of shape (labels.max() + 1,), NaN for a
-        class without a counted query.
+        means over queries), ``n_queries`` (queries scored: sampled, and not alone in their
+        class), ``k`` (neighbours used); ``per_class``: the same keys as ndarrays of shape
+        (labels.max() + 1,), NaN for a class without a counted query.
     """
     x = normalize_rows(as_matrix(emb, "emb", np.float32))
     labels = as_labels(labels, len(x), "labels")
@@ -127,23 +136,21 @@ def retrieval_metrics(emb, labels, ks=(1, 2, 4, 8), neighbours: tuple[np.ndarray
         raise RascalError("retrieval_metrics needs at least 2 samples.")
     ks = _check_ks(ks)
     k = retrieval_k(labels, ks)
+    if max_queries is not None:
+        check_positive_int(max_queries, "max_queries", "retrieval_metrics")
     queries = np.arange(len(x))
-    if neighbours is None and max_queries is not None and check_positive_int(
-            max_queries, "max_queries", "retrieval_metrics") < len(x):
+    if neighbours is not None:
+        idx = _given_neighbours(neighbours, len(x), k, "retrieval_metrics",
+                                "largest class - 1, or max(ks): search with k=retrieval_k(labels, ks)")
+    elif max_queries is not None and max_queries < len(x):
         queries = np.sort(np.random.default_rng(seed).choice(len(x), max_queries, replace=False))
         sims, idx = knn_search(x[queries], x, k + 1, backend=backend)
         _, idx = _drop_self(sims, idx, queries)
-    elif neighbours is None:
-        _, idx = knn_search(x, x, k, exclude_self=True, backend=backend)
     else:
-        idx = np.asarray(neighbours[1])
-        if idx.ndim != 2 or len(idx) != len(x) or idx.shape[1] < k:
-            raise RascalError(f"retrieval_metrics needs at least {k} neighbours per sample (largest class - 1, "
-                              f"or max(ks)); got neighbour indices of shape {idx.shape}. Search with "
-                              f"k=retrieval_k(labels, ks).")
+        _, idx = knn_search(x, x, k, exclude_self=True, backend=backend)
     q_labels = labels[queries]
     r = np.bincount(labels)[q_labels] - 1
-    out = _summary(_scores(labels[idx[:, :k]], q_labels, r, ks), q_labels, r > 0, int(labels.max()) + 1)
+    out = _summary(_scores(labels[idx], q_labels, r, ks), q_labels, r > 0, int(labels.max()) + 1)
     out["k"] = k
     return out
 
@@ -185,11 +192,8 @@ def within_coarse_retrieval(emb, coarse_labels, fine_labels,
     if neighbours is None:
         _, idx = grouped_knn(x, coarse, k, backend=backend)
     else:
-        idx = np.asarray(neighbours[1])
-        if idx.ndim != 2 or len(idx) != len(x) or idx.shape[1] < k:
-            raise RascalError(f"within_coarse_retrieval needs at least {k} neighbours per sample within its coarse "
-                              f"class (largest fine group - 1); got neighbour indices of shape {idx.shape}.")
-        idx = idx[:, :k]
+        idx = _given_neighbours(neighbours, len(x), k, "within_coarse_retrieval",
+                                "within the coarse class: largest (coarse, fine) group - 1")
     per_query = _scores(np.where(idx >= 0, fine[np.maximum(idx, 0)], -1), fine, r, ())
     counted = r > 0
     per_query["chance"] = np.where(counted, r / np.maximum(np.bincount(coarse)[coarse] - 1, 1), np.nan)
