@@ -1,7 +1,9 @@
 """Similarity between two representations of the same samples: linear CKA and shape distances.
 
 Everything here comes from sums over the samples of centred products, accumulated over row
-blocks in float64, so memory stays at one block plus the products whatever ``n_samples``:
+blocks in float64: the ``dim x dim`` feature products when the widths are below ``n_samples``
+(memory: one block plus the products, whatever ``n_samples``), else blocks of Gram rows (the
+``n x n`` Gram is never held whole):
 
 - linear CKA (Kornblith et al. 2019) with the biased HSIC estimator, or the unbiased one
   (Song et al. 2012) that Nguyen, Raghu & Kornblith (2021) recommend: the biased estimate is far
