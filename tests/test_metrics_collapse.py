@@ -21,7 +21,7 @@ def _probe(weight, std=None, bias=None):
 
 def test_classifier_collapse_restatement():
     x, y = _data()
-    probe = fit_linear_probe(x, y, dtype=torch.float64, device="cpu")
+    probe = fit_linear_probe(x, y, max_iter=20, dtype=torch.float64, device="cpu")
     out = classifier_collapse(x, y, probe)
     w = probe.weight.numpy() / probe.std.numpy()  # the classifier on the raw rows
     mus = np.array([x[y == k].mean(0) for k in range(4)])

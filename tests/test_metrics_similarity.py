@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+import torch
 from scipy.linalg import orthogonal_procrustes
 from scipy.stats import ortho_group
 
@@ -49,6 +50,7 @@ def test_cka_orthogonal_and_scale_invariance_and_float32():
         assert cka(x, 3.7 * x @ q + 5.0, debiased=debiased) == pytest.approx(1.0, abs=1e-12)
     x, y = _pair(3, n=500)
     assert cka(x.astype(np.float32), y.astype(np.float32)) == pytest.approx(cka(x, y), abs=1e-5)
+    assert cka(torch.from_numpy(x), y) == cka(x, y)
 
 
 def test_debiased_cka_of_independent_sets_is_near_zero():
