@@ -99,6 +99,12 @@ def test_within_coarse_retrieval_is_retrieval_inside_each_coarse_class():
         within_coarse_retrieval(x, coarse, fine, neighbours=(shared[0][:, :3], shared[1][:, :3]))
 
 
+def test_retrieval_of_a_tiny_set_clips_k():
+    x = np.random.default_rng(6).standard_normal((5, 3))
+    out = retrieval_metrics(x, np.array([0, 0, 1, 1, 1]), ks=(1, 8))
+    assert out["k"] == 4 and out["recall_at_8"] == 1.0 and out["n_queries"] == 5
+
+
 def test_retrieval_input_errors():
     x, y = _data(4, n=30)
     with pytest.raises(RascalError, match="'ks'"):

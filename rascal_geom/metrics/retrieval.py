@@ -49,7 +49,8 @@ def _scores(nbr_labels: np.ndarray, labels: np.ndarray, r: np.ndarray, ks: tuple
     (``-1`` for padding); ``r`` (n,) the number of relevant others. Queries with ``r == 0`` get NaN.
     """
     n = len(labels)
-    width = max(int(r.max()), max(ks, default=1))
+    # A K above the neighbours available (n_samples - 1) reads them all.
+    width = min(nbr_labels.shape[1], max(int(r.max()), max(ks, default=1)))
     keys = ["precision_at_1", "r_precision", "map_at_r"] + [f"recall_at_{k}" for k in ks]
     out = {key: np.full(n, np.nan) for key in keys}
     rank = np.arange(1, width + 1)
