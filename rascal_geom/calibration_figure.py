@@ -18,14 +18,14 @@ def reliability_figure(result: Mapping, title: str = ""):
     """Reliability diagram (Guo et al. 2017) over the share of predictions per confidence bin.
 
     Top: accuracy per bin as bars, the gap to the bin's mean confidence hatched in red, the
-    diagonal of perfect calibration, the ECE in the corner. Bottom: share of predictions per bin.
+    diagonal of perfect calibration; the ECE in the title. Bottom: share of predictions per bin.
 
     Parameters
     ----------
     result : mapping
         The dict :func:`rascal_geom.metrics.calibration` returns (``ece`` and ``bins`` are read).
     title : str
-        Shown above the diagram (user text, escaped for matplotlib).
+        Shown above the diagram before the ECE (user text, escaped for matplotlib).
 
     Returns
     -------
@@ -47,14 +47,13 @@ def reliability_figure(result: Mapping, title: str = ""):
         ax.set_xlim(0, 1)
         ax.set_ylim(0, 1)
         ax.set_ylabel("accuracy")
-        ax.text(0.04, 0.93, f"ECE {100 * result['ece']:.2f} %", transform=ax.transAxes, va="top")
-        ax.legend(frameon=False, loc="lower right")
+        ax.legend(frameon=False, loc="lower left", bbox_to_anchor=(0.0, 1.0), ncol=2, borderaxespad=0.2)
         ax_count.bar(left, count / max(count.sum(), 1.0), width=width, align="edge", color="0.55",
                      edgecolor="white", lw=0.5)
         ax_count.set_xlim(0, 1)
         ax_count.set_xlabel("confidence")
         ax_count.set_ylabel("share of predictions")
-        if title:
-            fig.suptitle(mpl_text(title))
+        ece = f"ECE {100 * result['ece']:.2f} % ({len(edges) - 1} bins)"
+        fig.suptitle(f"{mpl_text(title)}: {ece}" if title else ece)
         fig.tight_layout()
     return fig
