@@ -13,6 +13,7 @@ from rascal_geom.metrics._inputs import (
     class_sums,
     unit_rows,
 )
+from rascal_geom.metrics.spectrum import rankme
 from rascal_train.errors import RascalError
 
 _BLOCK = 2048
@@ -135,24 +136,31 @@ def neural_collapse(features, labels) -> dict:
     vecs, vals = evecs[:, -rank:][:, keep], top[keep]
     pinv = (vecs / vals) @ vecs.T
     nc1 = float(np.trace(sigma_w @ pinv) / c)
-    norms = np.linalg.norm(mb, axis=1)
-    cos = (mb / norms[:, None]) @ (mb / norms[:, None]).T
-    off = cos[~np.eye(c, dtype=bool)]
-    return {"nc1": nc1, "equinorm": float(norms.std() / norms.mean()),
-            "equiangularity": float(off.std()), "max_equiangularity": float(np.abs(off + 1.0 / (c - 1)).mean())}
+    return {"nc1": nc1, **simplex_deviation(mb)}
+
+
+def simplex_deviation(vectors: np.ndarray) -> dict:
+    """Papyan et al.'s NC2 statistics of ``C >= 2`` vectors (centred class means, or classifier rows).
+
+    ``equinorm``: std / mean of the norms; ``equiangularity``: std of the cosines between distinct
+    vectors; ``max_equiangularity``: mean of ``|cos + 1/(C-1)|`` over them (all three 0 for a
+    simplex ETF).
+    """
+    c = len(vectors)
+    norms = np.linalg.norm(vectors, axis=1)
+    unit = vectors / np.maximum(norms, np.finfo(np.float64).tiny)[:, None]
+    off = (unit @ unit.T)[~np.eye(c, dtype=bool)]
+    return {"equinorm": float(norms.std() / norms.mean()), "equiangularity": float(off.std()),
+            "max_equiangularity": float(np.abs(off + 1.0 / (c - 1)).mean())}
 
 
 def effective_rank(emb) -> float:
-    """RankMe's effective rank ``exp(H(sigma / ||sigma||_1))`` of the (L2-normalised) embedding matrix.
+    """RankMe's effective rank ``exp(H(sigma / ||sigma||_1))`` of the L2-normalised embedding matrix.
 
-    Singular values (not squared) come from the eigenvalues of the ``dim x dim`` Gram matrix in
-    float64; ``0 log 0 = 0``.
+    :func:`rascal_geom.metrics.spectrum.rankme` with ``eps=0`` on the normalised rows (``0 log 0 = 0``);
+    ``rankme`` itself, as Garrido et al. define it, reads the raw rows.
     """
-    x = unit_rows(emb, "emb")
-    sigma = np.sqrt(np.clip(np.linalg.eigvalsh(x.T @ x), 0.0, None))
-    p = sigma / sigma.sum()
-    p = p[p > 0]
-    return float(np.exp(-(p * np.log(p)).sum()))
+    return rankme(unit_rows(emb, "emb"), eps=0.0)
 
 
 def similarity_gap(emb, labels, max_anchors: int = 2000, seed: int = 0) -> dict:
