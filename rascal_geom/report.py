@@ -20,13 +20,14 @@ import numpy as np
 from rascal_geom import figures, sentences
 from rascal_geom.latex import TeX, booktabs_table
 from rascal_geom.latex import escape as tex_escape
-from rascal_geom.runs import (SEED_SUFFIX, RunGroup, RunRecord, analysis_provenance, find_baseline, group_runs,
+from rascal_geom.runs import (RunGroup, RunRecord, analysis_provenance, find_baseline, group_runs,
                               headline_values, load_run, record_from_analysis)
 from rascal_geom.stats import WEIGHT_BIN_EDGES, Difference, Summary, difference_interval, \
     histogram_summary, summarize
 from rascal_train.errors import RascalError
 from rascal_train.files import atomic_write_text
 from rascal_train.progress import track
+from rascal_train.sweep import SEED_SUFFIX
 
 _HEADLINE_LABELS = {"linear_top1": "linear top-1", "knn_top1": "kNN top-1", "attribute_lift": "attribute lift",
                     "geodesic_variance": "geodesic variance", "collapse_ratio": "collapse ratio",

@@ -8,6 +8,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from rascal_geom.monitor import GeometryMonitor
 from rascal_train.config import TrainConfig, load_config_file, resolve_config
 from rascal_train.datasets.base import get_dataset, list_datasets, register_dataset
 from rascal_train.errors import RascalError
@@ -180,7 +181,8 @@ def test_monitor_logs_knn_and_rank_stability(tmp_path):
     from rascal_train.engine import train
     from rascal_train.evaluate import extract_features
 
-    run_dir = train(tiny_config(tmp_path, loss="supcon", monitor=True), progress=False)
+    run_dir = train(tiny_config(tmp_path, loss="supcon", monitor=True), progress=False,
+                    callbacks=[GeometryMonitor()])
     epochs = [r for r in read_log(run_dir) if r["kind"] == "epoch"]
     assert epochs[0]["rank_stability"] is None and -1 <= epochs[1]["rank_stability"] <= 1
     # the logged kNN accuracy is the one of the final weights on the whole (small) splits
@@ -338,7 +340,8 @@ def test_cuda_run_with_the_monitor_and_analysis_of_its_checkpoint(tmp_path):
     from rascal_cli.main import cli
     from rascal_train.engine import train
 
-    run_dir = train(tiny_config(tmp_path, loss="rascal", device="cuda", monitor=True), progress=False)
+    run_dir = train(tiny_config(tmp_path, loss="rascal", device="cuda", monitor=True), progress=False,
+                    callbacks=[GeometryMonitor()])
     epochs = [r for r in read_log(run_dir) if r["kind"] == "epoch"]
     assert 0 <= epochs[1]["knn_acc"] <= 1 and -1 <= epochs[1]["rank_stability"] <= 1
     env = {"RASCAL_CACHE_DIR": str(tmp_path / "cache")}
@@ -418,7 +421,7 @@ def test_cuda_run_through_the_dataloader(tmp_path):
     from rascal_train.engine import train
 
     run_dir = train(tiny_config(tmp_path, dataset=FILES, loss="supcon", device="cuda", num_workers=2,
-                                monitor=True), progress=False)
+                                monitor=True), progress=False, callbacks=[GeometryMonitor()])
     epochs = [r for r in read_log(run_dir) if r["kind"] == "epoch"]
     assert len(epochs) == 2 and all(math.isfinite(r["loss"]) for r in epochs)
 
@@ -429,6 +432,7 @@ def test_second_gpu_is_used_for_everything(tmp_path):
     from rascal_train.engine import train
 
     before = torch.cuda.memory_allocated(0)
-    run_dir = train(tiny_config(tmp_path, loss="rascal", device="cuda:1", monitor=True), progress=False)
+    run_dir = train(tiny_config(tmp_path, loss="rascal", device="cuda:1", monitor=True), progress=False,
+                    callbacks=[GeometryMonitor()])
     assert load_checkpoint(run_dir / "last.pt")["epoch"] == 2
     assert torch.cuda.max_memory_allocated(1) > 0 and torch.cuda.memory_allocated(0) == before

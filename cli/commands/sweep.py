@@ -35,8 +35,9 @@ def command(grid, out, dry_run, print_commands, no_analysis, device, quiet):
       rascal sweep examples/weight_source.yaml
       rascal sweep examples/cache_policy.yaml --print-commands > jobs.txt
     """
+    from rascal_geom.workflows import run_sweep
     from rascal_train.files import check_output
-    from rascal_train.sweep import expand_grid, load_grid, run_status, run_sweep, train_command
+    from rascal_train.sweep import expand_grid, load_grid, run_status, train_command
 
     spec = load_grid(grid)
     runs = expand_grid(spec)
