@@ -57,7 +57,8 @@ def evaluate_and_analyze(run_dir: str | Path, progress: bool = True,
     eval_path, analysis_path = run_dir / "eval.json", run_dir / "analysis.json"
     with device_scope(device):
         if _epoch_of(eval_path, lambda d: d["epoch"]) != epoch:
-            atomic_write_json(eval_path, evaluate_checkpoint(ckpt, progress=progress, device=device))
+            result = evaluate_checkpoint(ckpt, progress=progress, device=device)
+            atomic_write_json(eval_path, result)
         if _epoch_of(analysis_path, lambda d: d["source"]["epoch"]) != epoch:
             result = analyze(run_dir, progress=progress, device=device)
             atomic_write_json(analysis_path, result)
@@ -90,9 +91,9 @@ def run_sweep(spec: dict, out_dir: str | Path, progress: bool = True, analyze: b
                           + {"done": "finished, skipped", "partial": "resuming",
                              "new": "training"}[status])
         if status != "done":
-            config = TrainConfig.from_dict({**run.options, **({"device": device} if device else {}),
-                                            "out": str(run_dir),
-                                            "resume": str(run_dir) if status == "partial" else None})
+            config = TrainConfig.from_dict({
+                **run.options, **({"device": device} if device else {}), "out": str(run_dir),
+                "resume": str(run_dir) if status == "partial" else None})
             train(config, progress=progress, callbacks=[GeometryMonitor()])
         run_dirs.append(run_dir)
     if not analyze:
@@ -114,7 +115,8 @@ QUICK_BUDGET = {**DEMO_BUDGET, "epochs": 3, "limit": 768}
 
 def demo_spec(quick: bool = False, seeds: int = 1) -> dict:
     """The demo's sweep: CE, SupCon and RASCAL on the synthetic set over ``seeds`` seeds."""
-    return {"name": "demo", "baseline": "supcon", "base": dict(QUICK_BUDGET if quick else DEMO_BUDGET),
+    return {"name": "demo", "baseline": "supcon",
+            "base": dict(QUICK_BUDGET if quick else DEMO_BUDGET),
             "grid": {"loss": ["ce", "supcon", "rascal"], "seed": list(range(seeds))}}
 
 
@@ -122,15 +124,18 @@ def seeds_note(seeds: int) -> str:
     """What a demo with ``seeds`` seeds per loss allows one to conclude."""
     if seeds == 1:
         return ("Ran 1 seed per loss: the report gives each loss's numbers, but with one seed no "
-                "difference between losses can be told apart from seed-to-seed variation, so none is "
-                "claimed. `rascal demo --seeds 3` gives 95% intervals for every difference.")
-    return (f"Ran {seeds} seeds per loss: a difference counts only where its 95% interval (paired t "
-            f"over the {seeds} seeds) excludes 0, and the report marks the others '≈ 0'. With "
-            f"{seeds} seeds the intervals are wide; a difference not marked is not evidence of none.")
+                "difference between losses can be told apart from seed-to-seed variation, so "
+                "none is claimed. `rascal demo --seeds 3` gives 95% intervals for every "
+                "difference.")
+    return (f"Ran {seeds} seeds per loss: a difference counts only where its 95% interval "
+            f"(paired t over the {seeds} seeds) excludes 0, and the report marks the others "
+            f"'≈ 0'. With {seeds} seeds the intervals are wide; a difference not marked is not "
+            "evidence of none.")
 
 
 def run_demo(out_dir: str | Path = "runs/demo", report_html: str | Path = "reports/demo.html",
-             quick: bool = False, seeds: int = 1, progress: bool = True, device: str = "auto") -> Path:
+             quick: bool = False, seeds: int = 1, progress: bool = True,
+             device: str = "auto") -> Path:
     """Train, evaluate, analyse and report the demo's sweep; returns the report's path.
 
     A quick demo and a full one keep their runs apart (``<out_dir>/quick``), since their

@@ -93,7 +93,10 @@ class TrainConfig:
     resume : str, optional
         A checkpoint (or a run directory, meaning its ``checkpoints/last.pt``) to continue.
     monitor : bool, default=True
-        Epoch-end kNN accuracy on the test split and rank stability of a training probe set.
+        Epoch-end kNN accuracy on the test split and rank stability of a training probe set,
+        measured by the geometry monitor that ``rascal train`` and the workflows pass to
+        ``train`` (:class:`rascal_geom.monitor.GeometryMonitor`); ``train`` called without
+        callbacks measures nothing at epoch end.
     log_every : int, default=10
         Steps between step records in ``train_log.jsonl``.
     num_workers : int, default=4

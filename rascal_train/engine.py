@@ -37,7 +37,7 @@ from rascal_train.datasets.base import HierDataset
 from rascal_train.devices import autocast_dtype, describe, device_scope, resolve_device
 from rascal_train.errors import RascalError
 from rascal_train.files import atomic_write_json, atomic_write_text, read_jsonl, sweep_stale_temps
-from rascal_train.models import RascalModel, build_model
+from rascal_train.models import build_model
 from rascal_train.rundir import last_checkpoint, lock_run_dir, read_run_config, resume_source
 from rascal_train.train_state import (TrainState, check_same_setting, checkpoint_path,
                                       load_run_checkpoint, save_checkpoint)
@@ -72,7 +72,7 @@ def load_train_set(config: TrainConfig) -> HierDataset:
 
 
 def load_test_set(config: TrainConfig, label_level: str) -> HierDataset:
-    """The test split of the config's dataset, with ``label_level`` (the training split's) as target."""
+    """The test split of the config's dataset, targets at ``label_level`` (the training split's)."""
     import rascal_train.datasets  # noqa: F401  (registers every loader)
     from rascal_train.datasets.base import get_dataset
 
@@ -87,7 +87,8 @@ def load_datasets(config: TrainConfig) -> tuple[HierDataset, HierDataset]:
 
 def epoch_seed(seed: int, epoch: int, *stream: int) -> int:
     """A 63-bit seed that is a pure function of ``(seed, epoch, *stream)``."""
-    return int(np.random.SeedSequence([seed, epoch, *stream]).generate_state(2, np.uint64)[0] >> np.uint64(1))
+    state = np.random.SeedSequence([seed, epoch, *stream]).generate_state(2, np.uint64)
+    return int(state[0] >> np.uint64(1))
 
 
 def epoch_order(num_samples: int, seed: int, epoch: int) -> Tensor:
@@ -125,7 +126,8 @@ class _Batches:
             self.targets, self.ids = self.targets.to(device), self.ids.to(device)
 
     def _local_indices(self, epoch: int) -> Tensor:
-        order = epoch_order(len(self.dataset), self.config.seed, epoch)[: self.steps * self.config.batch_size]
+        order = epoch_order(len(self.dataset), self.config.seed, epoch)
+        order = order[: self.steps * self.config.batch_size]
         return order.view(self.steps, self.world, self.local)[:, self.rank].reshape(-1)
 
     def epoch(self, epoch: int):
@@ -134,7 +136,8 @@ class _Batches:
         if self.dataset.images is not None:
             from rascal_train.transforms import GpuTwoViewAugment
 
-            augment, gen = GpuTwoViewAugment(self.config.image_size), torch.Generator().manual_seed(seed)
+            augment = GpuTwoViewAugment(self.config.image_size)
+            gen = torch.Generator().manual_seed(seed)
             index = index.to(self.device)
             for step in range(self.steps):
                 idx = index[step * self.local:(step + 1) * self.local]
@@ -143,7 +146,8 @@ class _Batches:
             return
         from rascal_train.transforms import two_view_transform
 
-        views = dataclasses.replace(self.dataset, transform=two_view_transform(self.config.image_size))
+        views = dataclasses.replace(self.dataset,
+                                    transform=two_view_transform(self.config.image_size))
         loader = torch.utils.data.DataLoader(
             views, batch_size=self.local, sampler=index.tolist(), drop_last=True,
             num_workers=self.config.num_workers, pin_memory=self.device.type == "cuda",
@@ -156,11 +160,15 @@ class _Batches:
 # --- one step -----------------------------------------------------------------------------------
 
 def _view_major(x: Tensor, world: int) -> Tensor:
-    """Rank-ordered ``[rank][view][row]`` gathered rows → global view-major ``[view][rank, row]``."""
+    """Rows gathered in rank order, ``[rank][view][row]``, → view-major ``[view][rank, row]``."""
     if world == 1:
         return x
     n = x.shape[0] // (2 * world)
     return x.reshape(world, 2, n, *x.shape[1:]).transpose(0, 1).reshape(x.shape)
+
+
+def _channels_last(model: nn.Module) -> bool:
+    return next(model.parameters()).is_contiguous(memory_format=torch.channels_last)
 
 
 def contrastive_loss(model: nn.Module, loss_fn: nn.Module, v1: Tensor, v2: Tensor, labels: Tensor,
@@ -171,7 +179,8 @@ def contrastive_loss(model: nn.Module, loss_fn: nn.Module, v1: Tensor, v2: Tenso
     Parameters
     ----------
     model : nn.Module
-        ``model(x [2b, 3, H, W]) -> z [2b, d]`` L2-normalised (a ``RascalModel``, DDP-wrapped or not).
+        ``model(x [2b, 3, H, W]) -> z [2b, d]`` L2-normalised (a ``RascalModel``, DDP-wrapped
+        or not).
     loss_fn : RascalLoss
     v1, v2 : Tensor of shape (b, 3, H, W)
         This rank's two views.
@@ -191,7 +200,7 @@ def contrastive_loss(model: nn.Module, loss_fn: nn.Module, v1: Tensor, v2: Tenso
     ids : LongTensor of shape (2·W·b,)
     """
     x = torch.cat([v1, v2])
-    if x.device.type == "cuda" and next(model.parameters()).is_contiguous(memory_format=torch.channels_last):
+    if x.device.type == "cuda" and _channels_last(model):
         x = x.contiguous(memory_format=torch.channels_last)
     with torch.autocast(x.device.type, dtype=autocast_dtype or torch.float32,
                         enabled=autocast_dtype is not None):
@@ -209,7 +218,7 @@ def contrastive_loss(model: nn.Module, loss_fn: nn.Module, v1: Tensor, v2: Tenso
 def ce_loss(model: nn.Module, v1: Tensor, targets: Tensor,
             autocast_dtype: torch.dtype | None = None) -> Tensor:
     """Cross-entropy of one view (DDP averages the ranks' gradients into the global batch's)."""
-    if v1.device.type == "cuda" and next(model.parameters()).is_contiguous(memory_format=torch.channels_last):
+    if v1.device.type == "cuda" and _channels_last(model):
         v1 = v1.contiguous(memory_format=torch.channels_last)
     with torch.autocast(v1.device.type, dtype=autocast_dtype or torch.float32,
                         enabled=autocast_dtype is not None):
@@ -260,10 +269,6 @@ class _Meter:
 
 
 # --- the run directory and the log -------------------------------------------------------------
-
-def _unwrap(model: nn.Module) -> RascalModel:
-    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
-
 
 def _truncate_log(path: Path, epoch: int) -> None:
     """Keep the records of epochs ``<= epoch``: the ones the checkpoint being resumed saw."""
@@ -408,7 +413,7 @@ def _train(config: TrainConfig, device: torch.device, progress: bool, held: cont
     if main:
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_json(run_dir / "config.json", config.to_dict())
-        if (run_dir / LOG_NAME).exists():  # a killed run's records past its checkpoint (all, if none)
+        if (run_dir / LOG_NAME).exists():  # drop a killed run's records past its checkpoint
             _truncate_log(run_dir / LOG_NAME, state.epoch)
     log = _Log(run_dir, main, tensorboard)
     try:
@@ -434,9 +439,10 @@ def _prepare(config: TrainConfig, device: torch.device, world: int, held: contex
         config = config.replace(out=str(run_dir))
     train_set = load_train_set(config)
     if config.num_classes not in (None, train_set.num_classes):
-        raise RascalError(f"The config sets num_classes={config.num_classes}, but {config.dataset} "
-                          f"has {train_set.num_classes} classes at level {train_set.train_level!r}; "
-                          "remove num_classes (it is read from the dataset).")
+        raise RascalError(f"The config sets num_classes={config.num_classes}, but "
+                          f"{config.dataset} has {train_set.num_classes} classes at level "
+                          f"{train_set.train_level!r}; remove num_classes (it is read from the "
+                          "dataset).")
     native = train_set.images.shape[1] if train_set.images is not None else 224
     config = config.replace(image_size=config.image_size or native,
                             num_classes=train_set.num_classes, label_level=train_set.train_level)
@@ -489,7 +495,8 @@ class _Loop:
         self.state, self.model, self.batches, self.log = state, model, batches, log
         self.run_dir, self.amp, self.main = run_dir, amp, main
         config = state.config
-        self.loss_fn = RascalLoss(config.temperature, config.weights) if config.loss != "ce" else None
+        self.loss_fn = (None if config.loss == "ce"
+                        else RascalLoss(config.temperature, config.weights))
 
     def run(self, progress: bool) -> None:
         from rich.progress import TextColumn

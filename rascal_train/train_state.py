@@ -57,7 +57,8 @@ class TrainState:
             # No RNG state: every epoch reseeds from (seed, epoch, rank), recorded here.
             "rng": {"seed": self.config.seed, "reseeded_per_epoch": True, "world_size": self.world,
                     "device_type": self.device_type},
-            "monitor": {k: v for callback in self.callbacks for k, v in callback.state_dict().items()},
+            "monitor": {key: value for callback in self.callbacks
+                        for key, value in callback.state_dict().items()},
         }
 
     def load_state_dict(self, ckpt: dict) -> None:

@@ -197,6 +197,32 @@ def test_monitor_logs_knn_and_rank_stability(tmp_path):
     assert epochs[1]["knn_acc"] == pytest.approx(expected, abs=1e-6)
 
 
+def test_callbacks_set_up_once_measure_each_epoch_and_join_its_record(tmp_path):
+    from rascal_train.callbacks import Callback
+    from rascal_train.engine import train
+
+    class Count(Callback):
+        def __init__(self):
+            self.setups, self.epochs = 0, []
+
+        def setup(self, config, train_set, device):
+            self.setups += 1
+
+        def on_epoch_end(self, model, epoch):
+            self.epochs.append(epoch)
+            return {"counted": len(self.epochs)}
+
+    count = Count()
+    run_dir = train(tiny_config(tmp_path, loss="supcon"), progress=False, callbacks=[count])
+    assert count.setups == 1 and count.epochs == [1, 2]
+    records = read_log(run_dir)
+    assert [r["counted"] for r in records if r["kind"] == "epoch"] == [1, 2]
+    assert all("counted" not in r for r in records if r["kind"] == "step")
+    # without callbacks nothing is measured at epoch end, whatever config.monitor says
+    plain = train(tiny_config(tmp_path / "plain", loss="supcon", monitor=True), progress=False)
+    assert all("knn_acc" not in r for r in read_log(plain))
+
+
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
     from rascal_train import engine, losses
 

@@ -71,6 +71,8 @@ def command(config_file, quiet, tensorboard, **flags):
 
     flags = {key: str(value) if isinstance(value, Path) else value for key, value in flags.items()}
     config = resolve_config(config_file, **flags)
-    run_dir = train(config, progress=not quiet, tensorboard=tensorboard, callbacks=[GeometryMonitor()])
+    # The geometry monitor measures only when the config's `monitor` is on (--monitor, the default).
+    run_dir = train(config, progress=not quiet, tensorboard=tensorboard,
+                    callbacks=[GeometryMonitor()])
     if int(os.environ.get("RANK", "0")) == 0:  # under torchrun only rank 0 speaks
         click.echo(str(run_dir))
