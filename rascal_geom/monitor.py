@@ -39,7 +39,7 @@ class GeometryMonitor(Callback):
 
     def setup(self, config: TrainConfig, train_set: HierDataset, device: torch.device) -> None:
         self.enabled, self.config, self.device = config.monitor, config, device
-        self.train_set = train_set
+        self.train_set, self.probe = train_set, None  # a resumed run loads its probe after this
         # Read at the start, so a missing test split fails before the first epoch, not after it.
         self.test_set = load_test_set(config, train_set.train_level) if config.monitor else None
 
