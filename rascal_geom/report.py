@@ -18,13 +18,14 @@ import numpy as np
 
 from rascal_geom import figures, sentences
 from rascal_geom.latex import write_report_tables
-from rascal_geom.runs import (ANALYSIS_SCHEMA, SEED_SUFFIX, RunGroup, RunRecord, find_baseline,
-                              group_runs, load_run, record_from_analysis)
+from rascal_geom.runs import (ANALYSIS_SCHEMA, RunGroup, RunRecord, find_baseline, group_runs,
+                              load_run, record_from_analysis)
 from rascal_geom.stats import WEIGHT_BIN_EDGES, Difference, Summary, histogram_summary
 from rascal_geom.tables import config_rows, geometry_table, headline_table, lacks_interval
 from rascal_train.errors import RascalError
 from rascal_train.files import atomic_write_text
 from rascal_train.progress import track
+from rascal_train.sweep import SEED_SUFFIX
 
 #: Said once under a table with differences that have no interval.
 NO_INTERVAL_NOTE = "\u201cno CI\u201d: a side has one run (n=1), so the difference has no interval."

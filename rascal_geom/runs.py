@@ -13,13 +13,13 @@ report reads one shape only.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from rascal_geom.metrics.knn import KNN_TEMPERATURE
 from rascal_train.errors import RascalError
 from rascal_train.files import read_jsonl
+from rascal_train.sweep import SEED_SUFFIX
 
 ANALYSIS_SCHEMA = "rascal.analysis/1"
 
@@ -27,9 +27,6 @@ ANALYSIS_SCHEMA = "rascal.analysis/1"
 #: are repeats of one configuration (where files go, where the data lives, the seed).
 NON_IDENTITY_KEYS = frozenset({"seed", "out", "out_dir", "run_dir", "name", "resume", "data_root",
                                "device", "num_workers", "quiet", "config", "monitor", "log_every"})
-
-#: A seed suffix on a run name (``rascal_s0``, ``supcon-seed1``, a sweep's ``loss=rascal,seed=2``).
-SEED_SUFFIX = re.compile(r"[-_.,](seed|s)[-_=]?\d+$", re.IGNORECASE)
 
 
 def per_class(names: list[str], **columns) -> dict:
@@ -278,7 +275,7 @@ def find_baseline(groups: list[RunGroup], baseline: str | None) -> int:
     raise RascalError(f"--baseline {baseline!r} matches {len(hits)} groups; pass one exact group name of {names}.")
 
 
-#: How the training monitor measures rank stability at each epoch end (``rascal_train.engine._monitor``).
+#: How the training monitor measures rank stability at each epoch end (:mod:`rascal_geom.monitor`).
 MONITOR_PROVENANCE = "training monitor: a fixed sample of the train split, projections, previous epoch vs this one"
 
 

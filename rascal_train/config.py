@@ -4,7 +4,7 @@ A :class:`TrainConfig` is what ``rascal train`` runs and what every checkpoint c
 ``to_dict()``). Values come from three layers, later ones winning: the defaults below, a
 ``--config`` file (JSON or YAML), and the flags given on the command line. With ``--resume``
 the checkpoint's own config replaces the defaults, and a flag that contradicts it is an error
-(see :func:`check_resumable`).
+(see :func:`check_same_run`).
 """
 
 from __future__ import annotations
@@ -92,7 +92,10 @@ class TrainConfig:
     resume : str, optional
         A checkpoint (or a run directory, meaning its ``checkpoints/last.pt``) to continue.
     monitor : bool, default=True
-        Epoch-end kNN accuracy on the test split and rank stability of a training probe set.
+        Epoch-end kNN accuracy on the test split and rank stability of a training probe set,
+        measured by the geometry monitor that ``rascal train`` and the workflows pass to
+        ``train`` (:class:`rascal_geom.monitor.GeometryMonitor`); ``train`` called without
+        callbacks measures nothing at epoch end.
     log_every : int, default=10
         Steps between step records in ``train_log.jsonl``.
     num_workers : int, default=4
@@ -314,16 +317,28 @@ def resolve_config(config_file: str | Path | None = None, **flags) -> TrainConfi
                 raise RascalError(f"{ckpt_file} carries no run config; pass a checkpoint written by `rascal train`.")
         else:
             base = read_run_config(run_dir)
-        check_resumable(values, base, ckpt_file or run_dir)
+        check_same_run(values, base, ckpt_file or run_dir)
         values = {**base, **values}
     return TrainConfig.from_dict(values, source=source)
 
 
-def check_resumable(values: dict[str, Any], ckpt_config: dict[str, Any], path: Path) -> None:
-    """Raise unless every run-defining key in ``values`` equals the checkpoint's."""
+def check_same_run(values: dict[str, Any], ckpt_config: dict[str, Any], path: Path,
+                   continuing: bool = False) -> None:
+    """Raise unless every run-defining key in ``values`` equals the checkpoint's.
+
+    The one rule of resuming: a run continues only with the config it was trained with, up to
+    :data:`RESUME_FREE_KEYS`. ``values`` may be the flags a user gave (checked before anything
+    loads) or a whole config (checked by the engine); a key the checkpoint's config lacks is
+    ``None`` there. ``continuing``: the run was not asked to resume, but its directory already
+    holds a run.
+    """
     for key in sorted(values):
-        if key in RESUME_FREE_KEYS or key not in ckpt_config:
+        if key in RESUME_FREE_KEYS or values[key] == ckpt_config.get(key):
             continue
-        if values[key] != ckpt_config[key]:
-            raise RascalError(f"Cannot resume {path}: it was trained with {key}={ckpt_config[key]!r}, not "
-                              f"{values[key]!r}; drop {config_key_hint(key)} or start a new run with another --out.")
+        if continuing:
+            raise RascalError(f"Run directory {path} already holds a run with "
+                              f"{key}={ckpt_config.get(key)!r}, not {values[key]!r}; pass --resume "
+                              f"{path} to continue that run, or choose another --out.")
+        raise RascalError(f"Cannot resume {path}: it was trained with {key}={ckpt_config.get(key)!r}, "
+                          f"not {values[key]!r}; drop {config_key_hint(key)} or start a new run "
+                          "with another --out.")

@@ -1,11 +1,13 @@
 """The training loop behind ``rascal train`` and ``rascal demo``: :func:`train` runs one config.
 
-What one run does, in order: build the data, model, loss, cache, optimiser and schedule; restore
-all of it from a checkpoint on ``resume``; then per epoch: reseed, stream augmented two-view
-batches, take SGD steps (the loss sees the global batch under DDP), log, monitor, and save an
-atomic checkpoint. Randomness is reseeded at every epoch start from ``(seed, epoch, rank)``, and
-the data order is a seeded permutation per epoch, so a run resumed after epoch k continues
-exactly as if it had never stopped (bit-identical weights on CPU) without carrying RNG states.
+What one run does, in order: build the data, model, loss, cache, optimiser and schedule (a
+:class:`~rascal_train.train_state.TrainState`); restore all of it from a checkpoint on
+``resume``; then per epoch: reseed, stream augmented two-view batches, take SGD steps (the loss
+sees the global batch under DDP), log, call the epoch-end callbacks the caller passed
+(:mod:`rascal_train.callbacks`), and save an atomic checkpoint. Randomness is reseeded at every
+epoch start from ``(seed, epoch, rank)``, and the data order is a seeded permutation per epoch,
+so a run resumed after epoch k continues exactly as if it had never stopped (bit-identical
+weights on CPU) without carrying RNG states.
 
 Data path: in-memory sets (``dataset.images is not None``) keep their uint8 array on the training
 device and are augmented there in batches (``GpuTwoViewAugment``); file-backed sets go through a
@@ -21,6 +23,7 @@ import math
 import os
 import time
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -28,26 +31,24 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rascal_train import distributed as dist_utils
-from rascal_train.config import RESUME_FREE_KEYS, TrainConfig, config_key_hint
+from rascal_train.callbacks import Callback
+from rascal_train.config import TrainConfig, check_same_run
 from rascal_train.datasets.base import HierDataset
 from rascal_train.devices import autocast_dtype, describe, device_scope, resolve_device
 from rascal_train.errors import RascalError
-from rascal_train.files import (atomic_torch_save, atomic_write_json, atomic_write_text, load_checkpoint,
-                             read_jsonl, sweep_stale_temps)
-from rascal_train.models import CHECKPOINT_FORMAT, RascalModel, build_model
+from rascal_train.files import atomic_write_json, atomic_write_text, read_jsonl, sweep_stale_temps
+from rascal_train.models import build_model
 from rascal_train.rundir import last_checkpoint, lock_run_dir, read_run_config, resume_source
+from rascal_train.train_state import (TrainState, check_same_setting, checkpoint_path,
+                                      load_run_checkpoint, save_checkpoint)
 
 LOG_NAME = "train_log.jsonl"
-# Epoch-end monitor sizes: enough for a stable number, small next to an epoch of training.
-MONITOR_BANK = 10_000
-MONITOR_QUERIES = 5_000
-PROBE_SIZE = 1_000
 
 
 # --- data ---------------------------------------------------------------------------------------
 
-def load_datasets(config: TrainConfig) -> tuple[HierDataset, HierDataset | None]:
-    """The training split (noise, imbalance and ``limit`` applied) and, for monitoring, the test split."""
+def load_train_set(config: TrainConfig) -> HierDataset:
+    """The training split, with label noise, imbalance and ``limit`` applied."""
     import rascal_train.datasets  # noqa: F401  (registers every loader)
     from rascal_train.datasets.base import get_dataset
 
@@ -61,21 +62,33 @@ def load_datasets(config: TrainConfig) -> tuple[HierDataset, HierDataset | None]
     if config.imbalance is not None:
         present = len(np.unique(train_set.targets))
         if present < train_set.num_classes:
-            raise RascalError(f"--imbalance {config.imbalance:g} leaves {train_set.num_classes - present} of the "
-                              f"{train_set.num_classes} classes without a training image; lower --imbalance "
-                              "(long-tail benchmarks use 10 to 100).")
+            raise RascalError(f"--imbalance {config.imbalance:g} leaves "
+                              f"{train_set.num_classes - present} of the {train_set.num_classes} "
+                              "classes without a training image; lower --imbalance (long-tail "
+                              "benchmarks use 10 to 100).")
     if config.limit is not None and config.limit < len(train_set):
         train_set = train_set.subset(np.arange(config.limit))
-    test_set = None
-    if config.monitor:
-        test_set = get_dataset(config.dataset, root=config.data_root, split="test",
-                               label_level=train_set.train_level)
-    return train_set, test_set
+    return train_set
+
+
+def load_test_set(config: TrainConfig, label_level: str) -> HierDataset:
+    """The test split of the config's dataset, targets at ``label_level`` (the training split's)."""
+    import rascal_train.datasets  # noqa: F401  (registers every loader)
+    from rascal_train.datasets.base import get_dataset
+
+    return get_dataset(config.dataset, root=config.data_root, split="test", label_level=label_level)
+
+
+def load_datasets(config: TrainConfig) -> tuple[HierDataset, HierDataset]:
+    """The training split (:func:`load_train_set`) and the test split at its label level."""
+    train_set = load_train_set(config)
+    return train_set, load_test_set(config, train_set.train_level)
 
 
 def epoch_seed(seed: int, epoch: int, *stream: int) -> int:
     """A 63-bit seed that is a pure function of ``(seed, epoch, *stream)``."""
-    return int(np.random.SeedSequence([seed, epoch, *stream]).generate_state(2, np.uint64)[0] >> np.uint64(1))
+    state = np.random.SeedSequence([seed, epoch, *stream]).generate_state(2, np.uint64)
+    return int(state[0] >> np.uint64(1))
 
 
 def epoch_order(num_samples: int, seed: int, epoch: int) -> Tensor:
@@ -113,7 +126,8 @@ class _Batches:
             self.targets, self.ids = self.targets.to(device), self.ids.to(device)
 
     def _local_indices(self, epoch: int) -> Tensor:
-        order = epoch_order(len(self.dataset), self.config.seed, epoch)[: self.steps * self.config.batch_size]
+        order = epoch_order(len(self.dataset), self.config.seed, epoch)
+        order = order[: self.steps * self.config.batch_size]
         return order.view(self.steps, self.world, self.local)[:, self.rank].reshape(-1)
 
     def epoch(self, epoch: int):
@@ -122,7 +136,8 @@ class _Batches:
         if self.dataset.images is not None:
             from rascal_train.transforms import GpuTwoViewAugment
 
-            augment, gen = GpuTwoViewAugment(self.config.image_size), torch.Generator().manual_seed(seed)
+            augment = GpuTwoViewAugment(self.config.image_size)
+            gen = torch.Generator().manual_seed(seed)
             index = index.to(self.device)
             for step in range(self.steps):
                 idx = index[step * self.local:(step + 1) * self.local]
@@ -131,7 +146,8 @@ class _Batches:
             return
         from rascal_train.transforms import two_view_transform
 
-        views = dataclasses.replace(self.dataset, transform=two_view_transform(self.config.image_size))
+        views = dataclasses.replace(self.dataset,
+                                    transform=two_view_transform(self.config.image_size))
         loader = torch.utils.data.DataLoader(
             views, batch_size=self.local, sampler=index.tolist(), drop_last=True,
             num_workers=self.config.num_workers, pin_memory=self.device.type == "cuda",
@@ -144,11 +160,15 @@ class _Batches:
 # --- one step -----------------------------------------------------------------------------------
 
 def _view_major(x: Tensor, world: int) -> Tensor:
-    """Rank-ordered ``[rank][view][row]`` gathered rows → global view-major ``[view][rank, row]``."""
+    """Rows gathered in rank order, ``[rank][view][row]``, → view-major ``[view][rank, row]``."""
     if world == 1:
         return x
     n = x.shape[0] // (2 * world)
     return x.reshape(world, 2, n, *x.shape[1:]).transpose(0, 1).reshape(x.shape)
+
+
+def _channels_last(model: nn.Module) -> bool:
+    return next(model.parameters()).is_contiguous(memory_format=torch.channels_last)
 
 
 def contrastive_loss(model: nn.Module, loss_fn: nn.Module, v1: Tensor, v2: Tensor, labels: Tensor,
@@ -159,7 +179,8 @@ def contrastive_loss(model: nn.Module, loss_fn: nn.Module, v1: Tensor, v2: Tenso
     Parameters
     ----------
     model : nn.Module
-        ``model(x [2b, 3, H, W]) -> z [2b, d]`` L2-normalised (a ``RascalModel``, DDP-wrapped or not).
+        ``model(x [2b, 3, H, W]) -> z [2b, d]`` L2-normalised (a ``RascalModel``, DDP-wrapped
+        or not).
     loss_fn : RascalLoss
     v1, v2 : Tensor of shape (b, 3, H, W)
         This rank's two views.
@@ -179,7 +200,7 @@ def contrastive_loss(model: nn.Module, loss_fn: nn.Module, v1: Tensor, v2: Tenso
     ids : LongTensor of shape (2·W·b,)
     """
     x = torch.cat([v1, v2])
-    if x.device.type == "cuda" and next(model.parameters()).is_contiguous(memory_format=torch.channels_last):
+    if x.device.type == "cuda" and _channels_last(model):
         x = x.contiguous(memory_format=torch.channels_last)
     with torch.autocast(x.device.type, dtype=autocast_dtype or torch.float32,
                         enabled=autocast_dtype is not None):
@@ -197,7 +218,7 @@ def contrastive_loss(model: nn.Module, loss_fn: nn.Module, v1: Tensor, v2: Tenso
 def ce_loss(model: nn.Module, v1: Tensor, targets: Tensor,
             autocast_dtype: torch.dtype | None = None) -> Tensor:
     """Cross-entropy of one view (DDP averages the ranks' gradients into the global batch's)."""
-    if v1.device.type == "cuda" and next(model.parameters()).is_contiguous(memory_format=torch.channels_last):
+    if v1.device.type == "cuda" and _channels_last(model):
         v1 = v1.contiguous(memory_format=torch.channels_last)
     with torch.autocast(v1.device.type, dtype=autocast_dtype or torch.float32,
                         enabled=autocast_dtype is not None):
@@ -247,49 +268,12 @@ class _Meter:
         return out
 
 
-# --- checkpoints and the run directory ----------------------------------------------------------
-
-def _unwrap(model: nn.Module) -> RascalModel:
-    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
-
-
-def checkpoint_path(run_dir: Path, epoch: int) -> Path:
-    return run_dir / "checkpoints" / f"epoch_{epoch:04d}.pt"
-
-
-def _save_checkpoint(run_dir: Path, state: dict) -> Path:
-    """Write ``checkpoints/epoch_NNNN.pt`` atomically, then point ``checkpoints/last.pt`` at it.
-
-    ``last.pt`` is a hard link swapped in with ``os.replace`` (atomic, no second copy); the run
-    directory's ``last.pt`` is a relative symlink to it, made once.
-    """
-    path = atomic_torch_save(state, checkpoint_path(run_dir, state["epoch"]))
-    last = path.parent / "last.pt"
-    tmp = path.parent / f".last.pt.{os.getpid()}.link.tmp"
-    tmp.unlink(missing_ok=True)
-    try:
-        os.link(path, tmp)
-        os.replace(tmp, last)
-    except OSError:  # file systems without hard links: a full atomic copy instead
-        tmp.unlink(missing_ok=True)
-        atomic_torch_save(state, last)
-    top = run_dir / "last.pt"
-    if not top.is_symlink() and not top.exists():
-        top.symlink_to(Path("checkpoints") / "last.pt")
-    return path
-
+# --- the run directory and the log -------------------------------------------------------------
 
 def _truncate_log(path: Path, epoch: int) -> None:
     """Keep the records of epochs ``<= epoch``: the ones the checkpoint being resumed saw."""
     kept = [r for r in read_jsonl(path) if int(r.get("epoch", 0)) <= epoch]
     atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in kept))
-
-
-def _load_run_checkpoint(path: Path) -> dict:
-    ckpt = load_checkpoint(path)
-    if ckpt.get("format") != CHECKPOINT_FORMAT or not isinstance(ckpt.get("config"), dict):
-        raise RascalError(f"{path} is not a {CHECKPOINT_FORMAT} checkpoint; pass one written by `rascal train`.")
-    return ckpt
 
 
 def _claim_run_dir(config: TrainConfig, ckpt: dict | None, held: contextlib.ExitStack,
@@ -310,38 +294,41 @@ def _claim_run_dir(config: TrainConfig, ckpt: dict | None, held: contextlib.Exit
     saved = read_run_config(run_dir)
     if saved is None:
         if (run_dir / LOG_NAME).exists() or (run_dir / "checkpoints").exists():
-            raise RascalError(f"{run_dir} holds a training log or checkpoints but no config.json; it is not a "
-                              "run this command can continue, choose another --out.")
+            raise RascalError(f"{run_dir} holds a training log or checkpoints but no config.json; "
+                              "it is not a run this command can continue, choose another --out.")
         return run_dir, None
-    _check_same_run(config, saved, run_dir, continuing=True)
+    check_same_run(config.to_dict(), saved, run_dir, continuing=True)
     last = last_checkpoint(run_dir)
     if last is None:
         return run_dir, None
-    ckpt = _load_run_checkpoint(last)
-    _check_same_run(config, ckpt["config"], run_dir, continuing=True)
+    ckpt = load_run_checkpoint(last)
+    check_same_run(config.to_dict(), ckpt["config"], run_dir, continuing=True)
     return run_dir, ckpt
 
 
-def _check_same_setting(ckpt: dict, config: TrainConfig, device: torch.device, world: int,
-                        file_backed: bool, path: Path) -> None:
-    """Refuse to resume under a setting that changes the trajectory but not the config.
+class _Log:
+    """``train_log.jsonl`` and, with ``tensorboard``, its scalars as TensorBoard events.
 
-    The device type decides the precision (CPU fp32, CUDA autocast), the world size how the
-    batch is split and seeded, and for file-backed sets the worker count which worker (and so
-    which seed) augments each sample.
+    Only the main process writes; on the others :meth:`write` does nothing.
     """
-    saved = ckpt.get("rng") or {}
-    if int(saved.get("world_size", world)) != world:
-        raise RascalError(f"Cannot resume {path}: it was trained by {saved['world_size']} process(es), not "
-                          f"{world}; resume it with torchrun --nproc-per-node {saved['world_size']}.")
-    if saved.get("device_type", device.type) != device.type:
-        raise RascalError(f"Cannot resume {path}: it was trained on {saved['device_type']}, not {device.type} "
-                          f"(the precision differs); resume it with --device {saved['device_type']}.")
-    workers = ckpt["config"].get("num_workers", config.num_workers)
-    if file_backed and workers != config.num_workers:
-        raise RascalError(f"Cannot resume {path}: it was trained with num_workers={workers}, not "
-                          f"{config.num_workers} (each worker seeds its own augmentations); set num_workers: "
-                          f"{workers} in the --config file.")
+
+    def __init__(self, run_dir: Path, main: bool, tensorboard: bool):
+        self.path, self.main, self.board = run_dir / LOG_NAME, main, None
+        if tensorboard and main:
+            from rascal_train.tensorboard import LOG_DIR, TensorBoardLog
+
+            self.board = TensorBoardLog(run_dir / LOG_DIR)
+
+    def write(self, record: dict) -> None:
+        if self.main:
+            with open(self.path, "a", encoding="utf-8") as fh:
+                fh.write(json.dumps(record) + "\n")
+            if self.board is not None:
+                self.board.add(record)
+
+    def close(self) -> None:
+        if self.board is not None:
+            self.board.close()
 
 
 # --- the run --------------------------------------------------------------------------------------
@@ -359,39 +346,8 @@ def _init_distributed(device: torch.device) -> bool:
     return True
 
 
-def _monitor(model: RascalModel, train_set: HierDataset, test_set: HierDataset | None,
-             config: TrainConfig, device: torch.device, probe_prev: Tensor | None):
-    """Epoch-end kNN top-1 on the test split and rank stability of the fixed probe set.
-
-    Returns ``(knn_acc, rank_stability, probe_embeddings)``.
-    """
-    from rascal_geom.metrics import knn_accuracy, rank_stability
-    from rascal_geom.metrics.knn import KNN_K
-    from rascal_train.features import extract_features
-
-    def embed(ds: HierDataset, n: int):
-        gen = torch.Generator().manual_seed(epoch_seed(config.seed, 0, 3))
-        part = ds.subset(torch.randperm(len(ds), generator=gen)[:n].numpy())
-        return extract_features(model, part, device=device, progress=False, image_size=config.image_size), part
-
-    bank, bank_set = embed(train_set, MONITOR_BANK)
-    knn = None
-    if test_set is not None:
-        queries, query_set = embed(test_set, MONITOR_QUERIES)
-        # The torch search, not FAISS's GPU build: FAISS would reserve memory outside torch's
-        # allocator in the middle of training, when torch's cache holds the epoch's peak.
-        knn = float(knn_accuracy(bank["features"], bank_set.targets, queries["features"],
-                                 query_set.labels[query_set.train_level], k=KNN_K, backend="torch"))
-    # The probe set is the bank's first rows: a fixed random sample, embedded with the bank.
-    probe = torch.from_numpy(bank["projections"][:PROBE_SIZE])
-    stability = None
-    if probe_prev is not None:
-        stability = float(rank_stability(probe_prev.numpy(), probe.numpy(),
-                                          bank_set.targets[:PROBE_SIZE])["spearman"])
-    return knn, stability, probe
-
-
-def train(config: TrainConfig | dict, progress: bool = True, tensorboard: bool = False) -> Path:
+def train(config: TrainConfig | dict, progress: bool = True, tensorboard: bool = False,
+          callbacks: Sequence[Callback] = ()) -> Path:
     """Run (or resume) one training run; returns its run directory.
 
     Parameters
@@ -403,6 +359,11 @@ def train(config: TrainConfig | dict, progress: bool = True, tensorboard: bool =
     tensorboard : bool, default=False
         Also write the log's scalars as TensorBoard events in ``<run_dir>/tensorboard``
         (:mod:`rascal_train.tensorboard`; needs the ``tensorboard`` package).
+    callbacks : sequence of Callback, default=()
+        Epoch-end hooks (:class:`rascal_train.callbacks.Callback`): what they return joins the
+        epoch's log record, their states the checkpoints. Without any, nothing is measured at
+        epoch end, whatever ``config.monitor`` says: ``rascal train`` and the workflows pass
+        :class:`rascal_geom.monitor.GeometryMonitor`, which reads ``config.monitor``.
 
     Returns
     -------
@@ -421,208 +382,212 @@ def train(config: TrainConfig | dict, progress: bool = True, tensorboard: bool =
     created_group = _init_distributed(device)
     try:
         with device_scope(device), contextlib.ExitStack() as held:
-            return _train(config, device, progress, held, tensorboard)
+            return _train(config, device, progress, held, tensorboard, tuple(callbacks))
     finally:
         if created_group:
             torch.distributed.destroy_process_group()
 
 
 def _train(config: TrainConfig, device: torch.device, progress: bool, held: contextlib.ExitStack,
-           tensorboard: bool = False) -> Path:
-    from rascal_train.cache import EmbeddingCache
-    from rascal_train.losses import RascalLoss
-    from rascal_train.progress import make_progress
-    from rich.progress import TextColumn
-
-    world, rank, main = dist_utils.world_size(), dist_utils.rank(), dist_utils.is_main_process()
+           tensorboard: bool, callbacks: tuple[Callback, ...]) -> Path:
+    world, main = dist_utils.world_size(), dist_utils.is_main_process()
     if config.batch_size % world:
-        raise RascalError(f"--batch-size {config.batch_size} must be a multiple of the {world} processes; "
-                          "change --batch-size or --nproc-per-node.")
+        raise RascalError(f"--batch-size {config.batch_size} must be a multiple of the {world} "
+                          "processes; change --batch-size or --nproc-per-node.")
+    config, train_set, run_dir, ckpt = _prepare(config, device, world, held, main, callbacks)
+    amp = autocast_dtype(config.precision, device)
+    state = _build_state(config, train_set, device, world, amp, callbacks)
+    if progress and main:
+        from rascal_train.progress import console
+
+        console.print(f"device: {describe(device, amp)}")
+    if ckpt is not None:
+        state.load_state_dict(ckpt)
+        del ckpt
+    model: nn.Module = state.model
+    if world > 1:
+        if device.type == "cuda":
+            model = state.model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        model = nn.parallel.DistributedDataParallel(
+            model, device_ids=[device] if device.type == "cuda" else None)
+    if main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(run_dir / "config.json", config.to_dict())
+        if (run_dir / LOG_NAME).exists():  # drop a killed run's records past its checkpoint
+            _truncate_log(run_dir / LOG_NAME, state.epoch)
+    log = _Log(run_dir, main, tensorboard)
+    try:
+        _Loop(state, model, _Batches(train_set, config, device, world, dist_utils.rank()), log,
+              run_dir, amp, main).run(progress)
+    finally:
+        log.close()
+    return run_dir
+
+
+def _prepare(config: TrainConfig, device: torch.device, world: int, held: contextlib.ExitStack,
+             main: bool, callbacks: tuple[Callback, ...]):
+    """Read the data, complete the config from it, set up the callbacks and claim the run directory.
+
+    Returns ``(config, train_set, run_dir, checkpoint to resume or None)``; every check that
+    can refuse the run happens here, before a model is built.
+    """
     ckpt = saved = None
     if config.resume:
         run_dir, ckpt_file = resume_source(config.resume)
-        ckpt = _load_run_checkpoint(ckpt_file) if ckpt_file is not None else None
+        ckpt = load_run_checkpoint(ckpt_file) if ckpt_file is not None else None
         saved = ckpt["config"] if ckpt is not None else read_run_config(run_dir)
         config = config.replace(out=str(run_dir))
-
-    train_set, test_set = load_datasets(config)
+    train_set = load_train_set(config)
     if config.num_classes not in (None, train_set.num_classes):
-        raise RascalError(f"The config sets num_classes={config.num_classes}, but {config.dataset} has "
-                          f"{train_set.num_classes} classes at level {train_set.train_level!r}; remove "
-                          "num_classes (it is read from the dataset).")
+        raise RascalError(f"The config sets num_classes={config.num_classes}, but "
+                          f"{config.dataset} has {train_set.num_classes} classes at level "
+                          f"{train_set.train_level!r}; remove num_classes (it is read from the "
+                          "dataset).")
     native = train_set.images.shape[1] if train_set.images is not None else 224
-    config = config.replace(image_size=config.image_size or native, num_classes=train_set.num_classes,
-                            label_level=train_set.train_level)
+    config = config.replace(image_size=config.image_size or native,
+                            num_classes=train_set.num_classes, label_level=train_set.train_level)
+    for callback in callbacks:
+        callback.setup(config, train_set, device)
     if saved is not None:
-        _check_same_run(config, saved, Path(config.resume))
-    steps_per_epoch = len(train_set) // config.batch_size
-    if steps_per_epoch == 0:
-        raise RascalError(f"--batch-size {config.batch_size} is larger than the {len(train_set)} training "
-                          "samples; lower --batch-size (or raise --limit).")
+        check_same_run(config.to_dict(), saved, Path(config.resume))
+    if len(train_set) // config.batch_size == 0:
+        raise RascalError(f"--batch-size {config.batch_size} is larger than the {len(train_set)} "
+                          "training samples; lower --batch-size (or raise --limit).")
     run_dir, ckpt = _claim_run_dir(config, ckpt, held, main)
     if ckpt is not None:
-        _check_same_setting(ckpt, config, device, world, train_set.images is None, run_dir)
+        check_same_setting(ckpt, config, device, world, train_set.images is None, run_dir)
+    return config, train_set, run_dir, ckpt
 
+
+def _build_state(config: TrainConfig, train_set: HierDataset, device: torch.device, world: int,
+                 amp: torch.dtype | None, callbacks: tuple[Callback, ...]) -> TrainState:
+    """A fresh run's state: the model seeded from ``config.seed``, and what trains it."""
+    from rascal_train.cache import EmbeddingCache
+    from rascal_train.schedule import WarmupCosineLR
+
+    steps_per_epoch = len(train_set) // config.batch_size
     torch.manual_seed(config.seed)
     model = build_model(config.to_dict()).to(device)
     channels_last = device.type == "cuda" if config.channels_last is None else config.channels_last
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
-    amp = autocast_dtype(config.precision, device)
-    if progress and main:
-        from rascal_train.progress import console
-
-        console.print(f"device: {describe(device, amp)}")
-    contrastive = config.loss != "ce"
-    loss_fn = RascalLoss(config.temperature, config.weights) if contrastive else None
     cache = EmbeddingCache(len(train_set), config.proj_dim, config.cache, device=device) \
         if config.loss == "rascal" else None
     optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
                                 weight_decay=config.weight_decay)
-    from rascal_train.schedule import WarmupCosineLR
-
     scheduler = WarmupCosineLR(optimizer, config.epochs * steps_per_epoch,
                                round(config.warmup * steps_per_epoch), config.final_lr_ratio)
     scaler = torch.amp.GradScaler(device.type, enabled=amp == torch.float16)
-    start_epoch, step, probe_prev, last_good = 0, 0, None, None
-    if ckpt is not None:
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        scheduler.load_state_dict(ckpt["scheduler"])
-        if ckpt["scaler"]:
-            scaler.load_state_dict(ckpt["scaler"])
-        # else the run was saved without a scaler (on a CPU, or in bf16): an fp16 continuation
-        # starts from GradScaler's initial scale, which it recalibrates in a few steps.
-        if cache is not None:
-            cache.load_state_dict(ckpt["cache"])
-        start_epoch, step = int(ckpt["epoch"]), int(ckpt["step"])
-        probe_prev = (ckpt.get("monitor") or {}).get("probe")
-        last_good = checkpoint_path(run_dir, start_epoch)
-        del ckpt
-    if world > 1:
-        if device.type == "cuda":
-            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
-        model = nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
-
-    log_path = run_dir / LOG_NAME
-    if main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(run_dir / "config.json", config.to_dict())
-        if log_path.exists():  # a killed run's records past its checkpoint (all, if it has none)
-            _truncate_log(log_path, start_epoch)
-    batches = _Batches(train_set, config, device, world, rank)
-    images_per_step = config.batch_size
-    board = None
-    if tensorboard and main:
-        from rascal_train.tensorboard import LOG_DIR, TensorBoardLog
-
-        board = TensorBoardLog(run_dir / LOG_DIR)
-
-    def write(record: dict) -> None:
-        if main:
-            with open(log_path, "a", encoding="utf-8") as fh:
-                fh.write(json.dumps(record) + "\n")
-            if board is not None:
-                board.add(record)
-
-    def check_finite(meter: _Meter, epoch: int) -> None:
-        loss = meter.means()["loss"]
-        if loss is not None and not math.isfinite(loss):
-            where = (f"{last_good} (epoch {int(last_good.stem.split('_')[-1])}) is the last good checkpoint"
-                     if last_good is not None else "no checkpoint had been written yet")
-            raise RascalError(f"The loss became {loss} in epoch {epoch}; training stopped and {where}. "
-                              f"Lower --lr (now {config.lr}) or raise --temperature (now {config.temperature}).")
-
-    columns = (TextColumn("loss {task.fields[loss]}"), TextColumn("{task.fields[ips]} img/s"))
-    with make_progress(*columns, disable=not (progress and main)) as bar:
-        task = bar.add_task(f"epoch {start_epoch + 1}/{config.epochs}", total=config.epochs * steps_per_epoch,
-                            completed=start_epoch * steps_per_epoch, loss="-", ips="-")
-        for epoch in range(start_epoch, config.epochs):
-            _reseed(config.seed, epoch, rank)
-            model.train()
-            bar.update(task, description=f"epoch {epoch + 1}/{config.epochs}")
-            epoch_meter, window = _Meter(), _Meter()
-            epoch_start = window_start = time.perf_counter()
-            for v1, v2, targets, ids in batches.epoch(epoch):
-                lr = optimizer.param_groups[0]["lr"]
-                if contrastive:
-                    loss, z, gids = contrastive_loss(model, loss_fn, v1, v2, targets, ids, cache,
-                                                     simclr=config.loss == "simclr", autocast_dtype=amp)
-                    stats = dict(loss_fn.last_stats)
-                    # Wang & Isola's alignment: z is view-major, so row i and row i + half are the
-                    # two views of one image (pos_sim mixes in every same-class pair).
-                    half = z.shape[0] // 2
-                    stats["alignment"] = (z[:half] - z[half:]).pow(2).sum(1).mean()
-                else:
-                    loss = ce_loss(model, v1, targets, amp)
-                    stats = {"loss": loss.detach()}
-                    if world > 1:
-                        stats["loss"] = stats["loss"] / world
-                        torch.distributed.all_reduce(stats["loss"])
-                optimizer.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                scaler.step(optimizer)
-                scaler.update()
-                scheduler.step()
-                if cache is not None:
-                    cache.update(gids, z)
-                step += 1
-                epoch_meter.add(stats)
-                window.add(stats)
-                if window.steps == config.log_every:
-                    check_finite(window, epoch + 1)
-                    values = window.means()
-                    values.pop("weight_hist", None)
-                    now = time.perf_counter()
-                    ips = images_per_step * window.steps / (now - window_start)
-                    write({"kind": "step", "epoch": epoch + 1, "step": step, "lr": lr,
-                           **values, "images_per_s": ips})
-                    bar.update(task, loss=f"{values['loss']:.4f}", ips=f"{ips:.0f}")
-                    window, window_start = _Meter(), now
-                bar.advance(task)
-            check_finite(epoch_meter, epoch + 1)
-            train_time = time.perf_counter() - epoch_start
-            if cache is not None:
-                cache.end_epoch()
-            knn = stability = None
-            if config.monitor and main:
-                knn, stability, probe_prev = _monitor(_unwrap(model), train_set, test_set, config, device,
-                                                      probe_prev)
-            values = epoch_meter.means()
-            write({"kind": "epoch", "epoch": epoch + 1, "step": step, "lr": lr,
-                   **values, "images_per_s": images_per_step * steps_per_epoch / train_time,
-                   "time_s": time.perf_counter() - epoch_start, "knn_acc": knn, "rank_stability": stability})
-            if main:
-                last_good = _save_checkpoint(run_dir, {
-                    "format": CHECKPOINT_FORMAT, "config": config.to_dict(), "epoch": epoch + 1, "step": step,
-                    "model": _unwrap(model).state_dict(), "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
-                    "cache": cache.state_dict() if cache is not None else None,
-                    "rng": {"seed": config.seed, "reseeded_per_epoch": True, "world_size": world,
-                            "device_type": device.type},
-                    "monitor": {"probe": probe_prev},
-                })
-            else:
-                last_good = checkpoint_path(run_dir, epoch + 1)
-    if board is not None:
-        board.close()
-    return run_dir
+    return TrainState(config, model, optimizer, scheduler, scaler, cache, callbacks, world,
+                      device.type)
 
 
-def _check_same_run(config: TrainConfig, ckpt_config: dict, path: Path, continuing: bool = False) -> None:
-    """A resumed run must have the checkpoint's config, up to :data:`RESUME_FREE_KEYS`.
+class _Loop:
+    """The epochs of one run: steps, the log, the epoch-end callbacks and the checkpoints.
 
-    ``continuing``: the run was not asked to resume but its directory already holds a run.
+    ``model`` is what the steps call (``state.model``, DDP-wrapped under several processes).
     """
-    mine = config.to_dict()
-    for key in sorted(set(mine) | set(ckpt_config)):
-        if key in RESUME_FREE_KEYS:
-            continue
-        if mine.get(key) != ckpt_config.get(key):
-            if continuing:
-                raise RascalError(f"Run directory {path} already holds a run with {key}={ckpt_config.get(key)!r}, "
-                                  f"not {mine.get(key)!r}; pass --resume {path} to continue that run, or "
-                                  "choose another --out.")
-            raise RascalError(f"Cannot resume {path}: it was trained with {key}={ckpt_config.get(key)!r}, "
-                              f"not {mine.get(key)!r}; drop {config_key_hint(key)} or start a new run with "
-                              "another --out.")
+
+    def __init__(self, state: TrainState, model: nn.Module, batches: _Batches, log: _Log,
+                 run_dir: Path, amp: torch.dtype | None, main: bool):
+        from rascal_train.losses import RascalLoss
+
+        self.state, self.model, self.batches, self.log = state, model, batches, log
+        self.run_dir, self.amp, self.main = run_dir, amp, main
+        config = state.config
+        self.loss_fn = (None if config.loss == "ce"
+                        else RascalLoss(config.temperature, config.weights))
+
+    def run(self, progress: bool) -> None:
+        from rich.progress import TextColumn
+
+        from rascal_train.progress import make_progress
+
+        config, steps = self.state.config, self.batches.steps
+        columns = (TextColumn("loss {task.fields[loss]}"), TextColumn("{task.fields[ips]} img/s"))
+        with make_progress(*columns, disable=not (progress and self.main)) as bar:
+            task = bar.add_task(f"epoch {self.state.epoch + 1}/{config.epochs}",
+                                total=config.epochs * steps, completed=self.state.epoch * steps,
+                                loss="-", ips="-")
+            for epoch in range(self.state.epoch, config.epochs):
+                bar.update(task, description=f"epoch {epoch + 1}/{config.epochs}")
+                self._epoch(epoch, bar, task)
+
+    def _epoch(self, epoch: int, bar, task) -> None:
+        """Train epoch ``epoch`` (0-based), log it, run the callbacks and save the checkpoint."""
+        state, config = self.state, self.state.config
+        _reseed(config.seed, epoch, self.batches.rank)
+        self.model.train()
+        epoch_meter, window = _Meter(), _Meter()
+        epoch_start = window_start = time.perf_counter()
+        for batch in self.batches.epoch(epoch):
+            lr = state.optimizer.param_groups[0]["lr"]
+            stats = self._step(*batch)
+            epoch_meter.add(stats)
+            window.add(stats)
+            if window.steps == config.log_every:
+                self._check_finite(window, epoch + 1)
+                values = window.means()
+                values.pop("weight_hist", None)
+                now = time.perf_counter()
+                ips = config.batch_size * window.steps / (now - window_start)
+                self.log.write({"kind": "step", "epoch": epoch + 1, "step": state.step, "lr": lr,
+                                **values, "images_per_s": ips})
+                bar.update(task, loss=f"{values['loss']:.4f}", ips=f"{ips:.0f}")
+                window, window_start = _Meter(), now
+            bar.advance(task)
+        self._check_finite(epoch_meter, epoch + 1)
+        train_time = time.perf_counter() - epoch_start
+        if state.cache is not None:
+            state.cache.end_epoch()
+        measured = {}
+        if self.main:
+            for callback in state.callbacks:
+                measured.update(callback.on_epoch_end(state.model, epoch + 1))
+        state.epoch = epoch + 1
+        self.log.write({"kind": "epoch", "epoch": epoch + 1, "step": state.step, "lr": lr,
+                        **epoch_meter.means(),
+                        "images_per_s": config.batch_size * self.batches.steps / train_time,
+                        "time_s": time.perf_counter() - epoch_start, **measured})
+        if self.main:
+            save_checkpoint(self.run_dir, state.state_dict())
+
+    def _step(self, v1: Tensor, v2: Tensor, targets: Tensor, ids: Tensor) -> dict[str, Tensor]:
+        """One optimiser step on one batch; returns its statistics (tensors, not synced)."""
+        state = self.state
+        if self.loss_fn is not None:
+            loss, z, gids = contrastive_loss(self.model, self.loss_fn, v1, v2, targets, ids,
+                                             state.cache, simclr=state.config.loss == "simclr",
+                                             autocast_dtype=self.amp)
+            stats = dict(self.loss_fn.last_stats)
+            # Wang & Isola's alignment: z is view-major, so row i and row i + half are the
+            # two views of one image (pos_sim mixes in every same-class pair).
+            half = z.shape[0] // 2
+            stats["alignment"] = (z[:half] - z[half:]).pow(2).sum(1).mean()
+        else:
+            loss = ce_loss(self.model, v1, targets, self.amp)
+            stats = {"loss": loss.detach()}
+            if self.batches.world > 1:
+                stats["loss"] = stats["loss"] / self.batches.world
+                torch.distributed.all_reduce(stats["loss"])
+        state.optimizer.zero_grad(set_to_none=True)
+        state.scaler.scale(loss).backward()
+        state.scaler.step(state.optimizer)
+        state.scaler.update()
+        state.scheduler.step()
+        if state.cache is not None:
+            state.cache.update(gids, z)
+        state.step += 1
+        return stats
+
+    def _check_finite(self, meter: _Meter, epoch: int) -> None:
+        """Stop on a NaN/Inf loss, naming the last good checkpoint (the one of ``state.epoch``)."""
+        loss = meter.means()["loss"]
+        if loss is None or math.isfinite(loss):
+            return
+        done, config = self.state.epoch, self.state.config
+        where = (f"{checkpoint_path(self.run_dir, done)} (epoch {done}) is the last good checkpoint"
+                 if done else "no checkpoint had been written yet")
+        raise RascalError(f"The loss became {loss} in epoch {epoch}; training stopped and {where}. "
+                          f"Lower --lr (now {config.lr}) or raise --temperature (now "
+                          f"{config.temperature}).")

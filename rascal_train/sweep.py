@@ -1,5 +1,8 @@
 """Ablation sweeps: a grid over ``rascal train`` options, expanded to named, resumable runs.
 
+This module names and expands the runs; :func:`rascal_geom.workflows.run_sweep` trains,
+evaluates and reports them.
+
 A grid file (YAML or JSON)::
 
     name: weight_source              # optional; the default is the file's stem
@@ -35,6 +38,9 @@ from rascal_train.errors import RascalError
 _RESERVED = ("out", "resume")
 _SPEC_KEYS = ("name", "base", "grid", "include", "gpus", "baseline")
 _FOLDER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+#: A seed suffix on a run name (``rascal_s0``, ``supcon-seed1``, a sweep's ``loss=rascal,seed=2``):
+#: a run's name without it names its group of repeats.
+SEED_SUFFIX = re.compile(r"[-_.,](seed|s)[-_=]?\d+$", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -174,7 +180,6 @@ def _check_datasets(runs) -> None:
 def _check_baseline(baseline, runs: list[SweepRun]) -> None:
     """The report's baseline must name a run group (a run name without its seed) or a loss, checked
     before anything trains rather than after everything has."""
-    from rascal_geom.runs import SEED_SUFFIX
     from rascal_train.config import TrainConfig
 
     if baseline is None:
@@ -213,51 +218,6 @@ def run_status(run_dir: Path, options: dict) -> str:
         return "done"
     # A run killed before its first checkpoint has only its config: it restarts from epoch 0.
     return "partial" if (ckpts / "last.pt").is_file() or (Path(run_dir) / "config.json").is_file() else "new"
-
-
-def run_sweep(spec: dict, out_dir: str | Path, progress: bool = True, analyze: bool = True,
-              report_html: str | Path | None = None, device: str | None = None) -> Path | None:
-    """Train every run of ``spec`` one after another, then evaluate, analyse and report.
-
-    ``device`` (auto, cpu, cuda, cuda:N), when given, is where every run trains and is
-    evaluated, overriding a ``device`` in the spec.
-
-    Finished runs are skipped and half-finished ones resumed, so an interrupted sweep continues
-    where it stopped. Returns the path of the comparison report (``report_html``, by default
-    ``<out_dir>/report.html``), or ``None`` with ``analyze=False`` (training only).
-    """
-    from rascal_train.config import TrainConfig
-    from rascal_train.engine import train
-    from rascal_train.files import atomic_write_json
-    from rascal_train.progress import console
-
-    out_dir = Path(out_dir)
-    runs = expand_grid(spec)
-    atomic_write_json(out_dir / "sweep.json", {"spec": spec, "runs": [r.name for r in runs]})
-    run_dirs = []
-    for i, run in enumerate(runs, 1):
-        run_dir = out_dir / run.name
-        status = run_status(run_dir, run.options)
-        if progress:
-            console.print(f"[bold]run {i}/{len(runs)}[/] {run.name}: "
-                          + {"done": "finished, skipped", "partial": "resuming", "new": "training"}[status])
-        if status != "done":
-            config = TrainConfig.from_dict({**run.options, **({"device": device} if device else {}),
-                                            "out": str(run_dir),
-                                            "resume": str(run_dir) if status == "partial" else None})
-            train(config, progress=progress)
-        run_dirs.append(run_dir)
-    if not analyze:
-        return None
-    from rascal_geom.pipeline import evaluate_and_analyze
-    from rascal_geom.report import render_report
-
-    for run_dir in run_dirs:
-        evaluate_and_analyze(run_dir, progress=progress,
-                             device=device or (spec.get("base") or {}).get("device"))
-
-    return render_report(run_dirs, baseline=spec.get("baseline"), out_html=Path(report_html or out_dir / "report.html"),
-                         progress=progress)
 
 
 def describe(runs: list[SweepRun]) -> str:

@@ -97,11 +97,12 @@ def _torchrun_worker(rank, port, run_dir):
     # What torchrun sets; the engine joins the NCCL group and picks cuda:LOCAL_RANK itself.
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE=str(WORLD), RANK=str(rank),
                       LOCAL_RANK=str(rank))
+    from rascal_geom.monitor import GeometryMonitor
     from rascal_train.engine import train
     from test_train import TINY
 
     train({"dataset": TINY, "loss": "rascal", "epochs": 1, "batch_size": 16, "limit": 32, "monitor": True,
-           "device": "cuda", "out": run_dir}, progress=False)
+           "device": "cuda", "out": run_dir}, progress=False, callbacks=[GeometryMonitor()])
 
 
 @pytest.mark.gpu

@@ -5,7 +5,7 @@ import json
 from click.testing import CliRunner
 
 from rascal_cli.main import cli
-from rascal_train import demo
+from rascal_geom import workflows as demo
 from rascal_train.sweep import expand_grid
 
 

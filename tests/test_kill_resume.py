@@ -36,7 +36,7 @@ def park():
 
 stop_at = os.environ.get("STOP_AT")
 if stop_at == "before_checkpoint":
-    engine._save_checkpoint = lambda *a, **k: park()
+    engine.save_checkpoint = lambda *a, **k: park()
 elif stop_at == "mid_checkpoint":
     rename = os.replace
     def replace(src, dst):

@@ -55,3 +55,25 @@ def test_resumed_run_is_bit_identical(tmp_path, monkeypatch, cache):
     log_a, log_b = records(straight), records(resumed)
     assert [(r["kind"], r["epoch"], r["step"]) for r in log_a] == [(r["kind"], r["epoch"], r["step"]) for r in log_b]
     assert [r["loss"] for r in log_a] == [r["loss"] for r in log_b]
+
+
+def test_the_monitor_state_resumes_exactly(tmp_path, monkeypatch):
+    # The monitor's state (the previous epoch's probe embeddings) travels in the checkpoint, so
+    # a resumed run's epoch-2 rank stability compares with epoch 1, as a straight run's does.
+    from rascal_geom.monitor import GeometryMonitor
+
+    def monitored(run):
+        return [(r["knn_acc"], r["rank_stability"]) for r in map(json.loads, (run / "train_log.jsonl").open())
+                if r["kind"] == "epoch"]
+
+    straight = engine.train(tiny_config(tmp_path / "a", loss="supcon", monitor=True), progress=False,
+                            callbacks=[GeometryMonitor()])
+    config = tiny_config(tmp_path / "b", loss="supcon", monitor=True)
+    with monkeypatch.context() as m:
+        _stop_after_first_epoch(m)
+        with pytest.raises(KeyboardInterrupt):
+            engine.train(config, progress=False, callbacks=[GeometryMonitor()])
+    resumed = engine.train(config.replace(resume=str(tmp_path / "b" / "run")), progress=False,
+                           callbacks=[GeometryMonitor()])
+    assert monitored(resumed) == monitored(straight)
+    assert monitored(resumed)[1][1] is not None

@@ -10,7 +10,8 @@ from click.testing import CliRunner
 
 from rascal_cli.main import cli
 from rascal_train.errors import RascalError
-from rascal_train.sweep import expand_grid, load_grid, run_status, run_sweep, train_command
+from rascal_geom.workflows import run_sweep
+from rascal_train.sweep import expand_grid, load_grid, run_status, train_command
 
 EXAMPLES = sorted((Path(__file__).parent.parent / "examples").glob("*.yaml"))
 
@@ -28,7 +29,7 @@ def test_grid_expands_to_the_product_then_include_with_stable_names():
 
 
 def test_sweep_names_group_over_seeds_in_the_report():
-    from rascal_geom.runs import SEED_SUFFIX
+    from rascal_train.sweep import SEED_SUFFIX
 
     runs = expand_grid({"grid": {"seed": [0, 1], "weights": ["rank_agreement", "current_rank"]}})
     assert {SEED_SUFFIX.sub("", r.name) for r in runs} == {"weights=rank_agreement", "weights=current_rank"}

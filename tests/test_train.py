@@ -8,6 +8,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from rascal_geom.monitor import GeometryMonitor
 from rascal_train.config import TrainConfig, load_config_file, resolve_config
 from rascal_train.datasets.base import get_dataset, list_datasets, register_dataset
 from rascal_train.errors import RascalError
@@ -180,7 +181,8 @@ def test_monitor_logs_knn_and_rank_stability(tmp_path):
     from rascal_train.engine import train
     from rascal_train.features import extract_features
 
-    run_dir = train(tiny_config(tmp_path, loss="supcon", monitor=True), progress=False)
+    run_dir = train(tiny_config(tmp_path, loss="supcon", monitor=True), progress=False,
+                    callbacks=[GeometryMonitor()])
     epochs = [r for r in read_log(run_dir) if r["kind"] == "epoch"]
     assert epochs[0]["rank_stability"] is None and -1 <= epochs[1]["rank_stability"] <= 1
     # the logged kNN accuracy is the one of the final weights on the whole (small) splits
@@ -193,6 +195,32 @@ def test_monitor_logs_knn_and_rank_stability(tmp_path):
     expected = knn_accuracy(bank["features"], train_set.targets, queries["features"],
                             test_set.labels["family"], k=20)
     assert epochs[1]["knn_acc"] == pytest.approx(expected, abs=1e-6)
+
+
+def test_callbacks_set_up_once_measure_each_epoch_and_join_its_record(tmp_path):
+    from rascal_train.callbacks import Callback
+    from rascal_train.engine import train
+
+    class Count(Callback):
+        def __init__(self):
+            self.setups, self.epochs = 0, []
+
+        def setup(self, config, train_set, device):
+            self.setups += 1
+
+        def on_epoch_end(self, model, epoch):
+            self.epochs.append(epoch)
+            return {"counted": len(self.epochs)}
+
+    count = Count()
+    run_dir = train(tiny_config(tmp_path, loss="supcon"), progress=False, callbacks=[count])
+    assert count.setups == 1 and count.epochs == [1, 2]
+    records = read_log(run_dir)
+    assert [r["counted"] for r in records if r["kind"] == "epoch"] == [1, 2]
+    assert all("counted" not in r for r in records if r["kind"] == "step")
+    # without callbacks nothing is measured at epoch end, whatever config.monitor says
+    plain = train(tiny_config(tmp_path / "plain", loss="supcon", monitor=True), progress=False)
+    assert all("knn_acc" not in r for r in read_log(plain))
 
 
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
@@ -338,7 +366,8 @@ def test_cuda_run_with_the_monitor_and_analysis_of_its_checkpoint(tmp_path):
     from rascal_cli.main import cli
     from rascal_train.engine import train
 
-    run_dir = train(tiny_config(tmp_path, loss="rascal", device="cuda", monitor=True), progress=False)
+    run_dir = train(tiny_config(tmp_path, loss="rascal", device="cuda", monitor=True), progress=False,
+                    callbacks=[GeometryMonitor()])
     epochs = [r for r in read_log(run_dir) if r["kind"] == "epoch"]
     assert 0 <= epochs[1]["knn_acc"] <= 1 and -1 <= epochs[1]["rank_stability"] <= 1
     env = {"RASCAL_CACHE_DIR": str(tmp_path / "cache")}
@@ -418,7 +447,7 @@ def test_cuda_run_through_the_dataloader(tmp_path):
     from rascal_train.engine import train
 
     run_dir = train(tiny_config(tmp_path, dataset=FILES, loss="supcon", device="cuda", num_workers=2,
-                                monitor=True), progress=False)
+                                monitor=True), progress=False, callbacks=[GeometryMonitor()])
     epochs = [r for r in read_log(run_dir) if r["kind"] == "epoch"]
     assert len(epochs) == 2 and all(math.isfinite(r["loss"]) for r in epochs)
 
@@ -429,6 +458,7 @@ def test_second_gpu_is_used_for_everything(tmp_path):
     from rascal_train.engine import train
 
     before = torch.cuda.memory_allocated(0)
-    run_dir = train(tiny_config(tmp_path, loss="rascal", device="cuda:1", monitor=True), progress=False)
+    run_dir = train(tiny_config(tmp_path, loss="rascal", device="cuda:1", monitor=True), progress=False,
+                    callbacks=[GeometryMonitor()])
     assert load_checkpoint(run_dir / "last.pt")["epoch"] == 2
     assert torch.cuda.max_memory_allocated(1) > 0 and torch.cuda.memory_allocated(0) == before

@@ -29,7 +29,7 @@ def command(out, report_html, quick, seeds, device, quiet):
     per-image attributes, so the report can show whether each loss keeps the variants and
     attributes apart inside a family. Interrupted, it resumes where it stopped.
     """
-    from rascal_train.demo import run_demo, seeds_note
+    from rascal_geom.workflows import run_demo, seeds_note
     from rascal_train.devices import resolve_device
 
     resolve_device(device)  # a bad --device fails here, before anything trains

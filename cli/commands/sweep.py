@@ -36,7 +36,7 @@ def command(grid, out, dry_run, print_commands, no_analysis, device, quiet):
       rascal sweep examples/cache_policy.yaml --print-commands > jobs.txt
     """
     from rascal_train.files import check_output
-    from rascal_train.sweep import expand_grid, load_grid, run_status, run_sweep, train_command
+    from rascal_train.sweep import expand_grid, load_grid, run_status, train_command
 
     spec = load_grid(grid)
     runs = expand_grid(spec)
@@ -58,5 +58,8 @@ def command(grid, out, dry_run, print_commands, no_analysis, device, quiet):
         resolve_device(device)  # a bad --device fails here, before anything trains
     if not no_analysis:
         check_output(out / "report.html", suffixes=(".html",))
+    # Imported here, so that --dry-run and --print-commands skip the analysis stack.
+    from rascal_geom.workflows import run_sweep
+
     report = run_sweep(spec, out, progress=not quiet, analyze=not no_analysis, device=device)
     click.echo(f"Report: {report}" if report else f"Trained {len(runs)} runs in {out}")

@@ -63,11 +63,14 @@ def command(config_file, quiet, tensorboard, **flags):
       rascal train --resume runs/synthetic-rascal-rank_agreement-s0
       torchrun --nproc-per-node 4 --no-python rascal train --dataset cifar100 --data-root ~/data
     """
+    from rascal_geom.monitor import GeometryMonitor
     from rascal_train.config import resolve_config
     from rascal_train.engine import train
 
     flags = {key: str(value) if isinstance(value, Path) else value for key, value in flags.items()}
     config = resolve_config(config_file, **flags)
-    run_dir = train(config, progress=not quiet, tensorboard=tensorboard)
+    # The geometry monitor measures only when the config's `monitor` is on (--monitor, the default).
+    run_dir = train(config, progress=not quiet, tensorboard=tensorboard,
+                    callbacks=[GeometryMonitor()])
     if int(os.environ.get("RANK", "0")) == 0:  # under torchrun only rank 0 speaks
         click.echo(str(run_dir))
