@@ -11,6 +11,8 @@ from rascal_geom.metrics._inputs import (
     as_matrix,
     check_positive_int,
     class_sums,
+    kept_precision,
+    row_blocks,
     unit_rows,
 )
 from rascal_train.errors import RascalError
@@ -23,13 +25,23 @@ def _class_sums(x: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return class_sums(x, labels, n_classes), np.bincount(labels, minlength=n_classes).astype(np.float64)
 
 
+def _gram(x: np.ndarray) -> np.ndarray:
+    """``x.T @ x`` in float64, accumulated over blocks of rows, shape (dim, dim)."""
+    out = np.zeros((x.shape[1], x.shape[1]))
+    for rows in row_blocks(len(x), x.shape[1]):
+        block = np.asarray(x[rows], dtype=np.float64)
+        out += block.T @ block
+    return out
+
+
 def _pair_sums(x: np.ndarray, labels: np.ndarray) -> tuple[float, float, float, float]:
     """Sums of ``x_i . x_j`` over ordered same-class and different-class pairs ``i != j``, and their counts."""
     sums, counts = _class_sums(x, labels)
-    sq = (x * x).sum(1)
-    same = float((sums * sums).sum() - sq.sum())
-    total = x.sum(0)
-    allpairs = float(total @ total - sq.sum())
+    sq = sum(float(np.einsum("nd,nd->", b, b)) for b in (np.asarray(x[r], dtype=np.float64)
+                                                         for r in row_blocks(len(x), x.shape[1])))
+    same = float((sums * sums).sum() - sq)
+    total = sums.sum(0)
+    allpairs = float(total @ total - sq)
     n = len(x)
     n_same = float((counts * (counts - 1)).sum())
     return same, allpairs - same, n_same, float(n * (n - 1)) - n_same
@@ -66,7 +78,7 @@ def class_alignment(emb, labels) -> float:
     ordered same-class pairs ``i != j`` of L2-normalised rows, in O(n d): ``||x - y||^2 = 2 - 2 x.y``
     and the pair sum comes from class sums.
     """
-    x = unit_rows(emb, "emb")
+    x = unit_rows(emb, "emb", kept_precision(emb))
     labels = as_labels(labels, len(x), "labels")
     same, _, n_same, _ = _pair_sums(x, labels)
     return 2.0 - 2.0 * same / n_same if n_same else float("nan")
@@ -78,7 +90,7 @@ def uniformity(emb, t: float = 2.0, max_samples: int = 5000, seed: int = 0) -> f
     Exact over all pairs of at most ``max_samples`` rows (a seeded subsample when larger),
     computed blockwise with a log-sum-exp.
     """
-    x = unit_rows(emb, "emb")
+    x = unit_rows(emb, "emb", kept_precision(emb))
     if len(x) < 2:
         raise RascalError("uniformity needs at least 2 rows.")
     if len(x) > max_samples:
@@ -114,7 +126,7 @@ def neural_collapse(features, labels) -> dict:
     -------
     dict of str to float (NaN with fewer than two classes)
     """
-    h = as_matrix(features, "features")
+    h = as_matrix(features, "features", kept_precision(features))
     labels = as_labels(labels, len(h), "labels")
     sums, counts = _class_sums(h, labels)
     present = counts > 0
@@ -124,9 +136,12 @@ def neural_collapse(features, labels) -> dict:
         nan = float("nan")
         return {"nc1": nan, "equinorm": nan, "equiangularity": nan, "max_equiangularity": nan}
     remap = np.cumsum(present) - 1
-    centred_w = h - means[remap[labels]]
-    sigma_w = centred_w.T @ centred_w / len(h)
-    mb = means - h.mean(0)
+    sigma_w = np.zeros((h.shape[1], h.shape[1]))
+    for rows in row_blocks(len(h), h.shape[1]):
+        centred = np.asarray(h[rows], dtype=np.float64) - means[remap[labels[rows]]]
+        sigma_w += centred.T @ centred
+    sigma_w /= len(h)
+    mb = means - sums.sum(0) / len(h)
     sigma_b = mb.T @ mb / c
     evals, evecs = np.linalg.eigh(sigma_b)
     rank = min(c - 1, h.shape[1])
@@ -148,8 +163,8 @@ def effective_rank(emb) -> float:
     Singular values (not squared) come from the eigenvalues of the ``dim x dim`` Gram matrix in
     float64; ``0 log 0 = 0``.
     """
-    x = unit_rows(emb, "emb")
-    sigma = np.sqrt(np.clip(np.linalg.eigvalsh(x.T @ x), 0.0, None))
+    x = unit_rows(emb, "emb", kept_precision(emb))
+    sigma = np.sqrt(np.clip(np.linalg.eigvalsh(_gram(x)), 0.0, None))
     p = sigma / sigma.sum()
     p = p[p > 0]
     return float(np.exp(-(p * np.log(p)).sum()))
@@ -163,7 +178,7 @@ def similarity_gap(emb, labels, max_anchors: int = 2000, seed: int = 0) -> dict:
     exceeds the anchor's weakest positive, over all anchors or a seeded subsample of
     ``max_anchors`` of them (anchors without a positive are left out).
     """
-    x = unit_rows(emb, "emb")
+    x = unit_rows(emb, "emb", kept_precision(emb))
     labels = as_labels(labels, len(x), "labels")
     same, diff, n_same, n_diff = _pair_sums(x, labels)
     pos = same / n_same if n_same else float("nan")
@@ -172,10 +187,12 @@ def similarity_gap(emb, labels, max_anchors: int = 2000, seed: int = 0) -> dict:
     anchors = np.flatnonzero(counts[labels] >= 2)
     if len(anchors) > max_anchors:
         anchors = np.sort(np.random.default_rng(seed).choice(anchors, max_anchors, replace=False))
-    xt, lt = torch.from_numpy(x.astype(np.float32)), torch.from_numpy(labels)
+    xt, lt = torch.from_numpy(np.asarray(x, dtype=np.float32)), torch.from_numpy(labels)
     violations, negatives = 0, 0
-    for start in range(0, len(anchors), _BLOCK):
-        a = torch.from_numpy(anchors[start:start + _BLOCK])
+    # Anchors per block: at most 2^26 similarities (256 MiB) however many rows there are.
+    block = max(1, min(_BLOCK, (1 << 26) // len(x)))
+    for start in range(0, len(anchors), block):
+        a = torch.from_numpy(anchors[start:start + block])
         s = xt[a] @ xt.T
         same_mask = lt[a][:, None] == lt[None, :]
         self_mask = torch.zeros_like(same_mask)
