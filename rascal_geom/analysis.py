@@ -46,7 +46,7 @@ RANK_TOPK = 50
 # written in the JSON (``samples``). Each bounds a cost that grows faster than n * k: the probe's
 # L-BFGS (n x classes logits per step), the searches within coarse classes and classes (n x class
 # size), and exact rank stability (class size^2 per class). Below them every row is used.
-PROBE_MAX_SAMPLES = 50_000
+PROBE_MAX_SAMPLES = 20_000
 WITHIN_CLASS_QUERIES = 100_000
 RANK_MAX_ANCHORS = 50_000
 

@@ -20,12 +20,17 @@ def _iterate(x: np.ndarray, labels: np.ndarray, mu: np.ndarray, counts: np.ndarr
     """``mu <- Exp_mu(mean_i Log_mu(x_i))`` per class from the unit rows ``mu`` until every step < ``tol``."""
     n_classes = len(mu)
     for it in range(1, max_iter + 1):
-        cos = _own_cos(x, labels, mu)
-        theta = np.arccos(cos)
-        # Log_mu(x) = theta / sin(theta) * (x - cos(theta) mu); theta/sin(theta) -> 1 as theta -> 0.
-        scale = np.where(theta > 1e-12, theta / np.maximum(np.sin(theta), 1e-300), 1.0)
-        v = class_sums(x, labels, n_classes, weights=scale)
-        v -= np.bincount(labels, weights=scale * cos, minlength=n_classes)[:, None] * mu
+        # One pass over the rows per iteration, a float64 block at a time.
+        v, along = np.zeros_like(mu), np.zeros(n_classes)
+        for rows in row_blocks(len(x), x.shape[1]):
+            block, lab = np.asarray(x[rows], dtype=np.float64), labels[rows]
+            cos = np.clip(np.einsum("nd,nd->n", block, mu[lab]), -1.0, 1.0)
+            theta = np.arccos(cos)
+            # Log_mu(x) = theta / sin(theta) * (x - cos(theta) mu); theta/sin(theta) -> 1 as theta -> 0.
+            scale = np.where(theta > 1e-12, theta / np.maximum(np.sin(theta), 1e-300), 1.0)
+            v += class_sums(block, lab, n_classes, weights=scale)
+            along += np.bincount(lab, weights=scale * cos, minlength=n_classes)
+        v -= along[:, None] * mu
         v /= np.maximum(counts, 1.0)[:, None]
         step = np.linalg.norm(v, axis=1)
         safe = np.maximum(step, 1e-300)[:, None]
