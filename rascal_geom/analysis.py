@@ -11,6 +11,7 @@ import contextlib
 import itertools
 import math
 import os
+import resource
 import time
 from pathlib import Path
 
@@ -29,10 +30,13 @@ from rascal_geom.metrics import (
     knn_accuracies,
     rank_stability,
 )
+from rascal_geom import approx
+from rascal_geom.knn_check import check_search
 from rascal_geom.metrics._inputs import unit_rows
-from rascal_geom.metrics.knn import KNN_TEMPERATURE
-from rascal_geom.neighbors import knn_search, select_backend
+from rascal_geom.metrics.knn import KNN_TEMPERATURE, knn_correct
+from rascal_geom.neighbors import knn_search, select_backend, visible_gpus
 from rascal_geom.runs import ANALYSIS_SCHEMA, per_class
+from rascal_geom.sampling import stratified_sample
 from rascal_train.errors import RascalError
 from rascal_train.names import EMBEDDINGS
 from rascal_train.progress import console
@@ -40,6 +44,13 @@ from rascal_train.progress import console
 # Classes larger than this use rank stability's top-k form (exact ranks cost O(n_c^2 log n_c)).
 EXACT_RANK_MAX_CLASS = 2000
 RANK_TOPK = 50
+# Past these sizes a stage runs on a seeded subsample stratified by the analysed level, its size
+# written in the JSON (``samples``). Each bounds a cost that grows faster than n * k: the probe's
+# L-BFGS (n x classes logits per step), the searches within coarse classes and classes (n x class
+# size), and exact rank stability (class size^2 per class). Below them every row is used.
+PROBE_MAX_SAMPLES = 20_000
+WITHIN_CLASS_QUERIES = 100_000
+RANK_MAX_ANCHORS = 50_000
 
 
 def run_checkpoints(run_dir: str | os.PathLike) -> tuple[Path, list[Path]]:
@@ -115,8 +126,36 @@ def _check_same_samples(others: list[EmbeddingSet], emb: EmbeddingSet) -> None:
                               f"{emb.source.get('path')}; compare checkpoints of one run on one split.")
 
 
+def _peak_rss_gib() -> float:
+    """The process's peak resident memory so far (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20
+
+
+def _subsample(labels: np.ndarray, cap: int, seed: int) -> np.ndarray | None:
+    """A seeded stratified subsample of ``cap`` rows when there are more, else None (every row)."""
+    return stratified_sample(labels, cap, seed) if len(labels) > cap else None
+
+
+def _sample_note(rows: np.ndarray | None, n: int, seed: int) -> dict:
+    return {"n": n if rows is None else int(len(rows)), "of": n, "seed": None if rows is None else seed}
+
+
+def _knn_check(x: np.ndarray, neighbours, labels: dict[str, np.ndarray], knn_ks, seed: int, backend) -> dict:
+    """Recall of the approximate neighbours and the move of every kNN accuracy, on exact queries."""
+    rows = stratified_sample(labels[list(labels)[-1]], approx.CHECK_QUERIES, seed)
+    k_max = neighbours[1].shape[1]
+
+    def accuracy(y, kk):
+        classes = int(y.max()) + 1
+        return lambda s, i, r: knn_correct(s, y[i], y[r], classes, kk).astype(float)
+
+    metrics = {f"knn_accuracy[{lvl}][{min(kk, k_max)}]": accuracy(y, min(kk, k_max))
+               for lvl, y in labels.items() for kk in knn_ks}
+    return check_search(x, neighbours, rows, knn_ks, metrics, backend=backend, seed=seed)
+
+
 def _stability_curve(embs: list[EmbeddingSet], labels: np.ndarray, names: list[str], embedding: str,
-                     backend) -> dict | None:
+                     backend, anchors: np.ndarray | None = None) -> dict | None:
     """Rank stability between consecutive checkpoints, ordered by epoch (the analysed one last)."""
     if len(embs) < 2:
         return None
@@ -124,7 +163,8 @@ def _stability_curve(embs: list[EmbeddingSet], labels: np.ndarray, names: list[s
     topk = None if counts.max() <= EXACT_RANK_MAX_CLASS else RANK_TOPK
     curve = []
     for prev, cur in itertools.pairwise(embs):
-        rs = rank_stability(_rows(prev, embedding), _rows(cur, embedding), labels, topk=topk, backend=backend)
+        rs = rank_stability(_rows(prev, embedding), _rows(cur, embedding), labels, topk=topk, backend=backend,
+                            anchors=anchors)
         curve.append({"epoch": cur.source.get("epoch"), "previous_epoch": prev.source.get("epoch"),
                       "spearman": rs["spearman"], "drift": rs["drift"], "jaccard": rs["jaccard"]})
     return {"spearman": curve[-1]["spearman"], "drift": curve[-1]["drift"], "jaccard": curve[-1]["jaccard"],
@@ -134,8 +174,8 @@ def _stability_curve(embs: list[EmbeddingSet], labels: np.ndarray, names: list[s
 def analyze(source, hierarchy=None, data_root=None, split: str = "test", compare=(), k: int = 20,
             knn_ks=(1, 20, 200), seed: int = 0, embedding: str = "projection", level: str | None = None,
             umap: bool = True, umap_points: int = 2000, cache_dir=None, use_cache: bool = True,
-            batch_size: int = 256, backend: str | None = None, progress: bool = True, device=None, dataset=None,
-            arch: str | None = None, layer: str | None = None) -> dict:
+            batch_size: int = 256, backend: str | None = None, progress: bool = True, device=None,
+            knn: str = "auto", dataset=None, arch: str | None = None, layer: str | None = None) -> dict:
     """Every structure diagnostic of one checkpoint, run directory or embedding file.
 
     Parameters
@@ -176,24 +216,37 @@ def analyze(source, hierarchy=None, data_root=None, split: str = "test", compare
     umap : bool, default=True
         Add a 2-D UMAP map of ``umap_points`` points (costs ~20-40 s with the first import).
     device : str, torch.device or None
-        Where a checkpoint's encoder runs (``--device``: auto, cpu, cuda, cuda:N).
+        Where a checkpoint's encoder runs (``--device``: auto, cpu, cuda, cuda:N). Unpinned
+        (``None``, ``"auto"``, ``"cuda"``), the torch neighbour search splits its query blocks
+        over every visible GPU.
+    knn : {"auto", "exact", "approx"}, default="auto"
+        The all-rows neighbour search: exact, approximate (IVF, :mod:`rascal_geom.approx`), or
+        approximate from :data:`~rascal_geom.approx.APPROX_MIN_ROWS` rows on. An approximate
+        search is checked against exact search on a seeded sample of queries
+        (``neighbour_search.check``: recall@k and how much each kNN accuracy moved there), and
+        a recall below :data:`~rascal_geom.approx.RECALL_FLOOR` is a warning.
 
     Returns
     -------
     dict
-        The ``rascal.analysis/1`` document (plus ``timings``: seconds per stage).
+        The ``rascal.analysis/1`` document, plus ``timings`` (seconds per stage), ``peak_rss_gib``
+        (the process's peak resident memory at the end of each stage), ``samples`` (how many rows
+        each subsampled stage used) and ``warnings``.
     """
     if embedding not in EMBEDDINGS:
         raise RascalError(f"The 'embedding' parameter of analyze must be one of {', '.join(EMBEDDINGS)}. "
                           f"Got {embedding!r} instead.")
     backend = backend or select_backend()
+    approx.resolve_method(knn, 0)  # a bad --knn fails before anything is loaded
     timings: dict[str, float] = {}
+    peak_rss: dict[str, float] = {}
     clock = time.perf_counter()
 
     def lap(stage):
         nonlocal clock
         now = time.perf_counter()
         timings[stage] = now - clock
+        peak_rss[stage] = _peak_rss_gib()
         clock = now
 
     load = {"split": split, "data_root": data_root, "cache_dir": cache_dir, "use_cache": use_cache,
@@ -231,18 +284,49 @@ def analyze(source, hierarchy=None, data_root=None, split: str = "test", compare
         raise RascalError(f"Level {level!r} is not one of {', '.join(levels)}; pass one of those.")
     x = unit_rows(_rows(emb, embedding), f"{embedding} rows", np.float32)
     y = emb.labels[level]
+    n = len(x)
+    warnings = []
 
-    kmax = min(max(knn_ks), len(x) - 1)
-    neighbours = knn_search(x, x, kmax, exclude_self=True, backend=backend, progress=progress)
-    knn = {lvl: knn_accuracies(x, emb.labels[lvl], knn_ks, neighbours=neighbours) for lvl in levels}
-    lap("knn")
-    probe = {lvl: holdout_probe_accuracy(_rows(emb, embedding), emb.labels[lvl], seed=seed)["top1"] for lvl in levels}
+    kmax = min(max(knn_ks), n - 1)
+    method = approx.resolve_method(knn, n)
+    pinned = device is not None and str(device) not in ("auto", "cuda")
+    neighbours = knn_search(x, x, kmax, exclude_self=True, backend=backend, progress=progress, method=method,
+                            seed=seed, device=device, devices=None if pinned else visible_gpus())
+    level_labels = {lvl: emb.labels[lvl] for lvl in levels}
+    knn_acc = {lvl: knn_accuracies(x, emb.labels[lvl], knn_ks, neighbours=neighbours) for lvl in levels}
+    search = {"requested": knn, "method": method, "approx_min_rows": approx.APPROX_MIN_ROWS, "k": kmax}
+    if method == "approx":
+        nlist, nprobe = approx.ivf_params(n)
+        search["index"] = {"type": "IVF-Flat", "nlist": nlist, "nprobe": nprobe,
+                           "where": "FAISS GPU, sharded over every GPU" if backend == "faiss_gpu"
+                           else "CPU, a cell of queries at a time"}
+        lap("knn")
+        search["check"] = _knn_check(x, neighbours, level_labels, knn_ks, seed, backend)
+        for kk in search["check"]["below_floor"]:
+            warnings.append(f"Approximate neighbour search: recall@{kk} is {search['check']['recall_at_k'][kk]:.3f} "
+                            f"on {search['check']['queries']} exact queries, below the floor {approx.RECALL_FLOOR}; "
+                            "kNN numbers may be off (see neighbour_search.check), or rerun with --knn exact.")
+        lap("knn_check")
+    else:
+        lap("knn")
+    del neighbours  # (n, k) arrays: the largest this process holds; nothing below reads them
+    samples = {}
+    probe_rows = _subsample(y, PROBE_MAX_SAMPLES, seed)
+    samples["linear_probe"] = _sample_note(probe_rows, n, seed)
+    raw = _rows(emb, embedding)
+    probe_x = raw if probe_rows is None else raw[probe_rows]
+    probe = {lvl: holdout_probe_accuracy(probe_x, emb.labels[lvl] if probe_rows is None else emb.labels[lvl][probe_rows],
+                                         seed=seed)["top1"] for lvl in levels}
+    del probe_x
     lap("linear_probe")
+    query_rows = _subsample(y, WITHIN_CLASS_QUERIES, seed)
     retention = []
     for coarse, fine in comparisons:
-        r = hierarchy_retention(x, emb.labels[coarse], emb.labels[fine], k=k, backend=backend)
+        r = hierarchy_retention(x, emb.labels[coarse], emb.labels[fine], k=k, backend=backend, rows=query_rows)
         retention.append({"coarse": coarse, "fine": fine, **r,
                           "per_class": per_class(emb.class_names[coarse], **r["per_class"])})
+    if comparisons:
+        samples["hierarchy_retention"] = _sample_note(query_rows, n, seed)
     lap("hierarchy_retention")
     names = emb.class_names[level]
     geo = geodesic_variance(x, y)
@@ -255,20 +339,28 @@ def analyze(source, hierarchy=None, data_root=None, split: str = "test", compare
             groups = (hier.attribute_groups(emb.attribute_names) if hier
                       else [n.split("::", 1)[0] for n in emb.attribute_names])
         attrs = attribute_consistency(x, y, emb.attributes, k=min(k, 10), groups=groups, seed=seed,
-                                      backend=backend)
+                                      backend=backend, rows=query_rows)
         attrs["per_class"] = per_class(names, **attrs["per_class"])
+        samples["attribute_consistency"] = _sample_note(query_rows, n, seed)
     lap("attribute_consistency")
     embs = sorted(others, key=lambda e: e.source.get("epoch") or 0) + [emb]
-    stability = _stability_curve(embs, y, names, embedding, backend)
+    anchors = _subsample(y, RANK_MAX_ANCHORS, seed)
+    stability = _stability_curve(embs, y, names, embedding, backend, anchors)
+    if stability:
+        samples["rank_stability"] = _sample_note(anchors, n, seed)
     lap("rank_stability")
     geometry = geometry_summary(x, y, features=emb.features, seed=seed)
+    samples["uniformity"] = {"n": min(n, 5000), "of": n, "seed": seed if n > 5000 else None}
+    samples["margin_violation"] = {"n": min(n, 2000), "of": n, "seed": seed if n > 2000 else None}
     lap("geometry")
     umap_out = None
     if umap:
         from rascal_geom.umap_map import umap_map
 
         with console.status("UMAP map (the first import compiles numba)", spinner="dots") if progress else contextlib.nullcontext():
-            umap_out = umap_map(x, {lvl: emb.labels[lvl] for lvl in levels}, max_points=umap_points, seed=seed)
+            umap_out = umap_map(x, level_labels, max_points=umap_points, seed=seed)
+        samples["umap"] = {"n": umap_out["n"], "of": n, "seed": seed if umap_out["n"] < n else None,
+                           "rest": umap_out["rest"]}
         lap("umap")
 
     fine_levels = {r["fine"]: r["retention"] for r in retention}
@@ -280,10 +372,12 @@ def analyze(source, hierarchy=None, data_root=None, split: str = "test", compare
                        "chosen": chosen},
         "features": (f"encoder module {src['layer']} (pooled)" if src.get("layer")
                      else "projection head" if embedding == "projection" else "backbone"),
-        "knn": {"protocol": "leave-one-out within the split", "ks": [int(kk) for kk in knn[level]],
-                "headline_k": knn_k, "temperature": KNN_TEMPERATURE},
+        "knn": {"protocol": "leave-one-out within the split", "ks": [int(kk) for kk in knn_acc[level]],
+                "headline_k": knn_k, "temperature": KNN_TEMPERATURE, "neighbours": method},
         "linear": {**probe_settings("full_batch", probe_epochs=0, batch_size=0),
-                   "protocol": "stratified 50/50 holdout within the split"},
+                   "protocol": "stratified 50/50 holdout within the split"
+                               + ("" if probe_rows is None else f" of a seeded stratified subsample of "
+                                                                f"{len(probe_rows)} of {n} rows")},
         "neighbours_within_class": {"k_requested": k, "attribute_k_requested": min(k, 10)},
         "seed": seed, "training_seed": config.get("seed"),
         "extraction": src.get("extraction"),
@@ -302,7 +396,7 @@ def analyze(source, hierarchy=None, data_root=None, split: str = "test", compare
         "levels": levels,
         "class_names": {lvl: emb.class_names[lvl] for lvl in levels},
         "metrics": {
-            "knn_accuracy": knn,
+            "knn_accuracy": knn_acc,
             "linear_probe": probe,
             "hierarchy_retention": retention,
             "geodesic_variance": geo,
@@ -311,7 +405,7 @@ def analyze(source, hierarchy=None, data_root=None, split: str = "test", compare
             "geometry": geometry,
         },
         "headline": {
-            "knn_top1": knn[level][str(knn_k)],
+            "knn_top1": knn_acc[level][str(knn_k)],
             "retention": fine_levels,
             "attribute_lift": attrs["lift"] if attrs else None,
             "geodesic_variance": geo["mean"],
@@ -319,6 +413,10 @@ def analyze(source, hierarchy=None, data_root=None, split: str = "test", compare
             "rank_stability": stability["spearman"] if stability else None,
         },
         "umap": umap_out,
+        "neighbour_search": search,
+        "samples": samples,
+        "warnings": warnings,
         "timings": timings,
+        "peak_rss_gib": peak_rss,
     }
     return _jsonable(doc)

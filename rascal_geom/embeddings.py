@@ -2,7 +2,9 @@
 
 Embedding file format (``.npz``, read without pickle):
 
-- ``embeddings``: float array (n_samples, dim), required;
+- ``embeddings``: float array (n_samples, dim), required; float32 or float16 (half the disk and
+  memory, widened where a metric reads it); in an uncompressed ``.npz`` (``np.savez``) it and
+  ``features`` are memory-mapped, read-only, not copied into memory;
 - labels: either ``labels`` (int array (n_samples,), one level called ``"label"``) or one
   ``labels_<level>`` int array per level; optional ``levels`` (str array) gives their order from
   coarse to fine, otherwise levels are ordered by their number of classes;
@@ -24,6 +26,7 @@ import hashlib
 import io
 import json
 import os
+import struct
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,12 +51,13 @@ class EmbeddingSet:
 
     Attributes
     ----------
-    embeddings : ndarray of shape (n_samples, dim), float32
-        The rows analysed by default (a checkpoint's projections).
+    embeddings : ndarray of shape (n_samples, dim), float32 or float16
+        The rows analysed by default (a checkpoint's projections); from a large file, a
+        read-only memory map.
     labels : dict of str to ndarray of shape (n_samples,), int64
         Coarse to fine (dict order).
     class_names : dict of str to list of str
-    features : ndarray of shape (n_samples, feature_dim), float32, or None
+    features : ndarray of shape (n_samples, feature_dim), float32 or float16, or None
         Raw backbone features (a checkpoint's encoder output).
     attributes : ndarray of shape (n_samples, n_attributes), bool, or None
     attribute_names : list of str, or None
@@ -81,15 +85,57 @@ def _npz_error(path, what: str) -> RascalError:
     return RascalError(f"Embedding file {path} {what}; see `rascal analyze --help` for the .npz format.")
 
 
+#: The arrays of an embedding file that are memory-mapped when stored uncompressed.
+MAPPED = ("embeddings", "features")
+
+
+def _mapped_member(path: Path, info: zipfile.ZipInfo) -> np.memmap | None:
+    """A stored (uncompressed) ``.npy`` member of a zip as a read-only memory map, else None.
+
+    ``np.load`` reads every ``.npz`` member into memory; a stored member is a plain ``.npy``
+    at a known offset of the file, so it can be mapped like a ``.npy`` file.
+    """
+    if info.compress_type != zipfile.ZIP_STORED:
+        return None
+    with open(path, "rb") as fh:
+        fh.seek(info.header_offset)
+        local = fh.read(30)  # the zip local file header; its name and extra field lengths end it
+        name_len, extra_len = struct.unpack("<HH", local[26:30])
+        fh.seek(info.header_offset + 30 + name_len + extra_len)
+        version = np.lib.format.read_magic(fh)
+        read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, fortran, dtype = read_header(fh)
+        offset = fh.tell()
+    if dtype.hasobject:
+        return None
+    return np.memmap(path, dtype=dtype, mode="r", shape=shape, order="F" if fortran else "C", offset=offset)
+
+
+def _read_npz(path: Path) -> dict[str, np.ndarray]:
+    """Every array of an ``.npz``; :data:`MAPPED` ones memory-mapped when stored uncompressed."""
+    with np.load(path, allow_pickle=False) as npz:
+        data = {key: npz[key] for key in npz.files if key not in MAPPED}
+        with zipfile.ZipFile(path) as zf:
+            for key in MAPPED:
+                if key in npz.files:
+                    mapped = _mapped_member(path, zf.getinfo(f"{key}.npy"))
+                    data[key] = npz[key] if mapped is None else mapped
+    return data
+
+
+def _floats(a: np.ndarray) -> np.ndarray:
+    """float32 and float16 rows as stored (a memory map stays one); other dtypes as float32."""
+    return a if a.dtype in (np.float32, np.float16) else np.asarray(a, dtype=np.float32)
+
+
 def load_npz(path: str | os.PathLike) -> EmbeddingSet:
     """Read and validate an embedding file (format in the module docstring)."""
     path = Path(path)
     if not path.is_file():
         raise RascalError(f"Embedding file {path} does not exist; pass an .npz file or a checkpoint.")
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            data = {key: npz[key] for key in npz.files}
-    except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile) as exc:  # EOFError: an empty file
+        data = _read_npz(path)
+    except (ValueError, OSError, EOFError, KeyError, struct.error, zipfile.BadZipFile) as exc:  # EOFError: an empty file
         raise _npz_error(path, f"is not a readable .npz without pickled objects ({type(exc).__name__})") from None
     if "embeddings" not in data:
         raise _npz_error(path, f"has no 'embeddings' array (found: {', '.join(sorted(data)) or 'nothing'})")
@@ -143,8 +189,7 @@ def load_npz(path: str | os.PathLike) -> EmbeddingSet:
     source = json.loads(str(data["source_json"])) if "source_json" in data else {}
     source.setdefault("kind", "embeddings")
     source.setdefault("path", str(path))
-    return EmbeddingSet(np.asarray(emb, dtype=np.float32), labels, class_names,
-                        None if features is None else np.asarray(features, dtype=np.float32),
+    return EmbeddingSet(_floats(emb), labels, class_names, None if features is None else _floats(features),
                         attributes, attribute_names, source)
 
 

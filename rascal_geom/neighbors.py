@@ -1,9 +1,15 @@
-"""Exact inner-product neighbour search: one entry point, three backends chosen once per process.
+"""Inner-product neighbour search: one entry point, three backends chosen once per process.
+
+Exact by default; ``method="approx"`` (or ``"auto"`` on a large bank) searches a FAISS IVF-Flat
+index instead (:mod:`rascal_geom.approx`), on every visible GPU with the FAISS GPU build and on
+the CPU otherwise.
 
 Backends (``select_backend``):
 
 - ``"faiss_gpu"``: FAISS brute force on a GPU (``faiss.knn_gpu``) when a GPU build of FAISS is
-  importable and sees a GPU. FAISS GPU cannot return more than 2,048 neighbours; larger requests
+  importable and sees a GPU; with several GPUs the bank is sharded across all of them
+  (``faiss.index_cpu_to_all_gpus`` with ``shard=True``: each GPU holds and searches 1/G of the
+  rows, FAISS merges the top-k). FAISS GPU cannot return more than 2,048 neighbours; larger requests
   go to the torch path on the same GPU. FAISS's temporary memory is sized from the GPU's free
   memory (it lives outside torch's allocator), and all queries go in one call, so the bank is
   copied to the GPU once.
@@ -11,6 +17,7 @@ Backends (``select_backend``):
   2-core development CPU it is the fastest exact path (10,000 queries against 50,000 x 512,
   k = 201: 5.4 s, against 21 s for ``faiss.knn`` and ``IndexFlatIP``, whose wheel keeps its SIMD
   kernel below 128,000 queries and is slower still with BLAS forced), so it is also the CPU default.
+  Given several GPUs (``devices=``), query blocks go round-robin to them, the bank copied to each.
 - ``"faiss_cpu"``: ``faiss.knn`` on the CPU (selectable with ``backend=`` or ``RASCAL_KNN_BACKEND``).
 
 Every backend returns the same neighbours up to ties, in the same shapes and dtypes: similarities
@@ -31,6 +38,7 @@ import os
 import numpy as np
 import torch
 
+from rascal_geom import approx
 from rascal_train.devices import device_scope, resolve_device
 from rascal_train.errors import RascalError
 from rascal_train.progress import track
@@ -174,17 +182,33 @@ def _as_float32(x) -> np.ndarray:
     return np.ascontiguousarray(x, dtype=np.float32)
 
 
-def _faiss_search(queries: np.ndarray, bank: np.ndarray, k: int, backend: str, device: torch.device):
+def _import_faiss(backend: str):
     try:
         import faiss
     except ImportError:
         raise RascalError(f"The {backend} neighbour search needs FAISS, which is not installed; install "
                           "rascal[cpu] (faiss-cpu) or rascal[gpu] (faiss-gpu), or unset RASCAL_KNN_BACKEND "
                           "to search with torch.") from None
+    return faiss
 
+
+def _all_gpus(cpu_index):
+    """``cpu_index`` cloned onto every GPU FAISS sees, its rows sharded (1/G of the bank on each)."""
+    faiss = _import_faiss("faiss_gpu")
+    options = faiss.GpuMultipleClonerOptions()
+    options.shard = True
+    return faiss.index_cpu_to_all_gpus(cpu_index, co=options)
+
+
+def _faiss_search(queries: np.ndarray, bank: np.ndarray, k: int, backend: str, device: torch.device):
+    faiss = _import_faiss(backend)
     if backend == "faiss_cpu":
         with _faiss_threads():
             sims, idx = faiss.knn(queries, bank, k, metric=faiss.METRIC_INNER_PRODUCT)
+    elif faiss.get_num_gpus() > 1:
+        flat = faiss.IndexFlatIP(bank.shape[1])
+        flat.add(bank)
+        sims, idx = _all_gpus(flat).search(queries, k)
     else:
         # One call for all queries: FAISS tiles them in its temporary memory and copies the
         # bank to the GPU once (a call per block would copy it once per block).
@@ -194,10 +218,57 @@ def _faiss_search(queries: np.ndarray, bank: np.ndarray, k: int, backend: str, d
     return sims, idx.astype(np.int64)
 
 
+def _approx_search(queries: np.ndarray, bank: np.ndarray, k: int, exclude_self: bool, backend: str,
+                   seed: int, progress: bool):
+    """IVF search (:mod:`rascal_geom.approx`): a FAISS ``IndexIVFFlat`` sharded over every GPU with
+    the ``faiss_gpu`` backend, else the cell-at-a-time search on the CPU."""
+    bar = lambda it: track(it, "neighbours (IVF)", disable=not progress)  # noqa: E731
+    if backend != "faiss_gpu":
+        with _faiss_threads():
+            return approx.cell_search(queries, bank, k, exclude_self, seed, progress=bar)
+    faiss = _import_faiss(backend)
+    index = _all_gpus(approx.ivf_index(bank, seed))
+    faiss.GpuParameterSpace().set_index_parameter(index, "nprobe", approx.ivf_params(len(bank))[1])
+    sims, idx = index.search(queries, k + int(exclude_self))
+    if exclude_self:
+        sims, idx = _drop_self(sims, idx, np.arange(len(idx)))
+    sims[idx < 0] = -np.inf
+    return sims, idx.astype(np.int64)
+
+
+def _torch_search(queries: np.ndarray, bank: np.ndarray, k_search: int, exclude_self: bool,
+                  devices: list[torch.device], chunk_size: int | None, progress: bool):
+    """Blocked matmul + top-k; block ``j`` runs on ``devices[j % G]`` (CUDA launches are asynchronous,
+    so one round's blocks overlap), and a round is copied back before the next starts."""
+    banks = [torch.from_numpy(bank).to(d) for d in devices]
+    chunk_size = chunk_size or chunk_rows(bank.shape[0], devices[0])
+    starts = list(range(0, queries.shape[0], chunk_size))
+    out_s, out_i, pending = [], [], []
+    for j, start in enumerate(track(starts, "neighbours", disable=not progress)):
+        g = j % len(devices)
+        block = torch.from_numpy(queries[start:start + chunk_size]).to(devices[g])
+        pending.append((start, torch.topk(block @ banks[g].T, k_search, dim=1)))
+        if len(pending) < len(devices) and j < len(starts) - 1:
+            continue
+        for first, (sims, idx) in pending:
+            sims, idx = sims.cpu().numpy(), idx.cpu().numpy().astype(np.int64)
+            if exclude_self:
+                sims, idx = _drop_self(sims, idx, np.arange(first, first + len(idx)))
+            out_s.append(sims)
+            out_i.append(idx)
+        pending = []
+    return np.concatenate(out_s), np.concatenate(out_i)
+
+
+def visible_gpus() -> list[torch.device]:
+    """Every GPU torch sees (empty without CUDA)."""
+    return [torch.device("cuda", i) for i in range(torch.cuda.device_count())] if torch.cuda.is_available() else []
+
+
 def knn_search(queries, bank, k: int, exclude_self: bool = False, backend: str | None = None,
-               chunk_size: int | None = None, progress: bool = False,
-               device=None) -> tuple[np.ndarray, np.ndarray]:
-    """Exact top-``k`` inner-product neighbours of each query row in ``bank``.
+               chunk_size: int | None = None, progress: bool = False, device=None, method: str = "exact",
+               seed: int = 0, devices=None) -> tuple[np.ndarray, np.ndarray]:
+    """Top-``k`` inner-product neighbours of each query row in ``bank``, exact or approximate.
 
     Parameters
     ----------
@@ -219,13 +290,22 @@ def knn_search(queries, bank, k: int, exclude_self: bool = False, backend: str |
     device : str, torch.device or None, default=None
         The GPU (or CPU) of the torch and FAISS GPU paths, as ``--device`` takes it
         (:func:`rascal_train.devices.resolve_device`; ``None``: the current GPU, else the CPU).
+    method : {"exact", "approx", "auto"}, default="exact"
+        ``"approx"``: FAISS IVF-Flat (:mod:`rascal_geom.approx`; FAISS GPU sharded over every
+        GPU with the ``faiss_gpu`` backend, FAISS on the CPU otherwise); ``"auto"``: approximate
+        from :data:`rascal_geom.approx.APPROX_MIN_ROWS` bank rows on.
+    seed : int, default=0
+        Seed of the approximate index's k-means.
+    devices : sequence of torch.device or None, default=None
+        GPUs the torch path splits its query blocks over (``None``: ``device`` alone).
 
     Returns
     -------
     sims : ndarray of shape (n_queries, k), float32
-        Inner products, descending along each row.
+        Inner products, descending along each row; an approximate search pads a row whose
+        probed cells held fewer than ``k`` rows with ``-inf``.
     idx : ndarray of shape (n_queries, k), int64
-        Bank indices of the neighbours.
+        Bank indices of the neighbours (``-1`` for padding).
     """
     queries, bank = _as_float32(queries), _as_float32(bank)
     backend = backend or select_backend()
@@ -239,6 +319,8 @@ def knn_search(queries, bank, k: int, exclude_self: bool = False, backend: str |
     limit = bank.shape[0] - int(exclude_self)
     if not 1 <= k <= limit:
         raise RascalError(f"The 'k' parameter of knn_search must be an int in [1, {limit}]. Got {k} instead.")
+    if approx.resolve_method(method, bank.shape[0]) == "approx":
+        return _approx_search(queries, bank, k, exclude_self, backend, seed, progress)
     k_search = k + int(exclude_self)
     device = resolve_device(device) if backend != "faiss_cpu" else torch.device("cpu")
     if backend != "torch" and not (backend == "faiss_gpu" and k_search > FAISS_GPU_MAX_K):
@@ -248,19 +330,8 @@ def knn_search(queries, bank, k: int, exclude_self: bool = False, backend: str |
             sims, idx = _drop_self(sims, idx, np.arange(len(idx)))
         return sims, idx
     # The torch path; FAISS GPU stops at k = 2,048, so larger requests come here too.
-    bank_t = torch.from_numpy(bank).to(device)
-    chunk_size = chunk_size or chunk_rows(bank.shape[0], device)
-    starts = range(0, queries.shape[0], chunk_size)
-    out_s, out_i = [], []
-    for start in track(starts, "neighbours", disable=not progress):
-        block = torch.from_numpy(queries[start:start + chunk_size]).to(device)
-        sims, idx = torch.topk(block @ bank_t.T, k_search, dim=1)
-        sims, idx = sims.cpu().numpy(), idx.cpu().numpy().astype(np.int64)
-        if exclude_self:
-            sims, idx = _drop_self(sims, idx, np.arange(start, start + len(idx)))
-        out_s.append(sims)
-        out_i.append(idx)
-    return np.concatenate(out_s), np.concatenate(out_i)
+    devices = [device] if device.type != "cuda" or not devices else list(devices)
+    return _torch_search(queries, bank, k_search, exclude_self, devices, chunk_size, progress)
 
 
 def _drop_self(sims: np.ndarray, idx: np.ndarray, self_idx: np.ndarray):
@@ -271,8 +342,9 @@ def _drop_self(sims: np.ndarray, idx: np.ndarray, self_idx: np.ndarray):
     return sims[keep].reshape(n, k - 1), idx[keep].reshape(n, k - 1)
 
 
-def grouped_knn(emb, groups, k: int, backend: str | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Leave-one-out neighbours of every row among the rows of its own group.
+def grouped_knn(emb, groups, k: int, backend: str | None = None,
+                rows=None) -> tuple[np.ndarray, np.ndarray]:
+    """Exact leave-one-out neighbours of rows among the rows of their own group.
 
     Parameters
     ----------
@@ -281,24 +353,32 @@ def grouped_knn(emb, groups, k: int, backend: str | None = None) -> tuple[np.nda
         Group of each row (a class, or a coarse class).
     k : int
         Neighbours per row; a group of size ``m`` yields ``min(k, m - 1)`` of them.
+    rows : array-like of shape (n_queries,), int, or None, default=None
+        The rows searched for (a subsample; every group keeps all its rows as the bank);
+        ``None``: every row.
 
     Returns
     -------
-    sims : ndarray of shape (n_samples, k), float32
+    sims : ndarray of shape (n_queries, k), float32
         Padded with ``-inf`` where the group is too small.
-    idx : ndarray of shape (n_samples, k), int64
+    idx : ndarray of shape (n_queries, k), int64
         Global row indices, padded with ``-1``.
     """
     emb = _as_float32(emb)
     groups = np.asarray(groups)
-    sims = np.full((len(emb), k), -np.inf, dtype=np.float32)
-    idx = np.full((len(emb), k), -1, dtype=np.int64)
-    for g in np.unique(groups):
+    rows = np.arange(len(emb)) if rows is None else np.asarray(rows)
+    sims = np.full((len(rows), k), -np.inf, dtype=np.float32)
+    idx = np.full((len(rows), k), -1, dtype=np.int64)
+    row_groups = groups[rows]
+    for g in np.unique(row_groups):
         members = np.flatnonzero(groups == g)
+        mine = np.flatnonzero(row_groups == g)
         kk = min(k, len(members) - 1)
         if kk < 1:
             continue
-        s, i = knn_search(emb[members], emb[members], kk, exclude_self=True, backend=backend)
-        sims[members, :kk] = s
-        idx[members, :kk] = members[i]
+        bank = emb if len(members) == len(emb) else emb[members]  # one group: no copy of the set
+        s, i = knn_search(emb[rows[mine]], bank, kk + 1, backend=backend)
+        s, i = _drop_self(s, members[i], rows[mine])
+        sims[mine, :kk] = s
+        idx[mine, :kk] = i
     return sims, idx

@@ -90,6 +90,33 @@ def _eval_card(record: RunRecord) -> dict:
             "kNN": _settings_text(knn)}
 
 
+def _search_text(search: dict | None) -> str | None:
+    """How the neighbours were found, and for an approximate search its check, in one cell."""
+    if not search:
+        return None
+    if search.get("method") != "approx":
+        return f"exact ({'chosen by auto' if search.get('requested') == 'auto' else 'requested'})"
+    index = search.get("index") or {}
+    text = (f"approximate: {index.get('type')}, {index.get('nlist')} cells, nprobe {index.get('nprobe')} "
+            f"({index.get('where')})")
+    check = search.get("check")
+    if check:
+        recall = ", ".join(f"@{k} {r:.3f}" for k, r in check["recall_at_k"].items())
+        moved = ", ".join(f"{name} {sentences.fmt(m['delta'], sign=True)}" for name, m in check["metrics"].items())
+        text += (f"; on {check['queries']} seeded exact queries (seed {check['seed']}): recall {recall} "
+                 f"(floor {check['recall_floor']}); metrics moved (approximate − exact): {moved}")
+    return text
+
+
+def _samples_text(samples: dict | None) -> str | None:
+    """Which stages ran on a seeded subsample, and how many rows of how many."""
+    if not samples:
+        return None
+    parts = [f"{stage.replace('_', ' ')} {s['n']:,} of {s['of']:,}" + (f" ({s['rest']})" if s.get("rest") else "")
+             for stage, s in samples.items() if s["n"] < s["of"]]
+    return "; ".join(parts) if parts else "every stage used every row"
+
+
 def _analysis_card(record: RunRecord) -> dict:
     a = record.analysis
     if not a:
@@ -107,7 +134,10 @@ def _analysis_card(record: RunRecord) -> dict:
             "kNN": _settings_text(card.get("knn")) or (f"leave-one-out, ks {settings.get('knn_ks')}"
                                                       if settings.get("knn_ks") else None),
             "linear probe": _settings_text(card.get("linear")),
-            "extraction": _settings_text(extraction, skip=("checkpoint_sha256", "version"))}
+            "extraction": _settings_text(extraction, skip=("checkpoint_sha256", "version")),
+            "neighbour search": _search_text(a.get("neighbour_search")),
+            "seeded subsamples": _samples_text(a.get("samples")),
+            "warnings": "; ".join(a.get("warnings") or []) or None}
 
 
 def _protocol_rows(groups: list[RunGroup]) -> list[dict]:
@@ -297,6 +327,8 @@ def _umaps(groups: list[RunGroup], fig_dir: Path | None) -> list[dict]:
         out.append({"group": group.name, "run": run.name,
                     "svg": figures.export_figure(fig, f"umap_{gi + 1}", fig_dir),
                     "trustworthiness": trust, "n": int(um.get("n") or len(coords)),
+                    "subsample": (f"{um['sampling']} from {um['n_total']:,} rows; the rest {um['rest']}"
+                                  if um.get("rest") else None),
                     "trust_text": (sentences.fmt(trust, 3) if isinstance(trust, (int, float))
                                    else "\u2013")})
     return out
@@ -344,6 +376,8 @@ def _render_groups(groups: list[RunGroup], baseline: int, out_html: Path, title:
                   for w in built["weights"]]
     lines += [sentences.umap_sentence(u["group"], u["trustworthiness"], u["n"])
               for u in built["umaps"] if isinstance(u["trustworthiness"], (int, float))]
+    lines += [f"Warning ({r.name}): {w}" for g in groups for r in g.runs
+              for w in (r.analysis or {}).get("warnings") or []]
 
     ctx = {
         "title": title,

@@ -198,14 +198,29 @@ def _flag(key: str, value: Any) -> list[str]:
     return [flag, str(value)]
 
 
-def train_command(run: SweepRun, run_dir: Path, gpus: int = 1) -> str:
-    """The shell command that trains (or resumes) ``run`` in ``run_dir``, for a job array."""
+def train_command(run: SweepRun, run_dir: Path, gpus: int = 1, resume: bool | None = None) -> str:
+    """The shell command that trains (or resumes) ``run`` in ``run_dir``.
+
+    ``resume=None`` resumes when the run is partial now; True or False decide it.
+    """
     args = ["train", *itertools.chain.from_iterable(_flag(k, v) for k, v in run.options.items()),
             "--out", str(run_dir)]
-    if run_status(run_dir, run.options) == "partial":
+    if resume or (resume is None and run_status(run_dir, run.options) == "partial"):
         args += ["--resume", str(run_dir)]
     prefix = ["torchrun", f"--nproc-per-node={gpus}", "--no-python", "rascal"] if gpus > 1 else ["rascal"]
     return shlex.join(prefix + args)
+
+
+def array_command(run: SweepRun, run_dir: Path, gpus: int = 1) -> str:
+    """A job-array line for ``run``: decides when it runs, not when printed, whether the run is done
+    (nothing to do), partial (resume) or new, so one printed list serves every resubmission."""
+    from rascal_train.config import TrainConfig
+
+    ckpts = Path(run_dir) / "checkpoints"
+    done = shlex.quote(str(ckpts / f"epoch_{TrainConfig.from_dict(run.options).epochs:04d}.pt"))
+    last = shlex.quote(str(ckpts / "last.pt"))
+    return (f"test -f {done} || if test -f {last}; then {train_command(run, run_dir, gpus, resume=True)}; "
+            f"else {train_command(run, run_dir, gpus, resume=False)}; fi")
 
 
 def run_status(run_dir: Path, options: dict) -> str:

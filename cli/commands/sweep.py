@@ -17,13 +17,16 @@ from rascal_cli.paths import OutputPath
 @click.option("--dry-run", is_flag=True, help="List the runs and their status; train nothing.")
 @click.option("--print-commands", is_flag=True,
               help="Print one `rascal train` (or `torchrun`) command per unfinished run, for a job array.")
+@click.option("--array", is_flag=True,
+              help="With --print-commands: every run, finished ones included, in grid order, so line i is run i "
+                   "(a job array's task i); each line skips, resumes or starts its run when it runs.")
 @click.option("--no-analysis", is_flag=True, help="Train only; skip evaluation, analysis and the report.")
 @click.option("--device", default=None,
               help="Where every run trains and is evaluated: auto, cpu, cuda or cuda:N "
                    "(default: the grid's `device`, else auto).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
 @user_errors
-def command(grid, out, dry_run, print_commands, no_analysis, device, quiet):
+def command(grid, out, dry_run, print_commands, array, no_analysis, device, quiet):
     """Expand GRID.yaml into named runs and train them one after another.
 
     Finished runs are skipped and half-finished ones resumed, so running the same command again
@@ -34,14 +37,19 @@ def command(grid, out, dry_run, print_commands, no_analysis, device, quiet):
     Examples:
       rascal sweep examples/weight_source.yaml
       rascal sweep examples/cache_policy.yaml --print-commands > jobs.txt
+      rascal sweep examples/cache_policy.yaml --print-commands --array > jobs.txt   # examples/slurm/
     """
     from rascal_train.files import check_output
-    from rascal_train.sweep import expand_grid, load_grid, run_status, train_command
+    from rascal_train.sweep import array_command, expand_grid, load_grid, run_status, train_command
 
     spec = load_grid(grid)
     runs = expand_grid(spec)
     out = out or Path("runs") / "sweeps" / spec["name"]
     check_output(out, folder=True)
+    if print_commands and array:
+        for run in runs:
+            click.echo(array_command(run, out / run.name, gpus=int(spec.get("gpus", 1))))
+        return
     if print_commands:
         for run in runs:
             if run_status(out / run.name, run.options) != "done":

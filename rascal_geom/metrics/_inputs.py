@@ -77,11 +77,44 @@ def check_positive_int(value, name: str, owner: str) -> int:
     return int(value)
 
 
+def kept_precision(x) -> type:
+    """float64 for float64 input, else float32: a large float32 set is read in float64 blocks
+    (:func:`row_blocks`) instead of being copied whole to float64."""
+    return np.float64 if getattr(x, "dtype", None) == np.float64 else np.float32
+
+
+#: Elements of a float64 block of rows that the chunked metrics hold at once (64 MiB).
+BLOCK_ELEMENTS = 1 << 23
+
+
+def row_blocks(n: int, width: int) -> list[slice]:
+    """Slices of ``n`` rows such that a block of ``width`` float64 columns takes <= 64 MiB.
+
+    The metrics walk large sets block by block, each block cast to float64, so that their
+    memory is O(block + classes x dim) instead of a float64 copy of every row.
+    """
+    step = max(1, BLOCK_ELEMENTS // max(1, width))
+    return [slice(start, min(n, start + step)) for start in range(0, n, step)]
+
+
+def gram64(x: np.ndarray) -> np.ndarray:
+    """``x.T @ x`` in float64, accumulated over blocks of rows, shape (dim, dim)."""
+    out = np.zeros((x.shape[1], x.shape[1]))
+    for rows in row_blocks(len(x), x.shape[1]):
+        block = np.asarray(x[rows], dtype=np.float64)
+        out += block.T @ block
+    return out
+
+
 def class_sums(x: np.ndarray, labels: np.ndarray, n_classes: int, weights: np.ndarray | None = None) -> np.ndarray:
-    """(Weighted) row sums per label, ndarray of shape (n_classes, dim), via a sparse one-hot
-    product (``np.add.at`` is ~50x slower on 50,000 x 512)."""
+    """(Weighted) float64 row sums per label, ndarray of shape (n_classes, dim), via a sparse
+    one-hot product per block of rows (``np.add.at`` is ~50x slower on 50,000 x 512)."""
     from scipy import sparse
 
-    values = np.ones(len(labels)) if weights is None else weights
-    onehot = sparse.csr_matrix((values, (labels, np.arange(len(labels)))), shape=(n_classes, len(labels)))
-    return np.asarray(onehot @ x)
+    values = np.ones(len(labels)) if weights is None else np.asarray(weights, dtype=np.float64)
+    out = np.zeros((n_classes, x.shape[1]))
+    for rows in row_blocks(len(x), x.shape[1]):
+        m = rows.stop - rows.start
+        onehot = sparse.csr_matrix((values[rows], (labels[rows], np.arange(m))), shape=(n_classes, m))
+        out += onehot @ np.asarray(x[rows], dtype=np.float64)
+    return out

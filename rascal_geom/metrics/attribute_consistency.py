@@ -16,13 +16,13 @@ from rascal_geom.neighbors import grouped_knn
 from rascal_train.errors import RascalError
 
 
-def _pair_jaccard(attrs: np.ndarray, partners: np.ndarray) -> np.ndarray:
-    """Jaccard of row ``i`` with each ``partners[i, j]`` (NaN for padding or two empty sets)."""
+def _pair_jaccard(attrs: np.ndarray, partners: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Jaccard of row ``rows[i]`` with each ``partners[i, j]`` (NaN for padding or two empty sets)."""
     a = attrs.astype(np.float32)
     safe = np.where(partners >= 0, partners, 0)
-    inter = np.einsum("nm,nkm->nk", a, a[safe])
+    inter = np.einsum("nm,nkm->nk", a[rows], a[safe])
     size = a.sum(1)
-    union = size[:, None] + size[safe] - inter
+    union = size[rows][:, None] + size[safe] - inter
     with np.errstate(invalid="ignore", divide="ignore"):
         jac = inter / union
     jac[(partners < 0) | (union == 0)] = np.nan
@@ -51,7 +51,7 @@ def _summary(jac: np.ndarray, chance_jac: np.ndarray) -> dict:
 
 
 def attribute_consistency(emb, labels, attributes, k: int = 10, groups=None, seed: int = 0,
-                          backend: str | None = None) -> dict:
+                          backend: str | None = None, rows=None) -> dict:
     """Attribute agreement of within-class nearest neighbours, against chance.
 
     Parameters
@@ -67,6 +67,9 @@ def attribute_consistency(emb, labels, attributes, k: int = 10, groups=None, see
         adds a per-group summary.
     seed : int, default=0
         Seed of the random same-class partners.
+    rows : array-like of shape (n_queries,), int, or None, default=None
+        The images whose agreement is averaged (a seeded subsample on a large set; their
+        neighbours are still searched among every member of the class). ``None``: all.
 
     Returns
     -------
@@ -85,19 +88,22 @@ def attribute_consistency(emb, labels, attributes, k: int = 10, groups=None, see
         raise RascalError(f"The 'attributes' parameter must have shape ({len(x)}, n_attributes). "
                           f"Got {attrs.shape} instead.")
     attrs = attrs.astype(bool)
-    _, nbrs = grouped_knn(x, labels, k, backend=backend)
-    rand = _random_partners(labels, k, seed)
-    jac, chance_jac = _pair_jaccard(attrs, nbrs), _pair_jaccard(attrs, rand)
+    rows = np.arange(len(x)) if rows is None else np.asarray(rows)
+    _, nbrs = grouped_knn(x, labels, k, backend=backend, rows=rows)
+    rand = _random_partners(labels, k, seed)[rows]
+    jac, chance_jac = _pair_jaccard(attrs, nbrs, rows), _pair_jaccard(attrs, rand, rows)
     # Random partners are drawn k per image even where fewer than k neighbours exist; keep the
     # same number of pairs on both sides.
     chance_jac[nbrs < 0] = np.nan
     out = _summary(jac, chance_jac)
     out.update(neighbour_counts(nbrs, k))
+    out["n_queries"] = int(len(rows))
     n_classes = int(labels.max()) + 1
     per_class = {key: np.full(n_classes, np.nan) for key in ("agreement", "chance", "lift")}
-    for c in np.unique(labels):
-        rows = labels == c
-        for key, value in _summary(jac[rows], chance_jac[rows]).items():
+    row_labels = labels[rows]
+    for c in np.unique(row_labels):
+        mine = row_labels == c
+        for key, value in _summary(jac[mine], chance_jac[mine]).items():
             per_class[key][c] = value
     out["per_class"] = per_class
     out["per_group"] = None
@@ -109,7 +115,7 @@ def attribute_consistency(emb, labels, attributes, k: int = 10, groups=None, see
         out["per_group"] = {}
         for g in dict.fromkeys(groups.tolist()):
             cols = groups == g
-            gj, gc = _pair_jaccard(attrs[:, cols], nbrs), _pair_jaccard(attrs[:, cols], rand)
+            gj, gc = _pair_jaccard(attrs[:, cols], nbrs, rows), _pair_jaccard(attrs[:, cols], rand, rows)
             gc[nbrs < 0] = np.nan
             out["per_group"][str(g)] = _summary(gj, gc)
     return out

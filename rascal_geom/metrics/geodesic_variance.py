@@ -4,22 +4,33 @@ from __future__ import annotations
 
 import numpy as np
 
-from rascal_geom.metrics._inputs import as_labels, class_sums, normalize_rows, unit_rows
+from rascal_geom.metrics._inputs import as_labels, class_sums, kept_precision, normalize_rows, row_blocks, unit_rows
+
+
+def _own_cos(x: np.ndarray, labels: np.ndarray, mu: np.ndarray) -> np.ndarray:
+    """``x_i . mu_{labels_i}`` in float64, clipped to [-1, 1], block by block (never n x n_classes)."""
+    out = np.empty(len(x))
+    for rows in row_blocks(len(x), x.shape[1]):
+        out[rows] = np.einsum("nd,nd->n", np.asarray(x[rows], dtype=np.float64), mu[labels[rows]])
+    return np.clip(out, -1.0, 1.0)
 
 
 def _iterate(x: np.ndarray, labels: np.ndarray, mu: np.ndarray, counts: np.ndarray, tol: float,
              max_iter: int) -> tuple[np.ndarray, int]:
     """``mu <- Exp_mu(mean_i Log_mu(x_i))`` per class from the unit rows ``mu`` until every step < ``tol``."""
-    rows = np.arange(len(labels))
     n_classes = len(mu)
     for it in range(1, max_iter + 1):
-        # x_i . mu_c for every class is one small matmul; keep each row's own class.
-        cos = np.clip((x @ mu.T)[rows, labels], -1.0, 1.0)
-        theta = np.arccos(cos)
-        # Log_mu(x) = theta / sin(theta) * (x - cos(theta) mu); theta/sin(theta) -> 1 as theta -> 0.
-        scale = np.where(theta > 1e-12, theta / np.maximum(np.sin(theta), 1e-300), 1.0)
-        v = class_sums(x, labels, n_classes, weights=scale)
-        v -= np.bincount(labels, weights=scale * cos, minlength=n_classes)[:, None] * mu
+        # One pass over the rows per iteration, a float64 block at a time.
+        v, along = np.zeros_like(mu), np.zeros(n_classes)
+        for rows in row_blocks(len(x), x.shape[1]):
+            block, lab = np.asarray(x[rows], dtype=np.float64), labels[rows]
+            cos = np.clip(np.einsum("nd,nd->n", block, mu[lab]), -1.0, 1.0)
+            theta = np.arccos(cos)
+            # Log_mu(x) = theta / sin(theta) * (x - cos(theta) mu); theta/sin(theta) -> 1 as theta -> 0.
+            scale = np.where(theta > 1e-12, theta / np.maximum(np.sin(theta), 1e-300), 1.0)
+            v += class_sums(block, lab, n_classes, weights=scale)
+            along += np.bincount(lab, weights=scale * cos, minlength=n_classes)
+        v -= along[:, None] * mu
         v /= np.maximum(counts, 1.0)[:, None]
         step = np.linalg.norm(v, axis=1)
         safe = np.maximum(step, 1e-300)[:, None]
@@ -64,7 +75,8 @@ def karcher_means(x: np.ndarray, labels: np.ndarray, n_classes: int, tol: float 
 
     Parameters
     ----------
-    x : ndarray of shape (n_samples, dim), float64, unit rows
+    x : ndarray of shape (n_samples, dim), float32 or float64, unit rows
+        Read block by block in float64.
     labels : ndarray of shape (n_samples,), int64, values in [0, n_classes)
 
     Returns
@@ -78,7 +90,7 @@ def karcher_means(x: np.ndarray, labels: np.ndarray, n_classes: int, tol: float 
     degenerate = (np.linalg.norm(sums, axis=1) < 1e-12) & (counts > 0)
     mu, iters = _iterate(x, labels, normalize_rows(sums), counts, tol, max_iter)
     for c in np.flatnonzero(degenerate):
-        members = x[labels == c]
+        members = np.asarray(x[labels == c], dtype=np.float64)
         starts = normalize_rows(_degenerate_starts(members))
         # Every start is its own "class" over a copy of the members: one batched iteration.
         reps = np.repeat(np.arange(len(starts)), len(members))
@@ -115,11 +127,12 @@ def geodesic_variance(emb, labels, tol: float = 1e-10, max_iter: int = 100) -> d
     averaged in, singletons would pull ``mean`` towards "collapsed". They are left out of
     ``mean`` and counted instead (rank stability likewise skips classes under 3 members).
     """
-    x = unit_rows(emb, "emb")
+    # Read in float64 blocks: memory O(block + n_classes x dim), not a float64 copy of every row.
+    x = unit_rows(emb, "emb", kept_precision(emb))
     labels = as_labels(labels, len(x), "labels")
     n_classes = int(labels.max()) + 1
     mu, iters = karcher_means(x, labels, n_classes, tol, max_iter)
-    d2 = np.arccos(np.clip((x * mu[labels]).sum(1), -1.0, 1.0)) ** 2
+    d2 = np.arccos(_own_cos(x, labels, mu)) ** 2
     counts = np.bincount(labels, minlength=n_classes)
     present = counts > 0
     spread = counts > 1

@@ -11,6 +11,8 @@ from rascal_geom.metrics._inputs import (
     as_matrix,
     check_positive_int,
     class_sums,
+    kept_precision,
+    row_blocks,
     unit_rows,
 )
 from rascal_geom.metrics.spectrum import rankme
@@ -27,10 +29,11 @@ def _class_sums(x: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarr
 def _pair_sums(x: np.ndarray, labels: np.ndarray) -> tuple[float, float, float, float]:
     """Sums of ``x_i . x_j`` over ordered same-class and different-class pairs ``i != j``, and their counts."""
     sums, counts = _class_sums(x, labels)
-    sq = (x * x).sum(1)
-    same = float((sums * sums).sum() - sq.sum())
-    total = x.sum(0)
-    allpairs = float(total @ total - sq.sum())
+    sq = sum(float(np.einsum("nd,nd->", b, b)) for b in (np.asarray(x[r], dtype=np.float64)
+                                                         for r in row_blocks(len(x), x.shape[1])))
+    same = float((sums * sums).sum() - sq)
+    total = sums.sum(0)
+    allpairs = float(total @ total - sq)
     n = len(x)
     n_same = float((counts * (counts - 1)).sum())
     return same, allpairs - same, n_same, float(n * (n - 1)) - n_same
@@ -67,7 +70,7 @@ def class_alignment(emb, labels) -> float:
     ordered same-class pairs ``i != j`` of L2-normalised rows, in O(n d): ``||x - y||^2 = 2 - 2 x.y``
     and the pair sum comes from class sums.
     """
-    x = unit_rows(emb, "emb")
+    x = unit_rows(emb, "emb", kept_precision(emb))
     labels = as_labels(labels, len(x), "labels")
     same, _, n_same, _ = _pair_sums(x, labels)
     return 2.0 - 2.0 * same / n_same if n_same else float("nan")
@@ -79,7 +82,7 @@ def uniformity(emb, t: float = 2.0, max_samples: int = 5000, seed: int = 0) -> f
     Exact over all pairs of at most ``max_samples`` rows (a seeded subsample when larger),
     computed blockwise with a log-sum-exp.
     """
-    x = unit_rows(emb, "emb")
+    x = unit_rows(emb, "emb", kept_precision(emb))
     if len(x) < 2:
         raise RascalError("uniformity needs at least 2 rows.")
     if len(x) > max_samples:
@@ -115,7 +118,7 @@ def neural_collapse(features, labels) -> dict:
     -------
     dict of str to float (NaN with fewer than two classes)
     """
-    h = as_matrix(features, "features")
+    h = as_matrix(features, "features", kept_precision(features))
     labels = as_labels(labels, len(h), "labels")
     sums, counts = _class_sums(h, labels)
     present = counts > 0
@@ -125,9 +128,12 @@ def neural_collapse(features, labels) -> dict:
         nan = float("nan")
         return {"nc1": nan, "equinorm": nan, "equiangularity": nan, "max_equiangularity": nan}
     remap = np.cumsum(present) - 1
-    centred_w = h - means[remap[labels]]
-    sigma_w = centred_w.T @ centred_w / len(h)
-    mb = means - h.mean(0)
+    sigma_w = np.zeros((h.shape[1], h.shape[1]))
+    for rows in row_blocks(len(h), h.shape[1]):
+        centred = np.asarray(h[rows], dtype=np.float64) - means[remap[labels[rows]]]
+        sigma_w += centred.T @ centred
+    sigma_w /= len(h)
+    mb = means - sums.sum(0) / len(h)
     sigma_b = mb.T @ mb / c
     evals, evecs = np.linalg.eigh(sigma_b)
     rank = min(c - 1, h.shape[1])
@@ -160,7 +166,7 @@ def effective_rank(emb) -> float:
     :func:`rascal_geom.metrics.spectrum.rankme` with ``eps=0`` on the normalised rows (``0 log 0 = 0``);
     ``rankme`` itself, as Garrido et al. define it, reads the raw rows.
     """
-    return rankme(unit_rows(emb, "emb"), eps=0.0)
+    return rankme(unit_rows(emb, "emb", kept_precision(emb)), eps=0.0)
 
 
 def similarity_gap(emb, labels, max_anchors: int = 2000, seed: int = 0) -> dict:
@@ -171,7 +177,7 @@ def similarity_gap(emb, labels, max_anchors: int = 2000, seed: int = 0) -> dict:
     exceeds the anchor's weakest positive, over all anchors or a seeded subsample of
     ``max_anchors`` of them (anchors without a positive are left out).
     """
-    x = unit_rows(emb, "emb")
+    x = unit_rows(emb, "emb", kept_precision(emb))
     labels = as_labels(labels, len(x), "labels")
     same, diff, n_same, n_diff = _pair_sums(x, labels)
     pos = same / n_same if n_same else float("nan")
@@ -180,18 +186,25 @@ def similarity_gap(emb, labels, max_anchors: int = 2000, seed: int = 0) -> dict:
     anchors = np.flatnonzero(counts[labels] >= 2)
     if len(anchors) > max_anchors:
         anchors = np.sort(np.random.default_rng(seed).choice(anchors, max_anchors, replace=False))
-    xt, lt = torch.from_numpy(x.astype(np.float32)), torch.from_numpy(labels)
+    xt = torch.from_numpy(np.asarray(x, dtype=np.float32))
+    members = {c: torch.from_numpy(np.flatnonzero(labels == c)) for c in np.unique(labels[anchors])}
     violations, negatives = 0, 0
-    for start in range(0, len(anchors), _BLOCK):
-        a = torch.from_numpy(anchors[start:start + _BLOCK])
-        s = xt[a] @ xt.T
-        same_mask = lt[a][:, None] == lt[None, :]
-        self_mask = torch.zeros_like(same_mask)
-        self_mask[torch.arange(len(a)), a] = True
-        weakest = s.masked_fill(~same_mask | self_mask, float("inf")).min(1).values
-        neg_mask = ~same_mask
-        violations += int(((s > weakest[:, None]) & neg_mask).sum())
-        negatives += int(neg_mask.sum())
+    # Anchors per block: at most 2^26 similarities (256 MiB) however many rows there are.
+    block = max(1, min(_BLOCK, (1 << 26) // len(x)))
+    for start in range(0, len(anchors), block):
+        a = anchors[start:start + block]
+        s = xt[torch.from_numpy(a)] @ xt.T
+        # Negatives above the weakest positive = all rows above it - positives (and self) above it,
+        # read from the same row of s: one pass over the row instead of a mask per class test.
+        weakest = torch.empty(len(a))
+        own_above = torch.empty(len(a), dtype=torch.int64)
+        for r, i in enumerate(a):
+            m = members[labels[i]]
+            row_pos = s[r, m]
+            weakest[r] = row_pos[m != i].min()
+            own_above[r] = (row_pos > weakest[r]).sum()
+        violations += int(((s > weakest[:, None]).sum(1) - own_above).sum())
+        negatives += int(sum(len(x) - len(members[labels[i]]) for i in a))
     margin = violations / negatives if negatives else float("nan")
     return {"pos_sim": pos, "neg_sim": neg, "sim_gap": pos - neg, "margin_violation": margin}
 

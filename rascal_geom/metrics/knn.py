@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rascal_geom.metrics._inputs import as_labels, check_positive_int, unit_rows
+from rascal_geom.metrics._inputs import as_labels, check_positive_int, row_blocks, unit_rows
 from rascal_geom.neighbors import knn_search
 from rascal_train.errors import RascalError
 
@@ -140,15 +140,17 @@ def knn_accuracies(emb, labels, ks=(1, 20, 200), temperature: float = KNN_TEMPER
         than ``n_samples - 1`` (or than the neighbours passed in) is clipped, and its key says so
         (requests that clip to the same ``k`` give one entry).
     """
-    emb = unit_rows(emb, "emb", np.float32)
     labels = as_labels(labels, len(emb), "labels")
-    kmax = min(max(ks), len(emb) - 1)
     if neighbours is None:
-        neighbours = knn_search(emb, emb, kmax, exclude_self=True, backend=backend)
+        emb = unit_rows(emb, "emb", np.float32)
+        neighbours = knn_search(emb, emb, min(max(ks), len(emb) - 1), exclude_self=True, backend=backend)
     sims, idx = neighbours
     num_classes = int(labels.max()) + 1
     out = {}
     for k in ks:
         kk = min(k, sims.shape[1])
-        out[str(kk)] = float(knn_correct(sims, labels[idx[:, :kk]], labels, num_classes, kk, temperature, topk).mean())
+        # Blocks of rows: the neighbours' labels are (block, k), never (n_samples, k) at once.
+        correct = sum(int(knn_correct(sims[r], labels[idx[r, :kk]], labels[r], num_classes, kk, temperature,
+                                      topk).sum()) for r in row_blocks(len(idx), kk))
+        out[str(kk)] = correct / len(idx)
     return out

@@ -6,6 +6,10 @@ similarity under each embedding (0-based, ties share their average rank: exactly
 ``mean_j |rho_a(i,j) - rho_b(i,j)| / (n_c - 2)`` (the loss's ``delta``). Classes with fewer than 3
 members are skipped.
 
+On a large set the means can be taken over a seeded subsample of anchors (``anchors=``): each
+anchor still ranks every other member of its class, so the subsample changes which samples are
+averaged, not what each one measures.
+
 Large classes (``n_c - 1 > topk``): each sample's ``topk`` nearest same-class neighbours under
 ``emb_a`` are ranked under both embeddings (drift normalised by ``topk - 1``), and the Jaccard
 overlap of the two top-``topk`` sets is reported.
@@ -15,8 +19,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from rascal_geom.metrics._inputs import as_labels, unit_rows
-from rascal_geom.neighbors import knn_search
+from rascal_geom.metrics._inputs import as_labels, kept_precision, unit_rows
+from rascal_geom.neighbors import _drop_self, knn_search
 from rascal_train.errors import RascalError
 from rascal_train.ranks import average_ranks
 
@@ -42,31 +46,39 @@ def _off_diagonal(s: np.ndarray, rows: np.ndarray) -> np.ndarray:
     return s[keep].reshape(len(rows), s.shape[1] - 1)
 
 
-def _exact_class(xa: np.ndarray, xb: np.ndarray):
+def _exact_class(xa: np.ndarray, xb: np.ndarray, pos: np.ndarray):
+    """Per-anchor Spearman and drift of the anchors at positions ``pos`` of the class."""
     n = len(xa)
-    rho, drift = np.empty(n), np.empty(n)
-    for start in range(0, n, _ROW_CHUNK):
-        rows = np.arange(start, min(n, start + _ROW_CHUNK))
+    rho, drift = np.empty(len(pos)), np.empty(len(pos))
+    for start in range(0, len(pos), _ROW_CHUNK):
+        part = slice(start, start + _ROW_CHUNK)
+        rows = pos[part]
         ra = average_ranks(_off_diagonal(xa[rows] @ xa.T, rows))
         rb = average_ranks(_off_diagonal(xb[rows] @ xb.T, rows))
-        rho[rows] = _row_spearman(ra, rb)
-        drift[rows] = np.abs(ra - rb).mean(axis=1) / (n - 2)
+        rho[part] = _row_spearman(ra, rb)
+        drift[part] = np.abs(ra - rb).mean(axis=1) / (n - 2)
     return rho, drift, None
 
 
-def _topk_class(xa: np.ndarray, xb: np.ndarray, k: int, backend):
-    _, ia = knn_search(xa, xa, k, exclude_self=True, backend=backend)
-    _, ib = knn_search(xb, xb, k, exclude_self=True, backend=backend)
+def _top(x: np.ndarray, pos: np.ndarray, k: int, backend) -> np.ndarray:
+    """Leave-one-out top-``k`` class positions of the anchors at ``pos``."""
+    s, i = knn_search(x[pos], x, k + 1, backend=backend)
+    return _drop_self(s, i, pos)[1]
+
+
+def _topk_class(xa: np.ndarray, xb: np.ndarray, pos: np.ndarray, k: int, backend):
+    ia, ib = _top(xa, pos, k, backend), _top(xb, pos, k, backend)
     # Similarities recomputed in float64 so both rankings see the same precision.
-    sa = np.einsum("nd,nkd->nk", xa, xa[ia])
-    sb = np.einsum("nd,nkd->nk", xb, xb[ia])
+    sa = np.einsum("nd,nkd->nk", xa[pos], xa[ia])
+    sb = np.einsum("nd,nkd->nk", xb[pos], xb[ia])
     ra, rb = average_ranks(sa), average_ranks(sb)
     inter = (ia[:, :, None] == ib[:, None, :]).sum(axis=(1, 2))
     jaccard = inter / (2 * k - inter)
     return _row_spearman(ra, rb), np.abs(ra - rb).mean(axis=1) / (k - 1), jaccard
 
 
-def rank_stability(emb_a, emb_b, labels, topk: int | None = None, backend: str | None = None) -> dict:
+def rank_stability(emb_a, emb_b, labels, topk: int | None = None, backend: str | None = None,
+                   anchors=None) -> dict:
     """Intra-class rank stability of ``emb_b`` relative to ``emb_a`` (same samples, same order).
 
     Parameters
@@ -78,6 +90,8 @@ def rank_stability(emb_a, emb_b, labels, topk: int | None = None, backend: str |
     topk : int or None, default=None
         ``None``: exact rankings over whole classes. An int ``>= 2``: classes with more than
         ``topk + 1`` members use the top-``topk`` form (see the module docstring).
+    anchors : array-like of int, or None, default=None
+        The samples averaged over (a seeded subsample on a large set); ``None``: every sample.
 
     Returns
     -------
@@ -86,10 +100,11 @@ def rank_stability(emb_a, emb_b, labels, topk: int | None = None, backend: str |
         ``jaccard``: mean top-k Jaccard over samples of top-k classes (``None`` if none);
         ``topk``; ``per_class`` / ``per_class_drift``: ndarray (n_classes,) of per-class means
         (NaN for skipped classes); ``per_sample_spearman`` / ``per_sample_drift``: ndarray
-        (n_samples,) (NaN where skipped); ``n_samples``; ``n_skipped_classes``.
+        (n_samples,) (NaN where skipped or not an anchor); ``n_samples`` (anchors counted);
+        ``n_skipped_classes``.
     """
-    a = unit_rows(emb_a, "emb_a")
-    b = unit_rows(emb_b, "emb_b")
+    a = unit_rows(emb_a, "emb_a", kept_precision(emb_a))
+    b = unit_rows(emb_b, "emb_b", kept_precision(emb_b))
     if len(a) != len(b):
         raise RascalError(f"rank_stability needs the same samples in both embeddings; got {len(a)} and {len(b)} rows.")
     labels = as_labels(labels, len(a), "labels")
@@ -102,17 +117,23 @@ def rank_stability(emb_a, emb_b, labels, topk: int | None = None, backend: str |
     per_class = np.full(n_classes, np.nan)
     per_class_drift = np.full(n_classes, np.nan)
     skipped = 0
+    is_anchor = np.ones(len(a), dtype=bool) if anchors is None else np.isin(np.arange(len(a)), anchors)
     for c in np.unique(labels):
         members = np.flatnonzero(labels == c)
         if len(members) < 3:
             skipped += 1
             continue
+        pos = np.flatnonzero(is_anchor[members])
+        if not len(pos):
+            continue
+        # One class at a time in float64: a float32 set is never copied whole.
+        xa, xb = np.asarray(a[members], dtype=np.float64), np.asarray(b[members], dtype=np.float64)
         if topk is not None and len(members) - 1 > topk:
-            r, d, j = _topk_class(a[members], b[members], int(topk), backend)
-            jac[members] = j
+            r, d, j = _topk_class(xa, xb, pos, int(topk), backend)
+            jac[members[pos]] = j
         else:
-            r, d, _ = _exact_class(a[members], b[members])
-        rho[members], drift[members] = r, d
+            r, d, _ = _exact_class(xa, xb, pos)
+        rho[members[pos]], drift[members[pos]] = r, d
         per_class[c], per_class_drift[c] = np.nanmean(r) if np.isfinite(r).any() else np.nan, d.mean()
     counted = np.isfinite(drift)
     return {

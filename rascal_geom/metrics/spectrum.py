@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rascal_geom.metrics._inputs import as_matrix
+from rascal_geom.metrics._inputs import as_matrix, gram64, kept_precision
 from rascal_train.errors import RascalError
 
 
@@ -31,13 +31,14 @@ def rankme(emb, eps: float = 1e-7) -> float:
 
     Notes
     -----
-    Singular values come from the eigenvalues of the ``dim x dim`` Gram matrix in float64
-    (``sigma_k^2``), so memory is ``O(dim^2)`` whatever ``n_samples``.
+    Singular values come from the eigenvalues of the ``dim x dim`` Gram matrix, accumulated in
+    float64 over blocks of rows (``sigma_k^2``), so memory is ``O(dim^2)`` past the rows themselves
+    (float32 and float16 rows, memory-mapped ones included, are read as stored).
     """
     if not eps >= 0:
         raise RascalError(f"The 'eps' parameter of rankme must be a float in [0, inf). Got {eps!r} instead.")
-    x = as_matrix(emb, "emb")
-    gram = x.T @ x if x.shape[0] >= x.shape[1] else x @ x.T
+    x = as_matrix(emb, "emb", kept_precision(emb))
+    gram = gram64(x) if x.shape[0] >= x.shape[1] else gram64(x.T)
     sigma = np.sqrt(np.clip(np.linalg.eigvalsh(gram), 0.0, None))[::-1][:min(x.shape)]
     if sigma.sum() == 0:
         return float("nan")
