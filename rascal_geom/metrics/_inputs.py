@@ -17,7 +17,8 @@ def as_matrix(x, name: str, dtype=np.float64) -> np.ndarray:
         raise RascalError(f"The {name!r} parameter must be a non-empty 2-D array (n_samples, dim). "
                           f"Got shape {x.shape} instead.")
     if not np.isfinite(x).all():
-        raise RascalError(f"The {name!r} parameter holds NaN or infinite values; drop or fix those rows.")
+        raise RascalError(f"The {name!r} parameter holds NaN or infinite values; drop or fix those "
+                          "rows.")
     return x
 
 
@@ -37,8 +38,9 @@ def unit_rows(x, name: str, dtype=np.float64) -> np.ndarray:
     zero = np.flatnonzero(~np.any(x != 0, axis=1))
     if zero.size:
         shown = ", ".join(map(str, zero[:5].tolist())) + (", ..." if zero.size > 5 else "")
-        raise RascalError(f"The {name!r} parameter has {zero.size} all-zero row(s) of {len(x)} (rows {shown}); "
-                          "a zero vector has no direction, drop those rows before measuring.")
+        raise RascalError(f"The {name!r} parameter has {zero.size} all-zero row(s) of {len(x)} "
+                          f"(rows {shown}); a zero vector has no direction, drop those rows before "
+                          "measuring.")
     return normalize_rows(x)
 
 
@@ -73,15 +75,18 @@ def as_labels(y, n: int, name: str) -> np.ndarray:
 
 def check_positive_int(value, name: str, owner: str) -> int:
     if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
-        raise RascalError(f"The {name!r} parameter of {owner} must be an int in [1, inf). Got {value!r} instead.")
+        raise RascalError(f"The {name!r} parameter of {owner} must be an int in [1, inf). Got "
+                          f"{value!r} instead.")
     return int(value)
 
 
-def class_sums(x: np.ndarray, labels: np.ndarray, n_classes: int, weights: np.ndarray | None = None) -> np.ndarray:
+def class_sums(x: np.ndarray, labels: np.ndarray, n_classes: int,
+               weights: np.ndarray | None = None) -> np.ndarray:
     """(Weighted) row sums per label, ndarray of shape (n_classes, dim), via a sparse one-hot
     product (``np.add.at`` is ~50x slower on 50,000 x 512)."""
     from scipy import sparse
 
     values = np.ones(len(labels)) if weights is None else weights
-    onehot = sparse.csr_matrix((values, (labels, np.arange(len(labels)))), shape=(n_classes, len(labels)))
+    onehot = sparse.csr_matrix((values, (labels, np.arange(len(labels)))),
+                               shape=(n_classes, len(labels)))
     return np.asarray(onehot @ x)

@@ -9,7 +9,8 @@ from rascal_geom.metrics._inputs import as_labels, class_sums, normalize_rows, u
 
 def _iterate(x: np.ndarray, labels: np.ndarray, mu: np.ndarray, counts: np.ndarray, tol: float,
              max_iter: int) -> tuple[np.ndarray, int]:
-    """``mu <- Exp_mu(mean_i Log_mu(x_i))`` per class from the unit rows ``mu`` until every step < ``tol``."""
+    """``mu <- Exp_mu(mean_i Log_mu(x_i))`` per class from the unit rows ``mu`` until every step <
+    ``tol``."""
     rows = np.arange(len(labels))
     n_classes = len(mu)
     for it in range(1, max_iter + 1):
@@ -83,8 +84,10 @@ def karcher_means(x: np.ndarray, labels: np.ndarray, n_classes: int, tol: float 
         # Every start is its own "class" over a copy of the members: one batched iteration.
         reps = np.repeat(np.arange(len(starts)), len(members))
         tiled = np.tile(members, (len(starts), 1))
-        cands, it = _iterate(tiled, reps, starts, np.full(len(starts), float(len(members))), tol, max_iter)
-        variances = np.bincount(reps, np.arccos(np.clip((tiled * cands[reps]).sum(1), -1.0, 1.0)) ** 2)
+        cands, it = _iterate(tiled, reps, starts, np.full(len(starts), float(len(members))), tol,
+                             max_iter)
+        variances = np.bincount(reps,
+                                np.arccos(np.clip((tiled * cands[reps]).sum(1), -1.0, 1.0)) ** 2)
         mu[c] = cands[np.argmin(variances)]
         iters = max(iters, it)
     return mu, iters
@@ -124,7 +127,8 @@ def geodesic_variance(emb, labels, tol: float = 1e-10, max_iter: int = 100) -> d
     present = counts > 0
     spread = counts > 1
     per_class = np.full(n_classes, np.nan)
-    per_class[spread] = np.bincount(labels, weights=d2, minlength=n_classes)[spread] / counts[spread]
+    per_class[spread] = (np.bincount(labels, weights=d2, minlength=n_classes)[spread]
+                         / counts[spread])
     mean = float(per_class[spread].mean()) if spread.any() else float("nan")
     means = mu[present]
     if len(means) >= 2:

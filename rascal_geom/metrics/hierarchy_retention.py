@@ -45,11 +45,13 @@ def hierarchy_retention(emb, coarse_labels, fine_labels, k: int = 20, temperatur
     coarse = as_labels(coarse_labels, len(x), "coarse_labels")
     fine = as_labels(fine_labels, len(x), "fine_labels")
     sims, idx = grouped_knn(x, coarse, k, backend=backend)
-    correct = knn_correct(sims, fine[np.where(idx >= 0, idx, 0)], fine, int(fine.max()) + 1, k, temperature)
+    correct = knn_correct(sims, fine[np.where(idx >= 0, idx, 0)], fine, int(fine.max()) + 1, k,
+                          temperature)
     # p(v | coarse) for each sample's own fine label, summed over v: sum_v p(v|c)^2 per coarse c.
     n_coarse = int(coarse.max()) + 1
     n_fine = int(fine.max()) + 1
-    pair_counts = np.bincount(coarse * n_fine + fine, minlength=n_coarse * n_fine).reshape(n_coarse, n_fine)
+    pair_counts = np.bincount(coarse * n_fine + fine,
+                              minlength=n_coarse * n_fine).reshape(n_coarse, n_fine)
     sizes = pair_counts.sum(1)
     chance_c = (pair_counts ** 2).sum(1) / np.maximum(sizes, 1) ** 2
     counted = idx[:, 0] >= 0
@@ -61,5 +63,5 @@ def hierarchy_retention(emb, coarse_labels, fine_labels, k: int = 20, temperatur
         a = float(correct[rows].mean())
         per_class["accuracy"][c], per_class["chance"][c] = a, chance_c[c]
         per_class["retention"][c] = _retention(a, chance_c[c])
-    return {"accuracy": acc, "chance": chance, "retention": _retention(acc, chance), **neighbour_counts(idx, k),
-            "per_class": per_class}
+    return {"accuracy": acc, "chance": chance, "retention": _retention(acc, chance),
+            **neighbour_counts(idx, k), "per_class": per_class}

@@ -66,7 +66,8 @@ def _topk_class(xa: np.ndarray, xb: np.ndarray, k: int, backend):
     return _row_spearman(ra, rb), np.abs(ra - rb).mean(axis=1) / (k - 1), jaccard
 
 
-def rank_stability(emb_a, emb_b, labels, topk: int | None = None, backend: str | None = None) -> dict:
+def rank_stability(emb_a, emb_b, labels, topk: int | None = None,
+                   backend: str | None = None) -> dict:
     """Intra-class rank stability of ``emb_b`` relative to ``emb_a`` (same samples, same order).
 
     Parameters
@@ -91,10 +92,12 @@ def rank_stability(emb_a, emb_b, labels, topk: int | None = None, backend: str |
     a = unit_rows(emb_a, "emb_a")
     b = unit_rows(emb_b, "emb_b")
     if len(a) != len(b):
-        raise RascalError(f"rank_stability needs the same samples in both embeddings; got {len(a)} and {len(b)} rows.")
+        raise RascalError(f"rank_stability needs the same samples in both embeddings; got {len(a)} "
+                          f"and {len(b)} rows.")
     labels = as_labels(labels, len(a), "labels")
     if topk is not None and (not isinstance(topk, (int, np.integer)) or topk < 2):
-        raise RascalError(f"The 'topk' parameter of rank_stability must be None or an int in [2, inf). Got {topk!r} instead.")
+        raise RascalError("The 'topk' parameter of rank_stability must be None or an int in [2, "
+                          f"inf). Got {topk!r} instead.")
     n_classes = int(labels.max()) + 1
     rho = np.full(len(a), np.nan)
     drift = np.full(len(a), np.nan)
@@ -113,7 +116,8 @@ def rank_stability(emb_a, emb_b, labels, topk: int | None = None, backend: str |
         else:
             r, d, _ = _exact_class(a[members], b[members])
         rho[members], drift[members] = r, d
-        per_class[c], per_class_drift[c] = np.nanmean(r) if np.isfinite(r).any() else np.nan, d.mean()
+        per_class[c], per_class_drift[c] = (np.nanmean(r) if np.isfinite(r).any() else np.nan,
+                                            d.mean())
     counted = np.isfinite(drift)
     return {
         "spearman": float(np.nanmean(rho)) if np.isfinite(rho).any() else float("nan"),

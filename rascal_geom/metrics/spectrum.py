@@ -35,7 +35,8 @@ def rankme(emb, eps: float = 1e-7) -> float:
     (``sigma_k^2``), so memory is ``O(dim^2)`` whatever ``n_samples``.
     """
     if not eps >= 0:
-        raise RascalError(f"The 'eps' parameter of rankme must be a float in [0, inf). Got {eps!r} instead.")
+        raise RascalError(f"The 'eps' parameter of rankme must be a float in [0, inf). Got {eps!r} "
+                          "instead.")
     x = as_matrix(emb, "emb")
     gram = x.T @ x if x.shape[0] >= x.shape[1] else x @ x.T
     sigma = np.sqrt(np.clip(np.linalg.eigvalsh(gram), 0.0, None))[::-1][:min(x.shape)]
