@@ -67,8 +67,8 @@ def class_alignment(emb, labels) -> float:
 
     Not Wang & Isola's alignment (two views of one image, :func:`alignment`): this measures how
     tightly a class gathers, and is what a split without augmented views can give. Exact over all
-    ordered same-class pairs ``i != j`` of L2-normalised rows, in O(n d): ``||x - y||^2 = 2 - 2
-    x.y`` and the pair sum comes from class sums.
+    ordered same-class pairs ``i != j`` of L2-normalised rows, in O(n d):
+    ``||x - y||^2 = 2 - 2 x.y`` and the pair sum comes from class sums.
     """
     x = unit_rows(emb, "emb")
     labels = as_labels(labels, len(x), "labels")
@@ -101,8 +101,9 @@ def uniformity(emb, t: float = 2.0, max_samples: int = 5000, seed: int = 0) -> f
 def neural_collapse(features, labels) -> dict:
     """Neural-collapse statistics of Papyan, Han & Donoho (2020) on the raw (unnormalised) rows.
 
-    With global mean ``mu_G``, class means ``mu_c``, ``Sigma_W = (1/N) sum_i (h_i - mu_c)(h_i -
-    mu_c)^T`` and ``Sigma_B = (1/C) sum_c (mu_c - mu_G)(mu_c - mu_G)^T``:
+    With global mean ``mu_G``, class means ``mu_c``,
+    ``Sigma_W = (1/N) sum_i (h_i - mu_c)(h_i - mu_c)^T`` and
+    ``Sigma_B = (1/C) sum_c (mu_c - mu_G)(mu_c - mu_G)^T``:
 
     - ``nc1 = Tr(Sigma_W Sigma_B^+) / C``, ``Sigma_B^+`` the pseudo-inverse of rank ``C - 1``;
     - ``equinorm``: std / mean of the norms ``||mu_c - mu_G||`` (coefficient of variation);
@@ -162,8 +163,8 @@ def effective_rank(emb) -> float:
     """RankMe's effective rank ``exp(H(sigma / ||sigma||_1))`` of the L2-normalised embedding
     matrix.
 
-    :func:`rascal_geom.metrics.spectrum.rankme` with ``eps=0`` on the normalised rows (``0 log 0 =
-    0``); ``rankme`` itself, as Garrido et al. define it, reads the raw rows.
+    :func:`rascal_geom.metrics.spectrum.rankme` with ``eps=0`` on the normalised rows
+    (``0 log 0 = 0``); ``rankme`` itself, as Garrido et al. define it, reads the raw rows.
     """
     return rankme(unit_rows(emb, "emb"), eps=0.0)
 

@@ -35,9 +35,9 @@ def _check_ks(ks) -> tuple[int, ...]:
 
 
 def retrieval_k(labels, ks=(1, 2, 4, 8)) -> int:
-    """Neighbours per sample that :func:`retrieval_metrics` needs: ``max(largest class - 1,
-    max(ks))``, at most ``n_samples - 1``. Search this many once to share one search with other
-    metrics."""
+    """Neighbours per sample that :func:`retrieval_metrics` needs:
+    ``max(largest class - 1, max(ks))``, at most ``n_samples - 1``. Search this many once to share
+    one search with other metrics."""
     labels = as_labels(labels, len(labels), "labels")
     ks = _check_ks(ks)
     return int(min(len(labels) - 1, max(np.bincount(labels).max() - 1, max(ks, default=1))))

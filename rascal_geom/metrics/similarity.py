@@ -76,10 +76,11 @@ def _hsic(a: _Rows, b: _Rows, tr_kl: float, debiased: bool) -> float:
     """HSIC of two centred linear kernels, from ``tr(K L)`` and the squared row norms.
 
     Biased: ``tr(K L) / (n - 1)^2``. Unbiased (Song et al. 2012), with ``K~``, ``L~`` the Grams with
-    their diagonals zeroed: ``[tr(K~ L~) + 1'K~1 1'L~1 / ((n-1)(n-2)) - 2/(n-2) 1'K~L~1] /
-    (n(n-3))``. The estimator is invariant to shifting the features, and on centred features ``K~ 1
-    = -diag K``, so each term is a sum over rows: ``tr(K~ L~) = tr(K L) - sum_i k_ii l_ii``, ``1'K~1
-    = -sum k_ii`` and ``1'K~L~1 = sum_i k_ii l_ii``.
+    their diagonals zeroed:
+    ``[tr(K~ L~) + 1'K~1 1'L~1 / ((n-1)(n-2)) - 2/(n-2) 1'K~L~1] / (n(n-3))``. The estimator is
+    invariant to shifting the features, and on centred features ``K~ 1 = -diag K``, so each term is
+    a sum over rows: ``tr(K~ L~) = tr(K L) - sum_i k_ii l_ii``, ``1'K~1 = -sum k_ii`` and
+    ``1'K~L~1 = sum_i k_ii l_ii``.
     """
     n = a.n
     if not debiased:
@@ -170,9 +171,9 @@ def minibatch_cka(x, y, batch_size: int = 1024, seed: int = 0) -> dict:
 
     The samples are shuffled (seeded) and split into ``n_batches = n_samples // batch_size``
     batches of nearly equal size (at least ``batch_size`` each; one batch when ``n_samples`` is
-    smaller); ``CKA = mean_b HSIC_1(K_b, L_b) / sqrt(mean_b HSIC_1(K_b, K_b) mean_b HSIC_1(L_b,
-    L_b))``. Unbiased per batch, so the average does not drift with the batch size as the biased one
-    does.
+    smaller);
+    ``CKA = mean_b HSIC_1(K_b, L_b) / sqrt(mean_b HSIC_1(K_b, K_b) mean_b HSIC_1(L_b, L_b))``.
+    Unbiased per batch, so the average does not drift with the batch size as the biased one does.
 
     Parameters
     ----------
