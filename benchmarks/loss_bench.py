@@ -54,7 +54,8 @@ def make_step(method: str, n: int, classes: int, dim: int, device: str):
     labels = torch.randint(0, classes, (n // 2,), device=device).repeat(2)  # two views
     base = F.normalize(torch.randn(n, dim, device=device), dim=1)
     # As in training: the two views of an image share the image's one cache row.
-    cached = F.normalize(base[: n // 2] + 0.3 * torch.randn_like(base[: n // 2]), dim=1).repeat(2, 1)
+    cached = F.normalize(base[: n // 2] + 0.3 * torch.randn_like(base[: n // 2]),
+                         dim=1).repeat(2, 1)
     valid = torch.ones(n, dtype=torch.bool, device=device)
     if method == "textbook_supcon":
         fn = lambda z: textbook_supcon(z, labels)  # noqa: E731
@@ -80,9 +81,10 @@ def peak_memory(method: str, n: int, classes: int, dim: int, device: str) -> flo
     """Peak memory (MiB) of one step.
 
     On a GPU: ``max_memory_allocated`` over the second step less what was allocated before it.
-    On a CPU (run in a fresh process, so nothing else counts): the rise of the resident set's high-water mark over its level before the first
-    step (the mark reset through ``/proc/self/clear_refs``). Only a first step shows it: later
-    steps reuse memory that the C allocator kept, so their RSS barely moves.
+    On a CPU (run in a fresh process, so nothing else counts): the rise of the resident set's
+    high-water mark over its level before the first step (the mark reset through
+    ``/proc/self/clear_refs``). Only a first step shows it: later steps reuse memory that the C
+    allocator kept, so their RSS barely moves.
     """
     import torch
 
@@ -133,15 +135,18 @@ def _peak_point(method: str, n: int, classes: int, dim: int, device: str, consol
         finally:
             torch.cuda.empty_cache()
     payload = json.dumps([method, n, classes, dim, device])
-    out = subprocess.run([sys.executable, __file__, "--memory", payload], capture_output=True, text=True)
+    out = subprocess.run([sys.executable, __file__, "--memory", payload], capture_output=True,
+                         text=True)
     if out.returncode != 0:  # out of memory or similar: shown as "failed"
-        console.print(f"[red]{method} N={n} C={classes} failed: {out.stderr.strip().splitlines()[-1:]}")
+        console.print(f"[red]{method} N={n} C={classes} failed: "
+                      f"{out.stderr.strip().splitlines()[-1:]}")
         return None
     return {"peak_mib": float(out.stdout.split()[-1])}
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", type=int, nargs="+")
     ap.add_argument("--classes", type=int, nargs="+", default=[10, 100])
     ap.add_argument("--dim", type=int, default=128)
@@ -161,7 +166,8 @@ def main() -> None:
     from rascal_train.progress import make_progress
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    sizes = args.sizes or ([1024, 2048, 4096, 8192, 16384] if device == "cuda" else [1024, 2048, 4096])
+    sizes = args.sizes or ([1024, 2048, 4096, 8192, 16384] if device == "cuda"
+                           else [1024, 2048, 4096])
     grid = [(n, c) for c in args.classes for n in sizes]
     results = {}
     with make_progress() as prog:
@@ -177,7 +183,8 @@ def main() -> None:
                         results[(m, n, c)].update(ms=min(ms), rounds=ms)
             prog.advance(task)
 
-    name = torch.cuda.get_device_name() if device == "cuda" else f"CPU, {torch.get_num_threads()} threads"
+    name = (torch.cuda.get_device_name() if device == "cuda"
+            else f"CPU, {torch.get_num_threads()} threads")
     table = Table(title=f"forward+backward, d={args.dim}, two views, {name}")
     for col in ("classes", "N", *(f"{m} ms" for m in METHODS), "RA/uniform", "RA/textbook",
                 *(f"{m} MiB" for m in METHODS)):
@@ -186,18 +193,23 @@ def main() -> None:
     for c in args.classes:
         for n in sizes:
             row = [results[(m, n, c)] for m in METHODS]
-            ra, uni, tb = results[("rank_agreement", n, c)], results[("uniform", n, c)], results[("textbook_supcon", n, c)]
-            ratio = lambda a, b: "-" if a is None or b is None else f"{paired_ratio(a['rounds'], b['rounds']):.2f}"  # noqa: E731
-            table.add_row(str(c), str(n), *(fmt(r, "ms") for r in row), ratio(ra, uni), ratio(ra, tb),
-                          *(fmt(r, "peak_mib") for r in row))
+            ra, uni, tb = (results[("rank_agreement", n, c)], results[("uniform", n, c)],
+                           results[("textbook_supcon", n, c)])
+            ratio = lambda a, b: ("-" if a is None or b is None  # noqa: E731
+                                  else f"{paired_ratio(a['rounds'], b['rounds']):.2f}")
+            table.add_row(str(c), str(n), *(fmt(r, "ms") for r in row), ratio(ra, uni),
+                          ratio(ra, tb), *(fmt(r, "peak_mib") for r in row))
     Console(width=220).print(table)
     print(f"ms: best of {args.repeats} rounds; ratios: median over the rounds of the paired ratio")
     print("peak memory:", "torch.cuda.max_memory_allocated" if device == "cuda"
-          else "rise of the resident set's high-water mark during one step (includes allocator slack)")
+          else "rise of the resident set's high-water mark during one step (includes allocator "
+               "slack)")
     if args.json:
-        points = [{"method": m, "n": n, "classes": c, **(r or {"failed": True})} for (m, n, c), r in results.items()]
+        points = [{"method": m, "n": n, "classes": c, **(r or {"failed": True})}
+                  for (m, n, c), r in results.items()]
         with open(args.json, "w") as fh:
-            json.dump({"device": name, "dim": args.dim, "repeats": args.repeats, "points": points}, fh)
+            json.dump({"device": name, "dim": args.dim, "repeats": args.repeats, "points": points},
+                      fh)
 
 
 if __name__ == "__main__":

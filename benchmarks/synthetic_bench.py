@@ -36,7 +36,8 @@ def main() -> None:
     best = min(times)
     target = TARGET_S_PER_10K * args.n / 10000
     print(f"synthetic: {args.n} images of 32 px in {best:.2f} s (best of {args.repeats}; "
-          f"{args.n / best:,.0f} images/s); target {target:.1f} s; ratio target/measured = {target / best:.1f}x")
+          f"{args.n / best:,.0f} images/s); target {target:.1f} s; ratio target/measured = "
+          f"{target / best:.1f}x")
 
     if not args.no_probe:
         import warnings
@@ -44,17 +45,19 @@ def main() -> None:
         from sklearn.exceptions import ConvergenceWarning
         from sklearn.linear_model import LogisticRegression
 
-        warnings.simplefilter("ignore", ConvergenceWarning)  # a capped probe is enough for a ceiling
+        # a capped probe is enough for a ceiling
+        warnings.simplefilter("ignore", ConvergenceWarning)
 
         train_x, train_v, _ = generate(design, 4000, seed=0, split="train")
         test_x, test_v, _ = generate(design, 2000, seed=0, split="test")
         k = design.variants_per_family
         feats = [x.reshape(len(x), -1).astype(np.float32) / 255.0 for x in (train_x, test_x)]
-        for level, (ytr, yte) in {"family": (train_v // k, test_v // k), "variant": (train_v, test_v)}.items():
+        for level, (ytr, yte) in {"family": (train_v // k, test_v // k),
+                                  "variant": (train_v, test_v)}.items():
             clf = LogisticRegression(max_iter=300, C=0.1).fit(feats[0], ytr)
             chance = 1.0 / len(np.unique(ytr))
-            print(f"linear probe on raw pixels, {level}: test accuracy {clf.score(feats[1], yte):.3f} "
-                  f"(chance {chance:.3f})")
+            print(f"linear probe on raw pixels, {level}: test accuracy "
+                  f"{clf.score(feats[1], yte):.3f} (chance {chance:.3f})")
 
 
 if __name__ == "__main__":

@@ -11,7 +11,8 @@ The step runs under the engine's own settings: its step functions, its precision
 ``cudnn.benchmark``), so the numbers describe real runs. ``--json FILE`` writes them for
 ``benchmarks/gpu_check.py``.
 
-    python benchmarks/train_bench.py [--arch cifar_resnet18] [--batch-size N] [--steps N] [--json FILE]
+    python benchmarks/train_bench.py [--arch cifar_resnet18] [--batch-size N] [--steps N] [--json
+    FILE]
 """
 
 from __future__ import annotations
@@ -45,8 +46,8 @@ def _timed(fn, device, steps, warmup):
     return (time.perf_counter() - start) / steps
 
 
-def bench_step(loss: str, arch: str, batch: int, device, amp, channels_last: bool, steps: int, warmup: int,
-               num_samples: int = 50_000, num_classes: int = 100) -> float:
+def bench_step(loss: str, arch: str, batch: int, device, amp, channels_last: bool, steps: int,
+               warmup: int, num_samples: int = 50_000, num_classes: int = 100) -> float:
     """Seconds per optimiser step on pre-augmented views (the model, the loss, the cache, SGD)."""
     torch.manual_seed(0)
     model = build_model({"arch": arch, "loss": loss, "num_classes": num_classes}).to(device).train()
@@ -60,13 +61,15 @@ def bench_step(loss: str, arch: str, batch: int, device, amp, channels_last: boo
     cache = EmbeddingCache(num_samples, 128, device=device) if loss == "rascal" else None
     loss_fn = RascalLoss(0.1, "rank_agreement" if loss == "rascal" else "uniform")
     if cache is not None:  # a warm cache, as after the first epoch
-        cache.update(ids, torch.nn.functional.normalize(torch.randn(batch, 128, device=device), dim=1))
+        cache.update(ids,
+                     torch.nn.functional.normalize(torch.randn(batch, 128, device=device), dim=1))
 
     def step():
         if loss == "ce":
             value = ce_loss(model, v1, labels, amp)
         else:
-            value, z, gids = contrastive_loss(model, loss_fn, v1, v2, labels, ids, cache, autocast_dtype=amp)
+            value, z, gids = contrastive_loss(model, loss_fn, v1, v2, labels, ids, cache,
+                                              autocast_dtype=amp)
         opt.zero_grad(set_to_none=True)
         value.backward()
         opt.step()
@@ -88,9 +91,10 @@ def main():
     batch = args.batch_size or (512 if cuda else 32)
     steps = args.steps or (20 if cuda else 3)
     warmup = 5 if cuda else 1
-    name = torch.cuda.get_device_name(device) if cuda else f"CPU ({torch.get_num_threads()} threads)"
-    print(f"device: {name}; arch {args.arch}; batch {batch} images (x2 views for contrastive); 32 px; "
-          f"{steps} timed steps after {warmup} warm-up")
+    name = (torch.cuda.get_device_name(device) if cuda
+            else f"CPU ({torch.get_num_threads()} threads)")
+    print(f"device: {name}; arch {args.arch}; batch {batch} images (x2 views for contrastive); 32 "
+          f"px; {steps} timed steps after {warmup} warm-up")
 
     from rascal_train.devices import autocast_dtype
 
@@ -110,19 +114,21 @@ def main():
     print(f"  augmentation (two views)     {batch / t_aug:10.1f} images/s  ({t_aug * 1e3:.1f} ms)")
 
     for mode, _, _ in modes:
-        print(f"ratio RASCAL/SupCon step time ({mode}): {times['rascal', mode] / times['supcon', mode]:.3f} "
-              "(target <= 1.05)")
+        print(f"ratio RASCAL/SupCon step time ({mode}): "
+              f"{times['rascal', mode] / times['supcon', mode]:.3f} (target <= 1.05)")
     if cuda:
         for loss in ("ce", "supcon", "rascal"):
             speedup = times[loss, "fp32"] / times[loss, modes[-1][0]]
             print(f"speed-up {modes[-1][0]} vs fp32 ({loss}): {speedup:.2f}x (target >= 2.5)")
     fastest = min(times[loss, modes[-1][0]] for loss in ("supcon", "rascal"))
-    print(f"augmentation time / contrastive step time ({modes[-1][0]}): {t_aug / fastest:.3f} (target < 1)")
+    print(f"augmentation time / contrastive step time ({modes[-1][0]}): {t_aug / fastest:.3f} "
+          "(target < 1)")
     if args.json:
         with open(args.json, "w") as fh:
             json.dump({"device": name, "arch": args.arch, "batch": batch, "steps": steps,
                        "step_ms": {f"{loss}/{mode}": 1e3 * t for (loss, mode), t in times.items()},
-                       "images_per_s": {f"{loss}/{mode}": batch / t for (loss, mode), t in times.items()},
+                       "images_per_s": {f"{loss}/{mode}": batch / t
+                                        for (loss, mode), t in times.items()},
                        "augment_ms": 1e3 * t_aug, "augment_images_per_s": batch / t_aug}, fh)
 
 

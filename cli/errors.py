@@ -32,12 +32,13 @@ def user_errors(fn):
         except RascalError as exc:
             raise click.ClickException(str(exc)) from None
         except KeyboardInterrupt:
-            raise click.ClickException("Interrupted; files already written are complete (writes are atomic), "
-                                       "and the same command continues from there.") from None
+            raise click.ClickException("Interrupted; files already written are complete (writes "
+                                       "are atomic), and the same command continues from "
+                                       "there.") from None
         except OSError as exc:  # the user's file system: a path, a permission, a full disk
             where = f"{exc.filename}: " if exc.filename is not None else ""
-            raise click.ClickException(f"{where}{exc.strerror or exc}; check the path, its permissions and "
-                                       "the free space.") from None
+            raise click.ClickException(f"{where}{exc.strerror or exc}; check the path, its "
+                                       "permissions and the free space.") from None
         finally:
             if main_thread:
                 signal.signal(signal.SIGTERM, previous)

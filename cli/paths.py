@@ -10,7 +10,8 @@ from rascal_train.errors import RascalError
 
 
 class OutputPath(click.Path):
-    """A ``click.Path`` for an output: never empty, never under a file, in a folder that can be written.
+    """A ``click.Path`` for an output: never empty, never under a file, in a folder that can be
+    written.
 
     Parameters
     ----------

@@ -40,14 +40,17 @@ def reliability_figure(result: Mapping, title: str = ""):
     conf = np.where(filled, np.asarray(bins["confidence"], dtype=float), 0.0)
     with matplotlib.rc_context(_RC):
         fig, (ax, ax_count) = _figure(2, width=3.4, height=2.0, ncols=1)
-        ax.bar(left, acc, width=width, align="edge", color="tab:blue", edgecolor="white", lw=0.5, label="accuracy")
-        ax.bar(left[filled], (conf - acc)[filled], bottom=acc[filled], width=width[filled], align="edge",
-               color="none", edgecolor="tab:red", hatch="//", lw=0.5, label="gap to confidence")
+        ax.bar(left, acc, width=width, align="edge", color="tab:blue", edgecolor="white", lw=0.5,
+               label="accuracy")
+        ax.bar(left[filled], (conf - acc)[filled], bottom=acc[filled], width=width[filled],
+               align="edge", color="none", edgecolor="tab:red", hatch="//", lw=0.5,
+               label="gap to confidence")
         ax.plot([0, 1], [0, 1], color="0.3", ls="--", lw=0.8)
         ax.set_xlim(0, 1)
         ax.set_ylim(0, 1)
         ax.set_ylabel("accuracy")
-        ax.legend(frameon=False, loc="lower left", bbox_to_anchor=(0.0, 1.0), ncol=2, borderaxespad=0.2)
+        ax.legend(frameon=False, loc="lower left", bbox_to_anchor=(0.0, 1.0), ncol=2,
+                  borderaxespad=0.2)
         ax_count.bar(left, count / max(count.sum(), 1.0), width=width, align="edge", color="0.55",
                      edgecolor="white", lw=0.5)
         ax_count.set_xlim(0, 1)

@@ -36,7 +36,8 @@ class Hierarchy:
     comparisons: tuple[tuple[str, str], ...]
 
     def attribute_groups(self, attribute_names):
-        """Group of each attribute column: the part of ``"group::value"`` before ``::`` (else the name)."""
+        """Group of each attribute column: the part of ``"group::value"`` before ``::`` (else the
+        name)."""
         return [str(n).split("::", 1)[0] for n in attribute_names]
 
 
@@ -82,7 +83,8 @@ def cifar100_lt() -> Hierarchy:
 @register_hierarchy
 def aircraft() -> Hierarchy:
     levels = ("manufacturer", "family", "variant")
-    return Hierarchy("aircraft", levels, "variant", _consecutive(levels) + (("manufacturer", "variant"),))
+    return Hierarchy("aircraft", levels, "variant",
+                     _consecutive(levels) + (("manufacturer", "variant"),))
 
 
 @register_hierarchy

@@ -1,4 +1,5 @@
-"""Representations at any depth: the output of a named module of an encoder, pooled to one row per image.
+"""Representations at any depth: the output of a named module of an encoder, pooled to one row per
+image.
 
 :func:`embedder` turns a model into what ``rascal_train.features.extract_features`` runs
 (``encoder(x) -> features``, ``project(features) -> z``): a ``rascal`` model as it is, a plain
@@ -30,19 +31,21 @@ def pool(output) -> Tensor:
 
 
 def layer_names(model: nn.Module) -> list[str]:
-    """Names ``--layer`` accepts: every named module of the model's encoder (the model itself if it has none)."""
+    """Names ``--layer`` accepts: every named module of the model's encoder (the model itself if it
+    has none)."""
     encoder = getattr(model, "encoder", model)
     return [name for name, _ in encoder.named_modules() if name]
 
 
 class Embedder(nn.Module):
-    """``encoder(x)``: the pooled output of module ``layer`` of ``model``'s encoder (its whole output
-    when ``layer`` is None); ``project(f)``: ``f`` L2-normalised.
+    """``encoder(x)``: the pooled output of module ``layer`` of ``model``'s encoder (its whole
+    output when ``layer`` is None); ``project(f)``: ``f`` L2-normalised.
 
     Parameters
     ----------
     model : nn.Module
-        A model with an ``encoder`` attribute, or an encoder itself (``x -> features`` or feature maps).
+        A model with an ``encoder`` attribute, or an encoder itself (``x -> features`` or feature
+        maps).
     layer : str or None
         A name from :func:`layer_names`; an unknown one is a :class:`RascalError` listing them.
     """
@@ -83,7 +86,8 @@ class Embedder(nn.Module):
 
 
 def embedder(model: nn.Module, layer: str | None = None) -> nn.Module:
-    """``model`` itself when it has ``encoder`` and ``project`` and no layer is asked, else an :class:`Embedder`."""
+    """``model`` itself when it has ``encoder`` and ``project`` and no layer is asked, else an
+    :class:`Embedder`."""
     if layer is None and hasattr(model, "encoder") and hasattr(model, "project"):
         return model
     return Embedder(model, layer)

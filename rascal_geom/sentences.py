@@ -38,7 +38,8 @@ def _join(items: Sequence[str]) -> str:
 
 
 def comparison_sentences(group_names: Sequence[str], baseline: int,
-                         rows: Sequence[tuple[str, Sequence[Summary | None], Sequence[Difference | None]]]
+                         rows: Sequence[tuple[str, Sequence[Summary | None],
+                                              Sequence[Difference | None]]]
                          ) -> list[str]:
     """One paragraph per non-baseline group: which headline differences the intervals support.
 
@@ -76,15 +77,17 @@ def comparison_sentences(group_names: Sequence[str], baseline: int,
         if lower:
             parts.append(f"{name} is lower than {group_names[baseline]} in {_join(lower)}.")
         if unclear:
-            parts.append(f"Not distinguishable from zero (the interval contains 0): {_join(unclear)}.")
+            parts.append("Not distinguishable from zero (the interval contains 0): "
+                         f"{_join(unclear)}.")
         if no_ci:
-            parts.append(f"{name} \u2212 {group_names[baseline]} without an interval: {_join(no_ci)}.")
+            parts.append(f"{name} \u2212 {group_names[baseline]} without an interval: "
+                         f"{_join(no_ci)}.")
             any_no_ci = True
         if parts:
             out.append(" ".join(parts))
     if any_no_ci:
-        out.append("Where a difference has no interval, a side has one run (n=1): the spread of one number "
-                   "is unknown, so no difference is claimed.")
+        out.append("Where a difference has no interval, a side has one run (n=1): the spread of "
+                   "one number is unknown, so no difference is claimed.")
     return out
 
 
@@ -105,11 +108,13 @@ def single_group_sentence(name: str, rows: Sequence[tuple[str, Summary]]) -> str
 
 
 def weight_sentence(name: str, stats: dict, epoch: int | None, recorded: str) -> str:
-    """The weight-distribution numbers of one RASCAL group; ``recorded`` says what the histogram holds."""
+    """The weight-distribution numbers of one RASCAL group; ``recorded`` says what the histogram
+    holds."""
     at = f"epoch {epoch}" if epoch is not None else "the last logged epoch"
-    return (f"At {at}, {stats['share_ge_0.9']:.1%} of {name}'s logged values ({recorded}) are \u2265 0.9, "
-            f"{stats['share_ge_0.7']:.1%} are \u2265 0.7 and {stats['share_lt_0.3']:.1%} are < 0.3 "
-            f"(binned mean {fmt(stats['mean'], 3)}, std {fmt(stats['std'], 3)}).")
+    return (f"At {at}, {stats['share_ge_0.9']:.1%} of {name}'s logged values ({recorded}) are "
+            f"\u2265 0.9, {stats['share_ge_0.7']:.1%} are \u2265 0.7 and "
+            f"{stats['share_lt_0.3']:.1%} are < 0.3 (binned mean {fmt(stats['mean'], 3)}, std "
+            f"{fmt(stats['std'], 3)}).")
 
 
 def umap_sentence(name: str, trustworthiness: float, n: int) -> str:

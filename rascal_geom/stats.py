@@ -194,8 +194,10 @@ def difference_interval(method: Mapping[int, float] | Sequence[float],
     Difference
     """
     if not 0.0 < confidence < 1.0:
-        raise RascalError(f"The 'confidence' parameter must be a float in (0, 1). Got {confidence} instead.")
-    if isinstance(method, Mapping) and isinstance(baseline, Mapping) and set(method) == set(baseline):
+        raise RascalError(f"The 'confidence' parameter must be a float in (0, 1). Got {confidence} "
+                          "instead.")
+    if (isinstance(method, Mapping) and isinstance(baseline, Mapping)
+            and set(method) == set(baseline)):
         seeds = sorted(method)
         a = _as_1d([method[s] for s in seeds], "method")
         b = _as_1d([baseline[s] for s in seeds], "baseline")
@@ -204,7 +206,8 @@ def difference_interval(method: Mapping[int, float] | Sequence[float],
             return Difference(delta, low, high, "paired-t", int(a.size), confidence)
     else:
         a = _as_1d(list(method.values()) if isinstance(method, Mapping) else method, "method")
-        b = _as_1d(list(baseline.values()) if isinstance(baseline, Mapping) else baseline, "baseline")
+        b = _as_1d(list(baseline.values()) if isinstance(baseline, Mapping) else baseline,
+                   "baseline")
         if a.size >= 2 and b.size >= 2:
             delta, low, high = welch_t_interval(a, b, confidence)
             return Difference(delta, low, high, "welch-t", int(min(a.size, b.size)), confidence)
@@ -250,7 +253,8 @@ def histogram_summary(counts: Sequence[float], edges: Sequence[float] = WEIGHT_B
     def edge_index(x: float) -> int:
         hits = np.flatnonzero(np.isclose(e, x))
         if hits.size != 1:
-            raise RascalError(f"Threshold {x} is not a bin edge of this histogram; shares would be inexact.")
+            raise RascalError(f"Threshold {x} is not a bin edge of this histogram; shares would be "
+                              "inexact.")
         return int(hits[0])
 
     return {

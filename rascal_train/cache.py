@@ -56,16 +56,19 @@ class EmbeddingCache:
     def _check_ids(self, ids: Tensor) -> Tensor:
         ids = torch.as_tensor(ids, device=self.device)
         if ids.ndim != 1 or ids.dtype not in (torch.int32, torch.int64):
-            raise RascalError(f"Cache ids must be a 1-D integer tensor; got {ids.dtype} {tuple(ids.shape)}.")
+            raise RascalError(f"Cache ids must be a 1-D integer tensor; got {ids.dtype} "
+                              f"{tuple(ids.shape)}.")
         if not ids.numel():
             return ids.long()
         if self.device.type != "cpu":
             # Checked on the device: reading min and max back would stall the step twice.
             torch._assert_async((ids.min() >= 0) & (ids.max() < self.num_samples),
-                                f"Cache ids must lie in [0, {self.num_samples}). Use the dataset's sample ids.")
+                                f"Cache ids must lie in [0, {self.num_samples}). Use the dataset's "
+                                "sample ids.")
         elif int(ids.min()) < 0 or int(ids.max()) >= self.num_samples:
             raise RascalError(f"Cache ids must lie in [0, {self.num_samples}); got "
-                              f"[{int(ids.min())}, {int(ids.max())}]. Use the dataset's sample ids.")
+                              f"[{int(ids.min())}, {int(ids.max())}]. Use the dataset's sample "
+                              "ids.")
         return ids.long()
 
     @torch.no_grad()
@@ -86,7 +89,8 @@ class EmbeddingCache:
         """
         ids = self._check_ids(ids)
         if z.shape != (ids.shape[0], self.dim):
-            raise RascalError(f"Cache update needs z of shape ({ids.shape[0]}, {self.dim}); got {tuple(z.shape)}.")
+            raise RascalError(f"Cache update needs z of shape ({ids.shape[0]}, {self.dim}); got "
+                              f"{tuple(z.shape)}.")
         uniq, inverse = torch.unique(ids, return_inverse=True)
         sums = torch.zeros(len(uniq), self.dim, device=self.device)
         sums.index_add_(0, inverse, z.detach().to(self.device, torch.float32))
@@ -111,8 +115,9 @@ class EmbeddingCache:
     def load_state_dict(self, state: dict) -> None:
         got = (state.get("policy"), state.get("num_samples"), state.get("dim"))
         if got != (self.policy, self.num_samples, self.dim):
-            raise RascalError(f"Cache state is for (policy, num_samples, dim) = {got}, this cache is "
-                              f"{(self.policy, self.num_samples, self.dim)}; resume with the run's own config.")
+            raise RascalError(f"Cache state is for (policy, num_samples, dim) = {got}, this cache "
+                              f"is {(self.policy, self.num_samples, self.dim)}; resume with the "
+                              "run's own config.")
         self.rows.copy_(state["rows"])
         self.valid.copy_(state["valid"])
         if self.policy == "epoch_end":

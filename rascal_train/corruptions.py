@@ -45,15 +45,17 @@ _PARAMS = {
                   np.arange(1, 1.21, 0.01), np.arange(1, 1.26, 0.01)],
     "fog": [(0.2, 3), (0.5, 3), (0.75, 2.5), (1, 2), (1.5, 1.75)],
     "frost": [(1, 0.2), (1, 0.3), (0.9, 0.4), (0.85, 0.4), (0.75, 0.45)],
-    "snow": [(0.1, 0.2, 1, 0.6, 8, 3, 0.95), (0.1, 0.2, 1, 0.5, 10, 4, 0.9), (0.15, 0.3, 1.75, 0.55, 10, 4, 0.9),
-             (0.25, 0.3, 2.25, 0.6, 12, 6, 0.85), (0.3, 0.3, 1.25, 0.65, 14, 12, 0.8)],
+    "snow": [(0.1, 0.2, 1, 0.6, 8, 3, 0.95), (0.1, 0.2, 1, 0.5, 10, 4, 0.9),
+             (0.15, 0.3, 1.75, 0.55, 10, 4, 0.9), (0.25, 0.3, 2.25, 0.6, 12, 6, 0.85),
+             (0.3, 0.3, 1.25, 0.65, 14, 12, 0.8)],
     "contrast": [0.75, 0.5, 0.4, 0.3, 0.15],
     "brightness": [0.05, 0.1, 0.15, 0.2, 0.3],
     "saturate": [(0.3, 0), (0.1, 0), (1.5, 0), (2, 0.1), (2.5, 0.2)],
     "jpeg_compression": [80, 65, 58, 50, 40],
     "pixelate": [0.95, 0.9, 0.85, 0.75, 0.65],
     # (alpha, sigma, alpha_affine) as fractions of the image side
-    "elastic_transform": [(0, 0, 0.08), (0.05, 0.2, 0.07), (0.08, 0.06, 0.06), (0.1, 0.04, 0.05), (0.1, 0.03, 0.03)],
+    "elastic_transform": [(0, 0, 0.08), (0.05, 0.2, 0.07), (0.08, 0.06, 0.06), (0.1, 0.04, 0.05),
+                          (0.1, 0.03, 0.03)],
 }
 
 _GENERATORS: dict[str, Callable] = {}
@@ -67,13 +69,15 @@ def _register(fn):
 # --- helpers -----------------------------------------------------------------------------
 
 def rgb_to_hsv(x: np.ndarray) -> np.ndarray:
-    """RGB in [0, 1] -> HSV in [0, 1], any leading shape, trailing axis 3 (scikit-image's definition)."""
+    """RGB in [0, 1] -> HSV in [0, 1], any leading shape, trailing axis 3 (scikit-image's
+    definition)."""
     r, g, b = x[..., 0], x[..., 1], x[..., 2]
     v = x.max(-1)
     delta = v - x.min(-1)
     safe = np.where(delta == 0, 1.0, delta)
     s = np.where(v == 0, 0.0, delta / np.where(v == 0, 1.0, v))
-    h = np.where(v == r, (g - b) / safe, np.where(v == g, 2.0 + (b - r) / safe, 4.0 + (r - g) / safe))
+    h = np.where(v == r, (g - b) / safe,
+                 np.where(v == g, 2.0 + (b - r) / safe, 4.0 + (r - g) / safe))
     h = np.where(delta == 0, 0.0, (h / 6.0) % 1.0)
     return np.stack([h, s, v], axis=-1)
 
@@ -107,8 +111,10 @@ def clipped_zoom(x: np.ndarray, factor: float) -> np.ndarray:
     ch = int(np.ceil(h / factor))
     top = (h - ch) // 2
     size = int(round(ch * factor))
-    crop = torch.from_numpy(np.ascontiguousarray(x[:, top:top + ch, top:top + ch])).permute(0, 3, 1, 2)
-    out = torch.nn.functional.interpolate(crop, size=(size, size), mode="bilinear", align_corners=True)
+    crop = torch.from_numpy(
+        np.ascontiguousarray(x[:, top:top + ch, top:top + ch])).permute(0, 3, 1, 2)
+    out = torch.nn.functional.interpolate(crop, size=(size, size), mode="bilinear",
+                                          align_corners=True)
     trim = (size - h) // 2
     return out[:, :, trim:trim + h, trim:trim + h].permute(0, 2, 3, 1).numpy()
 
@@ -144,7 +150,8 @@ def motion_kernel_offsets(radius: float, sigma: float, angle_deg: np.ndarray):
     return weights, np.rint(i * np.sin(a)).astype(np.int64), np.rint(i * np.cos(a)).astype(np.int64)
 
 
-def motion_blur_batch(x: np.ndarray, radius: float, sigma: float, angle_deg: np.ndarray) -> np.ndarray:
+def motion_blur_batch(x: np.ndarray, radius: float, sigma: float,
+                      angle_deg: np.ndarray) -> np.ndarray:
     """Blur each image of (N, H, W, C) along its own angle; edges repeat the border pixel."""
     n, h, w = x.shape[:3]
     weights, dy, dx = motion_kernel_offsets(radius, sigma, angle_deg)
@@ -174,8 +181,10 @@ def plasma_fractal(mapsize: int, wibbledecay: float, rng: np.random.Generator) -
         m[half:mapsize:step, half:mapsize:step] = wibbled_mean(square)
         dr = m[half:mapsize:step, half:mapsize:step]
         ul = m[0:mapsize:step, 0:mapsize:step]
-        m[0:mapsize:step, half:mapsize:step] = wibbled_mean(dr + np.roll(dr, 1, axis=0) + ul + np.roll(ul, -1, axis=1))
-        m[half:mapsize:step, 0:mapsize:step] = wibbled_mean(dr + np.roll(dr, 1, axis=1) + ul + np.roll(ul, -1, axis=0))
+        m[0:mapsize:step, half:mapsize:step] = wibbled_mean(dr + np.roll(dr, 1, axis=0) + ul
+                                                            + np.roll(ul, -1, axis=1))
+        m[half:mapsize:step, 0:mapsize:step] = wibbled_mean(dr + np.roll(dr, 1, axis=1) + ul
+                                                            + np.roll(ul, -1, axis=0))
         step //= 2
         wibble /= wibbledecay
     m -= m.min()
@@ -329,7 +338,8 @@ def elastic_transform(x, c, rng):
     centre, half = np.float64([h, w]) // 2, min(h, w) // 3
     # The reference's three control points (x, y) and their random displacement.
     src = np.array([centre + half, [centre[0] + half, centre[1] - half], centre - half])
-    yy, xx = np.meshgrid(np.arange(h, dtype=np.float64), np.arange(w, dtype=np.float64), indexing="ij")
+    yy, xx = np.meshgrid(np.arange(h, dtype=np.float64), np.arange(w, dtype=np.float64),
+                         indexing="ij")
     out = np.empty_like(x)
     for k in range(n):
         dst = src + rng.uniform(-alpha_affine, alpha_affine, size=src.shape)
@@ -340,9 +350,12 @@ def elastic_transform(x, c, rng):
         sx, sy = inv[0, 0] * px + inv[0, 1] * py, inv[1, 0] * px + inv[1, 1] * py
         warped = np.stack([ndimage.map_coordinates(x[k, :, :, ch], [sy, sx], order=1, mode="mirror")
                            for ch in range(3)], axis=-1)
-        dx = ndimage.gaussian_filter(rng.uniform(-1, 1, size=(h, w)), sigma, mode="reflect", truncate=3) * alpha
-        dy = ndimage.gaussian_filter(rng.uniform(-1, 1, size=(h, w)), sigma, mode="reflect", truncate=3) * alpha
-        out[k] = np.stack([ndimage.map_coordinates(warped[:, :, ch], [yy + dy, xx + dx], order=1, mode="reflect")
+        dx = ndimage.gaussian_filter(rng.uniform(-1, 1, size=(h, w)), sigma, mode="reflect",
+                                     truncate=3) * alpha
+        dy = ndimage.gaussian_filter(rng.uniform(-1, 1, size=(h, w)), sigma, mode="reflect",
+                                     truncate=3) * alpha
+        out[k] = np.stack([ndimage.map_coordinates(warped[:, :, ch], [yy + dy, xx + dx], order=1,
+                                                   mode="reflect")
                            for ch in range(3)], axis=-1)
     return out
 
@@ -388,11 +401,12 @@ def corrupt(images: np.ndarray, corruption: str, severity: int, seed: int = 0) -
         raise RascalError(f"Unknown corruption {corruption!r}; choose one of "
                           f"{', '.join(CORRUPTIONS + EXTRA_CORRUPTIONS)}.")
     if severity not in SEVERITIES:
-        raise RascalError(f"The 'severity' of a corruption must be an int in 1..5. Got {severity!r} instead.")
+        raise RascalError("The 'severity' of a corruption must be an int in 1..5. Got "
+                          f"{severity!r} instead.")
     images = np.asarray(images)
     if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3:
-        raise ValueError(f"Expected uint8 images of shape (n, H, W, 3); got dtype {images.dtype} and shape "
-                         f"{images.shape}.")
+        raise ValueError(f"Expected uint8 images of shape (n, H, W, 3); got dtype {images.dtype} "
+                         f"and shape {images.shape}.")
     c = _PARAMS[corruption][severity - 1]
     if corruption in _UINT8:
         return _per_image_pil(images, lambda img: _UINT8[corruption](img, c)).astype(np.uint8)

@@ -21,7 +21,8 @@ from rascal_train.errors import RascalError
 from rascal_train.names import PRECISIONS
 
 # The device of the command in progress (see device_scope): what ``device=None`` means inside it.
-_SCOPE: contextvars.ContextVar[torch.device | None] = contextvars.ContextVar("rascal_device", default=None)
+_SCOPE: contextvars.ContextVar[torch.device | None] = contextvars.ContextVar("rascal_device",
+                                                                             default=None)
 
 #: The first compute capability with bf16 tensor cores (Ampere); older GPUs only emulate bf16,
 #: and ``torch.cuda.is_bf16_supported()`` says yes to emulation unless told otherwise.
@@ -67,27 +68,30 @@ def resolve_device(device=None) -> torch.device:
     try:
         device = torch.device(device)
     except (RuntimeError, TypeError):
-        raise RascalError(f"Unknown device {device!r}; pass --device auto, cpu, cuda or cuda:N.") from None
+        raise RascalError(f"Unknown device {device!r}; pass --device auto, cpu, cuda or "
+                          "cuda:N.") from None
     if device.type == "cpu":
         return device
     if device.type != "cuda":
-        raise RascalError(f"Unknown device {str(device)!r}; pass --device auto, cpu, cuda or cuda:N.")
+        raise RascalError(f"Unknown device {str(device)!r}; pass --device auto, cpu, cuda or "
+                          "cuda:N.")
     if not torch.cuda.is_available():
-        raise RascalError(f"--device {device} was asked for but no CUDA device is visible; pass --device cpu.")
+        raise RascalError(f"--device {device} was asked for but no CUDA device is visible; pass "
+                          "--device cpu.")
     local = _local_rank()
     if device.index is not None and local is not None and device.index != local:
         # (cuda:LOCAL_RANK itself passes: it is what this function returned for "cuda".)
-        raise RascalError(f"--device {device} under torchrun would put every process on one GPU; pass "
-                          "--device cuda (each process takes the GPU of its LOCAL_RANK) and choose the GPUs "
-                          "with CUDA_VISIBLE_DEVICES.")
+        raise RascalError(f"--device {device} under torchrun would put every process on one GPU; "
+                          "pass --device cuda (each process takes the GPU of its LOCAL_RANK) and "
+                          "choose the GPUs with CUDA_VISIBLE_DEVICES.")
     index = device.index if device.index is not None else (local if local is not None
                                                            else torch.cuda.current_device())
     count = torch.cuda.device_count()
     if index >= count:
         what = f"LOCAL_RANK={index}" if device.index is None else f"--device cuda:{index}"
         raise RascalError(f"{what} names a GPU that does not exist: {count} visible "
-                          f"(cuda:0..cuda:{count - 1}); start at most {count} processes per node or pick "
-                          "another GPU.")
+                          f"(cuda:0..cuda:{count - 1}); start at most {count} processes per node "
+                          "or pick another GPU.")
     return torch.device("cuda", index)
 
 
@@ -134,8 +138,9 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     else:
         dtype = torch.bfloat16 if precision == "bf16" else torch.float16
         if dtype == torch.bfloat16 and major < BF16_MIN_CAPABILITY:
-            warnings.warn(f"{device} (compute capability {major}.{minor}) has no bf16 tensor cores: bf16 "
-                          "runs emulated and slowly; --precision fp16 or auto is faster there.", stacklevel=2)
+            warnings.warn(f"{device} (compute capability {major}.{minor}) has no bf16 tensor "
+                          "cores: bf16 runs emulated and slowly; --precision fp16 or auto is "
+                          "faster there.", stacklevel=2)
     return dtype
 
 
@@ -163,4 +168,5 @@ def describe(device: torch.device, dtype: torch.dtype | None = None) -> str:
     if device.type == "cuda":
         major, minor = torch.cuda.get_device_capability(device)
         where += f" ({torch.cuda.get_device_name(device)}, capability {major}.{minor})"
-    return f"{where}, " + ("fp32" if dtype is None else f"{str(dtype).removeprefix('torch.')} autocast")
+    return f"{where}, " + ("fp32" if dtype is None else f"{str(dtype).removeprefix('torch.')} "
+                                                        "autocast")

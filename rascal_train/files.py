@@ -87,7 +87,8 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     sweep_stale_temps(path.parent, path.name)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.",
+                               suffix=".tmp")
     try:
         os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as fh:
@@ -122,8 +123,8 @@ def read_jsonl(path: str | os.PathLike) -> list[dict]:
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except UnicodeDecodeError:
-        raise RascalError(f"{path} is not UTF-8 text; the log is corrupt, re-run training or remove "
-                          "the file.") from None
+        raise RascalError(f"{path} is not UTF-8 text; the log is corrupt, re-run training or "
+                          "remove the file.") from None
     for i, line in enumerate(lines):
         if not line.strip():
             continue
@@ -135,8 +136,9 @@ def read_jsonl(path: str | os.PathLike) -> list[dict]:
             raise RascalError(f"{path} line {i + 1} is not JSON; the log is corrupt, "
                               "re-run training or remove that line.") from None
         if not isinstance(record, dict):
-            raise RascalError(f"{path} line {i + 1} holds a JSON {type(record).__name__}, not a log record "
-                              "(an object); the log is corrupt, re-run training or remove that line.")
+            raise RascalError(f"{path} line {i + 1} holds a JSON {type(record).__name__}, not a "
+                              "log record (an object); the log is corrupt, re-run training or "
+                              "remove that line.")
         records.append(record)
     return records
 
@@ -177,14 +179,14 @@ def check_output(path: str | os.PathLike, *, folder: bool = False, inputs=(),
         if not folder and path.is_dir():
             raise RascalError(f"The output file {path} is a folder; pass a file path.")
         if not folder and suffixes and path.suffix.lower() not in suffixes:
-            raise RascalError(f"The output {path} exists and is not a {'/'.join(suffixes)} file; refusing to "
-                              "replace it, choose another output file.")
+            raise RascalError(f"The output {path} exists and is not a {'/'.join(suffixes)} file; "
+                              "refusing to replace it, choose another output file.")
     nearest = path if folder else path.parent
     while not nearest.exists() and nearest != nearest.parent:
         nearest = nearest.parent
     if not nearest.is_dir():
-        raise RascalError(f"The output {path} cannot be written: {nearest} is a file, not a folder; "
-                          f"choose another output {what}.")
+        raise RascalError(f"The output {path} cannot be written: {nearest} is a file, not a "
+                          f"folder; choose another output {what}.")
     try:
         with tempfile.TemporaryFile(dir=nearest):
             pass
@@ -213,8 +215,8 @@ def refuse_input(output: str | os.PathLike, inputs) -> None:
     resolved = Path(output).resolve()
     for source in inputs:
         if Path(source).resolve() == resolved:
-            raise RascalError(f"The output {output} is also an input of this command; writing it would "
-                              "replace the input, so choose another output.")
+            raise RascalError(f"The output {output} is also an input of this command; writing it "
+                              "would replace the input, so choose another output.")
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict:
@@ -232,12 +234,14 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict:
 
     path = Path(path)
     if not path.is_file():
-        raise RascalError(f"Checkpoint {path} does not exist; pass the path of a .pt file written by `rascal train`.")
+        raise RascalError(f"Checkpoint {path} does not exist; pass the path of a .pt file written "
+                          "by `rascal train`.")
     with open(path, "rb") as fh:
         head = fh.read(2)
-    if head != b"PK" and head[:1] != b"\x80":  # a zip archive (torch >= 1.6) or a legacy pickle stream
-        raise RascalError(f"{path} is not a readable PyTorch checkpoint (neither a zip archive nor a pickle); "
-                          "pass a .pt file written by `rascal train`.")
+    # a zip archive (torch >= 1.6) or a legacy pickle stream
+    if head != b"PK" and head[:1] != b"\x80":
+        raise RascalError(f"{path} is not a readable PyTorch checkpoint (neither a zip archive nor "
+                          "a pickle); pass a .pt file written by `rascal train`.")
     try:
         with torch.serialization.safe_globals(list(SAFE_GLOBALS)):
             obj = torch.load(path, map_location=map_location, weights_only=True)
@@ -245,11 +249,12 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict:
         if "weights only" in str(exc).lower() or "weights_only" in str(exc).lower():
             raise RascalError(
                 f"Checkpoint {path} holds objects that a weights-only load refuses (code or custom "
-                "classes); only tensors, plain values and an argparse.Namespace are accepted (checkpoints of "
-                "`rascal train`, SupContrast, Lightning / solo-learn, torchvision state dicts)."
+                "classes); only tensors, plain values and an argparse.Namespace are accepted "
+                "(checkpoints of `rascal train`, SupContrast, Lightning / solo-learn, torchvision "
+                "state dicts)."
             ) from None
-        raise RascalError(f"{path} is not a readable PyTorch checkpoint; pass a .pt file written by "
-                          "`rascal train`.") from None
+        raise RascalError(f"{path} is not a readable PyTorch checkpoint; pass a .pt file written "
+                          "by `rascal train`.") from None
     except Exception as exc:  # noqa: BLE001 - any failure to parse untrusted bytes is the same user error
         raise RascalError(f"{path} is not a readable PyTorch checkpoint ({type(exc).__name__}); "
                           "pass a .pt file written by `rascal train`.") from None

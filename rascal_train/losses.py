@@ -1,4 +1,5 @@
-"""The RASCAL loss and the weight sources of its ablation, as the project's RASCAL.md spec fixes them.
+"""The RASCAL loss and the weight sources of its ablation, as the project's RASCAL.md spec fixes
+them.
 
 One loss with one switch: SupCon's equal weight over an anchor's positives is replaced by a
 row-stochastic weight ``w_ij``; ``weights="uniform"`` *is* SupCon (Khosla et al. 2020, Eq. 2).
@@ -31,7 +32,8 @@ HIST_BINS = 20
 _CHUNK_ELEMS = {"cpu": 1 << 24, "cuda": 1 << 26}
 
 
-def _validate(z: Tensor, labels: Tensor, cached: Tensor | None, cached_valid: Tensor | None) -> None:
+def _validate(z: Tensor, labels: Tensor, cached: Tensor | None,
+              cached_valid: Tensor | None) -> None:
     if not isinstance(z, Tensor) or z.ndim != 2:
         raise RascalError(f"z must be a 2-D tensor of shape (n_samples, dim); got "
                           f"{tuple(z.shape) if isinstance(z, Tensor) else type(z).__name__}. "
@@ -99,7 +101,8 @@ class PositiveBlock:
         n_max = int(counts.max()) if n else 0
         starts = torch.cumsum(counts, 0) - counts
         # output_size: the length is known, so the GPU need not be asked for it (a sync).
-        cls_of_sorted = torch.repeat_interleave(torch.arange(len(counts), device=device), counts, output_size=n)
+        cls_of_sorted = torch.repeat_interleave(torch.arange(len(counts), device=device), counts,
+                                                output_size=n)
         pos_in_cls = torch.arange(n, device=device) - starts[cls_of_sorted]
         members = torch.full((len(counts), n_max), -1, dtype=torch.long, device=device)
         members[cls_of_sorted, pos_in_cls] = order
@@ -298,7 +301,8 @@ def _compute_weights(z: Tensor, block: PositiveBlock, source: str, cached: Tenso
                      cached_valid: Tensor | None, sims: Tensor | None = None,
                      need_drift: bool = False) -> WeightResult:
     if source not in WEIGHT_SOURCES:
-        raise RascalError(f"Unknown weight source {source!r}; choose one of {', '.join(WEIGHT_SOURCES)}.")
+        raise RascalError(f"Unknown weight source {source!r}; choose one of "
+                          f"{', '.join(WEIGHT_SOURCES)}.")
     if source in _CACHE_SOURCES and cached is None:
         raise RascalError(f"Weight source {source!r} needs cached rows and cached_valid "
                           "(from EmbeddingCache.lookup); pass them, or use 'current_rank'.")
@@ -414,8 +418,8 @@ class RascalLoss(nn.Module):
         super().__init__()
         if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) \
                 or not (0 < temperature < math.inf):
-            raise RascalError(f"The 'temperature' parameter of RascalLoss must be a float in (0, inf). "
-                              f"Got {temperature!r} instead.")
+            raise RascalError("The 'temperature' parameter of RascalLoss must be a float in (0, "
+                              f"inf). Got {temperature!r} instead.")
         if weights not in WEIGHT_SOURCES:
             raise RascalError(f"The 'weights' parameter of RascalLoss must be one of "
                               f"{', '.join(WEIGHT_SOURCES)}. Got {weights!r} instead.")
@@ -492,7 +496,8 @@ def _batch_stats(x: Tensor, pos_sims: Tensor, above: Tensor, res: WeightResult,
     def mean_over(values: Tensor, sel: Tensor) -> Tensor:
         return ratio(torch.where(sel, values, 0).sum(), sel.sum())
 
-    plogp = torch.where(w > 0, w * w.clamp_min(torch.finfo(w.dtype).tiny).log(), torch.zeros_like(w))
+    plogp = torch.where(w > 0, w * w.clamp_min(torch.finfo(w.dtype).tiny).log(),
+                        torch.zeros_like(w))
     entropy = -plogp.sum(1)
     eff = 1 / (w * w).sum(1).clamp_min(torch.finfo(w.dtype).tiny)
 

@@ -41,7 +41,8 @@ def create_encoder(name: str) -> tuple[nn.Module, int]:
 
 
 def _conv_bn_relu(c_in: int, c_out: int) -> list[nn.Module]:
-    return [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
+    return [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out),
+            nn.ReLU(inplace=True)]
 
 
 @register_model("small_cnn")
@@ -65,9 +66,11 @@ STEMS = {"imagenet": None, "cifar": 1, "cifar_pad2": 2}
 
 
 def resnet_encoder(depth: int, stem: str = "imagenet") -> tuple[nn.Module, int]:
-    """torchvision's ResNet-``depth`` (18, 34, 50 or 101) without ``fc``, with stem ``stem`` (see :data:`STEMS`).
+    """torchvision's ResNet-``depth`` (18, 34, 50 or 101) without ``fc``, with stem ``stem`` (see
+    :data:`STEMS`).
 
-    Returns ``(encoder, feature_dim)``; parameter names are torchvision's (``conv1``, ``layer1.0.downsample.0``...).
+    Returns ``(encoder, feature_dim)``; parameter names are torchvision's (``conv1``,
+    ``layer1.0.downsample.0``...).
     """
     from torchvision import models
 
@@ -105,12 +108,15 @@ def resnet50() -> tuple[nn.Module, int]:
 
 
 class ProjectionHead(nn.Module):
-    """SupCon's MLP head: ``Linear(F, H) → [BatchNorm1d] → ReLU → Linear(H, out_dim)``, L2-normalised.
+    """SupCon's MLP head: ``Linear(F, H) → [BatchNorm1d] → ReLU → Linear(H, out_dim)``,
+    L2-normalised.
 
-    The hidden width ``H`` is ``in_dim`` (SupCon's) unless ``hidden_dim`` is given (solo-learn's projectors).
+    The hidden width ``H`` is ``in_dim`` (SupCon's) unless ``hidden_dim`` is given (solo-learn's
+    projectors).
     """
 
-    def __init__(self, in_dim: int, out_dim: int = 128, batch_norm: bool = False, hidden_dim: int | None = None):
+    def __init__(self, in_dim: int, out_dim: int = 128, batch_norm: bool = False,
+                 hidden_dim: int | None = None):
         super().__init__()
         hidden = hidden_dim or in_dim
         layers: list[nn.Module] = [nn.Linear(in_dim, hidden)]
@@ -132,7 +138,8 @@ class RascalModel(nn.Module):
         ``x [B, 3, H, W] float -> features [B, feature_dim]``.
     feature_dim : int
     loss : {"ce", "supcon", "rascal", "simclr"}
-        ``"ce"`` builds a linear classifier (``classifier``); the others a projection head (``head``).
+        ``"ce"`` builds a linear classifier (``classifier``); the others a projection head
+        (``head``).
     num_classes : int, optional
         Required for ``loss="ce"``.
     proj_dim : int, default=128
@@ -147,8 +154,8 @@ class RascalModel(nn.Module):
     its features are its embedding.
     """
 
-    def __init__(self, encoder: nn.Module, feature_dim: int, loss: str, num_classes: int | None = None,
-                 proj_dim: int = 128, head_bn: bool = False):
+    def __init__(self, encoder: nn.Module, feature_dim: int, loss: str,
+                 num_classes: int | None = None, proj_dim: int = 128, head_bn: bool = False):
         super().__init__()
         if loss not in LOSSES:
             raise RascalError(f"Unknown loss {loss!r}; choose --loss from {', '.join(LOSSES)}.")
@@ -157,7 +164,8 @@ class RascalModel(nn.Module):
         self.loss = loss
         if loss == "ce":
             if not num_classes or num_classes < 1:
-                raise RascalError("A cross-entropy model needs num_classes >= 1; pass the dataset's class count.")
+                raise RascalError("A cross-entropy model needs num_classes >= 1; pass the "
+                                  "dataset's class count.")
             self.classifier = nn.Linear(feature_dim, num_classes)
             self.head = None
         else:
@@ -193,8 +201,10 @@ def build_model(config: dict) -> RascalModel:
         ``"image_size"`` is not needed: every encoder ends with a global pool.
     """
     encoder, dim = create_encoder(config.get("arch", "small_cnn"))
-    return RascalModel(encoder, dim, loss=config.get("loss", "rascal"), num_classes=config.get("num_classes"),
-                       proj_dim=int(config.get("proj_dim", 128)), head_bn=bool(config.get("head_bn", False)))
+    return RascalModel(encoder, dim, loss=config.get("loss", "rascal"),
+                       num_classes=config.get("num_classes"),
+                       proj_dim=int(config.get("proj_dim", 128)),
+                       head_bn=bool(config.get("head_bn", False)))
 
 
 def model_from_checkpoint(ckpt: dict) -> tuple[RascalModel, dict]:
@@ -208,14 +218,15 @@ def model_from_checkpoint(ckpt: dict) -> tuple[RascalModel, dict]:
         The full training config stored with it.
     """
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT or "model" not in ckpt:
-        raise RascalError(f"This file is not a {CHECKPOINT_FORMAT} checkpoint; pass a .pt file written by "
-                          "`rascal train` (checkpoints/epoch_NNNN.pt or last.pt).")
+        raise RascalError(f"This file is not a {CHECKPOINT_FORMAT} checkpoint; pass a .pt file "
+                          "written by `rascal train` (checkpoints/epoch_NNNN.pt or last.pt).")
     config = dict(ckpt["config"])
     model = build_model(config)
     try:
         model.load_state_dict(ckpt["model"])
     except RuntimeError as exc:
         first = str(exc).strip().splitlines()[0]
-        raise RascalError(f"The checkpoint's weights do not fit its config (arch {config.get('arch')!r}): "
-                          f"{first}; the file is damaged or was edited.") from None
+        raise RascalError("The checkpoint's weights do not fit its config (arch "
+                          f"{config.get('arch')!r}): {first}; the file is damaged or was "
+                          "edited.") from None
     return model.eval(), config

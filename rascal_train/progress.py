@@ -19,7 +19,8 @@ console = Console(stderr=True)
 
 class _Progress(Progress):
     """A ``Progress`` that prints no final render when its block fails (a log or CI then shows the
-    command's one error line, not a half-done bar before it); a terminal keeps the bar as last drawn."""
+    command's one error line, not a half-done bar before it); a terminal keeps the bar as last
+    drawn."""
 
     def __exit__(self, exc_type, exc_val, exc_tb):
         if exc_type is None or self.console.is_terminal:  # a terminal must get its cursor back

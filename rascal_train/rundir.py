@@ -47,8 +47,8 @@ def resume_source(path: str | os.PathLike) -> tuple[Path, Path | None]:
         run_dir = path.resolve()
         ckpt = last_checkpoint(run_dir)
         if ckpt is None and not (run_dir / CONFIG_NAME).is_file():
-            raise RascalError(f"{path} holds no run (no checkpoints/last.pt, no config.json); pass the run "
-                              "directory or a checkpoint written by `rascal train`.")
+            raise RascalError(f"{path} holds no run (no checkpoints/last.pt, no config.json); pass "
+                              "the run directory or a checkpoint written by `rascal train`.")
         return run_dir, ckpt
     resolved = path.resolve()
     run_dir = resolved.parent.parent if resolved.parent.name == "checkpoints" else resolved.parent
@@ -71,8 +71,8 @@ def read_run_config(run_dir: str | os.PathLike) -> dict | None:
     except (UnicodeDecodeError, json.JSONDecodeError):
         values = None
     if not isinstance(values, dict) or "loss" not in values or "seed" not in values:
-        raise RascalError(f"{path} is not the config of a rascal run; choose another --out (nothing there "
-                          "was changed).")
+        raise RascalError(f"{path} is not the config of a rascal run; choose another --out "
+                          "(nothing there was changed).")
     return values
 
 
@@ -98,8 +98,8 @@ def lock_run_dir(run_dir: str | os.PathLike) -> Iterator[Path]:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "another process"
-            raise RascalError(f"Run directory {run_dir} is being written by {holder}; wait for it to finish "
-                              "or choose another --out.") from None
+            raise RascalError(f"Run directory {run_dir} is being written by {holder}; wait for it "
+                              "to finish or choose another --out.") from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode(), 0)
         yield run_dir

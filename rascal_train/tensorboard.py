@@ -36,7 +36,8 @@ class TensorBoardLog:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:
             raise RascalError("--tensorboard needs the tensorboard package; install it with "
-                              "pip install 'rascal[tensorboard]' (or pip install tensorboard), or drop --tensorboard."
+                              "pip install 'rascal[tensorboard]' (or pip install tensorboard), or "
+                              "drop --tensorboard."
                               ) from None
         self.writer = SummaryWriter(str(log_dir))
 
@@ -44,7 +45,8 @@ class TensorBoardLog:
         """Add the finite numbers of one log record (not ``epoch`` / ``step``, which place it)."""
         tag = record.get("kind", "log")
         for key, value in record.items():
-            if key in ("kind", "epoch", "step") or isinstance(value, bool) or not isinstance(value, Real):
+            if (key in ("kind", "epoch", "step") or isinstance(value, bool)
+                    or not isinstance(value, Real)):
                 continue
             if math.isfinite(value):
                 self.writer.add_scalar(f"{tag}/{key}", value, global_step=int(record["step"]))

@@ -50,7 +50,8 @@ class TwoViews:
 
 
 def augment_transform(image_size: int):
-    """One SupCon view: PIL image or HWC uint8 array -> float tensor of shape (3, image_size, image_size)."""
+    """One SupCon view: PIL image or HWC uint8 array -> float tensor of shape (3, image_size,
+    image_size)."""
     from torchvision import transforms as T
 
     return T.Compose([
@@ -109,7 +110,8 @@ def _channel_constant(values: tuple, dtype: torch.dtype, device: torch.device) -
 
 
 def _normalize(x: torch.Tensor) -> torch.Tensor:
-    return (x - _channel_constant(MEAN, x.dtype, x.device)) / _channel_constant(STD, x.dtype, x.device)
+    return ((x - _channel_constant(MEAN, x.dtype, x.device))
+            / _channel_constant(STD, x.dtype, x.device))
 
 
 def normalize_batch(images: torch.Tensor) -> torch.Tensor:
@@ -129,8 +131,9 @@ def normalize_batch(images: torch.Tensor) -> torch.Tensor:
 
 def _check_batch(images: torch.Tensor) -> None:
     if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[-1] != 3:
-        raise ValueError(f"Expected a uint8 tensor of shape (B, H, W, 3); got dtype {images.dtype} and "
-                         f"shape {tuple(images.shape)}. Keep images as HWC uint8 and batch them.")
+        raise ValueError(f"Expected a uint8 tensor of shape (B, H, W, 3); got dtype {images.dtype} "
+                         f"and shape {tuple(images.shape)}. Keep images as HWC uint8 and batch "
+                         "them.")
 
 
 # --- batched colour operations (the definitions of torchvision.transforms.functional) ---------
@@ -141,7 +144,8 @@ def _gray(x: torch.Tensor) -> torch.Tensor:
 
 
 def _blend(x: torch.Tensor, other: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
-    return (factor.view(-1, 1, 1, 1) * x + (1.0 - factor.view(-1, 1, 1, 1)) * other).clamp_(0.0, 1.0)
+    return (factor.view(-1, 1, 1, 1) * x
+            + (1.0 - factor.view(-1, 1, 1, 1)) * other).clamp_(0.0, 1.0)
 
 
 def adjust_brightness(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
@@ -160,7 +164,8 @@ def adjust_saturation(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
 
 
 def adjust_hue(x: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
-    """Per-image hue rotation by ``shift`` (of shape (B,), in [-0.5, 0.5]) turns of the HSV wheel."""
+    """Per-image hue rotation by ``shift`` (of shape (B,), in [-0.5, 0.5]) turns of the HSV
+    wheel."""
     r, g, b = x.unbind(1)
     maxc, _ = x.max(dim=1)
     minc, _ = x.min(dim=1)
@@ -197,7 +202,8 @@ def sample_crops(batch: int, height: int, width: int, generator: torch.Generator
     """
     area = height * width
     target = area * torch.empty(batch, attempts).uniform_(*scale, generator=generator)
-    log_r = torch.empty(batch, attempts).uniform_(math.log(ratio[0]), math.log(ratio[1]), generator=generator)
+    log_r = torch.empty(batch, attempts).uniform_(math.log(ratio[0]), math.log(ratio[1]),
+                                                  generator=generator)
     aspect = torch.exp(log_r)
     w = torch.round(torch.sqrt(target * aspect)).long()
     h = torch.round(torch.sqrt(target / aspect)).long()
@@ -235,7 +241,8 @@ def sample_augment_params(batch: int, height: int, width: int,
         colour operations per image; ``gray`` (batch,) bool.
     """
     g = generator
-    strengths = torch.tensor([JITTER["brightness"], JITTER["contrast"], JITTER["saturation"], JITTER["hue"]])
+    strengths = torch.tensor([JITTER["brightness"], JITTER["contrast"], JITTER["saturation"],
+                              JITTER["hue"]])
     centre = torch.tensor([1.0, 1.0, 1.0, 0.0])
     factors = centre + strengths * (2.0 * torch.rand(batch, 4, generator=g) - 1.0)
     return {
@@ -248,7 +255,8 @@ def sample_augment_params(batch: int, height: int, width: int,
     }
 
 
-def resized_crop(x: torch.Tensor, crops: torch.Tensor, flip: torch.Tensor, size: int) -> torch.Tensor:
+def resized_crop(x: torch.Tensor, crops: torch.Tensor, flip: torch.Tensor,
+                 size: int) -> torch.Tensor:
     """Crop every image to its box, flip where asked, and resize bilinearly to ``size``.
 
     One ``grid_sample`` for the batch. Sampling positions are those of
@@ -295,7 +303,8 @@ def apply_augment(images: torch.Tensor, params: dict, size: int) -> torch.Tensor
     """
     _check_batch(images)
     params = _params_to(params, images.device)
-    x = resized_crop(images.permute(0, 3, 1, 2).float().div_(255.0), params["crops"], params["flip"], size)
+    x = resized_crop(images.permute(0, 3, 1, 2).float().div_(255.0), params["crops"],
+                     params["flip"], size)
     jitter, factors, order = params["jitter"], params["factors"], params["order"]
     # Per-image random order of the four colour operations, as ColorJitter draws it: at each
     # position every operation applies only to the images that put it there.
@@ -355,7 +364,8 @@ class GpuTwoViewAugment:
 
     def __init__(self, image_size: int):
         if image_size < 1:
-            raise ValueError(f"The 'image_size' parameter of GpuTwoViewAugment must be an int >= 1. Got {image_size} instead.")
+            raise ValueError("The 'image_size' parameter of GpuTwoViewAugment must be an int >= "
+                             f"1. Got {image_size} instead.")
         self.image_size = int(image_size)
 
     def __call__(self, images: torch.Tensor, generator: torch.Generator | None = None):
@@ -366,7 +376,8 @@ class GpuTwoViewAugment:
         """
         _check_batch(images)
         b, h, w, _ = images.shape
-        return tuple(apply_augment(images, sample_augment_params(b, h, w, generator), self.image_size)
+        return tuple(apply_augment(images, sample_augment_params(b, h, w, generator),
+                                   self.image_size)
                      for _ in range(2))
 
     def __repr__(self) -> str:

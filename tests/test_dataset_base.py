@@ -15,7 +15,8 @@ def _files_dataset():
         class_names={"coarse": ["a", "b", "c"], "fine": list("uvwxyz")}, train_level="coarse",
         load_image=lambda i: images[i], attributes=np.eye(6, dtype=bool),
         noisy_targets=np.array([1, 0, 1, 2, 2, 0]),
-        meta={"image_ids": np.array([10, 11, 12, 13, 14, 15]), "root": "/data", "shape": np.array([2, 2])},
+        meta={"image_ids": np.array([10, 11, 12, 13, 14, 15]), "root": "/data",
+              "shape": np.array([2, 2])},
     ), images
 
 

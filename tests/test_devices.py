@@ -31,10 +31,12 @@ def two_gpus(monkeypatch):
 
 
 def test_resolve_device_makes_the_gpu_explicit(two_gpus):
-    assert resolve_device("auto") == resolve_device(None) == resolve_device("cuda") == torch.device("cuda", 0)
+    assert (resolve_device("auto") == resolve_device(None) == resolve_device("cuda")
+            == torch.device("cuda", 0))
     assert resolve_device("cuda:1") == torch.device("cuda", 1)
     assert resolve_device("cpu") == torch.device("cpu")
-    with pytest.raises(RascalError, match=r"--device cuda:2 names a GPU that does not exist: 2 visible") as info:
+    with pytest.raises(RascalError,
+                       match=r"--device cuda:2 names a GPU that does not exist: 2 visible") as info:
         resolve_device("cuda:2")
     assert "\n" not in str(info.value)
     with pytest.raises(RascalError, match="Unknown device 'tpu'"):
@@ -50,7 +52,8 @@ def test_resolve_device_under_torchrun(two_gpus):
     with pytest.raises(RascalError, match="under torchrun would put every process on one GPU"):
         resolve_device("cuda:0")
     two_gpus.setenv("LOCAL_RANK", "3")
-    with pytest.raises(RascalError, match=r"LOCAL_RANK=3 names a GPU that does not exist: 2 visible"):
+    with pytest.raises(RascalError,
+                       match=r"LOCAL_RANK=3 names a GPU that does not exist: 2 visible"):
         resolve_device("auto")
 
 
@@ -61,7 +64,8 @@ def test_no_cuda_is_one_line():
 
 def test_auto_precision_follows_the_chosen_gpus_capability(two_gpus):
     assert autocast_dtype("auto", torch.device("cuda", 0)) == torch.bfloat16
-    assert autocast_dtype("auto", torch.device("cuda", 1)) == torch.float16  # pre-Ampere: no emulated bf16
+    # pre-Ampere: no emulated bf16
+    assert autocast_dtype("auto", torch.device("cuda", 1)) == torch.float16
     assert autocast_dtype("fp32", torch.device("cuda", 0)) is None
     assert autocast_dtype("fp16", torch.device("cuda", 0)) == torch.float16
     assert autocast_dtype("auto", torch.device("cpu")) is None
@@ -71,7 +75,8 @@ def test_auto_precision_follows_the_chosen_gpus_capability(two_gpus):
 
 def test_evaluation_is_float32_on_a_gpu_unless_asked(two_gpus):
     # (torch.autocast itself would initialise CUDA: record what it is asked for instead.)
-    two_gpus.setattr(torch, "autocast", lambda device_type, dtype, enabled: (device_type, dtype, enabled))
+    two_gpus.setattr(torch, "autocast",
+                     lambda device_type, dtype, enabled: (device_type, dtype, enabled))
 
     def evaluation_autocast(device, precision):  # what extraction and the SupCon probe enter
         return devices.autocast(device, autocast_dtype(precision, device))
@@ -98,24 +103,25 @@ class ElsewhereModel(TinyModel):
 
     def _check(self, module, args):
         if self.on != args[0].device:
-            raise RuntimeError(f"Expected all tensors to be on the same device: weights on {self.on}, "
-                               f"input on {args[0].device}")
+            raise RuntimeError("Expected all tensors to be on the same device: weights on "
+                               f"{self.on}, input on {args[0].device}")
 
 
 def test_extract_features_moves_the_model_where_its_inputs_go():
     images = np.random.default_rng(0).integers(0, 256, (6, 8, 8, 3), dtype=np.uint8)
     model = ElsewhereModel()
-    out = features.extract_features(model, make_dataset(images, np.arange(6) % 2), batch_size=4, device="cpu",
-                                    progress=False)
+    out = features.extract_features(model, make_dataset(images, np.arange(6) % 2), batch_size=4,
+                                    device="cpu", progress=False)
     assert model.on == torch.device("cpu") and out["features"].shape == (6, TinyModel().feature_dim)
     np.testing.assert_allclose(out["features"], features.extract_features(
-        TinyModel(), make_dataset(images, np.arange(6) % 2), device="cpu", progress=False)["features"])
+        TinyModel(), make_dataset(images, np.arange(6) % 2), device="cpu",
+        progress=False)["features"])
 
 
 def test_supcon_probe_moves_the_model_too():
     images = np.random.default_rng(1).integers(0, 256, (16, 8, 8, 3), dtype=np.uint8)
-    layer = probe.linear_probe_supcon(ElsewhereModel(), make_dataset(images, np.arange(16) % 2), epochs=1,
-                                      batch_size=8, device="cpu", progress=False)
+    layer = probe.linear_probe_supcon(ElsewhereModel(), make_dataset(images, np.arange(16) % 2),
+                                      epochs=1, batch_size=8, device="cpu", progress=False)
     assert layer.weight.device.type == "cpu"
 
 
@@ -125,7 +131,8 @@ def test_checkpoint_embeddings_follow_the_device(tmp_path, monkeypatch):
     from rascal_train.engine import train
 
     run_dir = train(tiny_config(tmp_path, loss="supcon", epochs=1), progress=False)
-    build = checkpoint_formats.model_from_checkpoint  # what load_model builds a rascal checkpoint with
+    # what load_model builds a rascal checkpoint with
+    build = checkpoint_formats.model_from_checkpoint
     moved = []
 
     def elsewhere(ckpt):
@@ -140,8 +147,8 @@ def test_checkpoint_embeddings_follow_the_device(tmp_path, monkeypatch):
         return model, config
 
     monkeypatch.setattr(checkpoint_formats, "model_from_checkpoint", elsewhere)
-    emb = embeddings.extract_embeddings(run_dir / "last.pt", cache_dir=tmp_path / "cache", device="cpu",
-                                        progress=False)
+    emb = embeddings.extract_embeddings(run_dir / "last.pt", cache_dir=tmp_path / "cache",
+                                        device="cpu", progress=False)
     assert moved == [torch.device("cpu")] and emb.embeddings.shape[0] > 0
 
 
@@ -152,14 +159,16 @@ def test_analyze_and_demo_take_a_device(tmp_path):
     np.savez(tmp_path / "e.npz", embeddings=rng.standard_normal((60, 8)).astype(np.float32),
              labels=np.arange(60) % 3)
     (tmp_path / "grid.yaml").write_text("base: {dataset: synthetic, epochs: 1}\n")
-    ok = CliRunner().invoke(cli, ["analyze", str(tmp_path / "e.npz"), "--device", "cpu", "--no-umap", "-q",
-                                  "--out", str(tmp_path / "r.html")])
+    ok = CliRunner().invoke(cli, ["analyze", str(tmp_path / "e.npz"), "--device", "cpu",
+                                  "--no-umap", "-q", "--out", str(tmp_path / "r.html")])
     assert ok.exit_code == 0, ok.output
     assert "neighbour search: torch on cpu" in ok.output
-    for command in (["analyze", str(tmp_path / "e.npz")], ["demo", "--quick", "--out", str(tmp_path / "d")],
+    for command in (["analyze", str(tmp_path / "e.npz")],
+                    ["demo", "--quick", "--out", str(tmp_path / "d")],
                     ["sweep", str(tmp_path / "grid.yaml"), "--out", str(tmp_path / "s")]):
         bad = CliRunner().invoke(cli, [*command, "--device", "cuda:1", "-q"])
-        assert bad.exit_code == 1 and "no CUDA device is visible; pass --device cpu" in bad.output, bad.output
+        assert (bad.exit_code == 1
+                and "no CUDA device is visible; pass --device cpu" in bad.output), bad.output
         assert len(bad.output.strip().splitlines()) == 1
     assert not (tmp_path / "d").exists() and not (tmp_path / "s").exists()
 
@@ -184,7 +193,8 @@ def test_fp16_resume_of_a_run_saved_without_a_scaler(tmp_path, monkeypatch):
     assert load_checkpoint(run_dir / "last.pt")["scaler"] == {}
 
     real = torch.amp.GradScaler
-    monkeypatch.setattr(torch.amp, "GradScaler", lambda device, enabled=True: real(device, enabled=True))
+    monkeypatch.setattr(torch.amp, "GradScaler",
+                        lambda device, enabled=True: real(device, enabled=True))
     engine.train(config.replace(resume=str(run_dir)), progress=False)
     ckpt = load_checkpoint(run_dir / "last.pt")
     assert ckpt["epoch"] == 2 and ckpt["scaler"]["scale"] > 0

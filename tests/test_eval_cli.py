@@ -47,8 +47,8 @@ def test_non_checkpoint_files(tmp_path):
 def run_dir(tmp_path_factory):
     """A run directory with an epoch-1 checkpoint of an untrained small CNN on synthetic data."""
     root = tmp_path_factory.mktemp("run")
-    config = TrainConfig(dataset="synthetic", arch="small_cnn", loss="supcon", epochs=1, num_classes=8,
-                         out=str(root)).validated().to_dict()
+    config = TrainConfig(dataset="synthetic", arch="small_cnn", loss="supcon", epochs=1,
+                         num_classes=8, out=str(root)).validated().to_dict()
     ckpt = {"format": CHECKPOINT_FORMAT, "config": config, "epoch": 1,
             "model": build_model(config).state_dict(), "step": 1}
     atomic_write_json(root / "config.json", config)
@@ -92,11 +92,13 @@ def test_eval_writes_run_eval_json(run_dir, small_splits):
     out = run_dir / "eval.json"
     assert result.output.strip() == str(out)
     data = json.loads(out.read_text())
-    assert set(data) == {"protocol", "checkpoint", "epoch", "level", "knn", "linear", "shot_groups", "corruptions",
-                         "checkpoint_layout", "preprocessing", "load"}
-    assert data["checkpoint_layout"] == "rascal" and data["preprocessing"]["mean"] == [0.485, 0.456, 0.406]
+    assert set(data) == {"protocol", "checkpoint", "epoch", "level", "knn", "linear", "shot_groups",
+                         "corruptions", "checkpoint_layout", "preprocessing", "load"}
+    assert (data["checkpoint_layout"] == "rascal"
+            and data["preprocessing"]["mean"] == [0.485, 0.456, 0.406])
     card = data["protocol"]
-    assert (card["split"], card["features"], card["epoch"], card["seed"]) == ("test", "backbone", 1, 0)
+    assert (card["split"], card["features"], card["epoch"], card["seed"]) == ("test", "backbone",
+                                                                              1, 0)
     assert card["checkpoint"].endswith("epoch_0001.pt")
     assert card["knn"] == {"bank": "train split (training targets)", "k": 20, "temperature": 0.07}
     assert card["linear"]["protocol"] == "full_batch" and card["linear"]["weight_decay"] == 1e-4
@@ -126,6 +128,7 @@ def test_eval_out_and_supcon_protocol(run_dir, small_splits, tmp_path, monkeypat
     data = json.loads(out.read_text())
     assert data["knn"] is None and data["linear"]["protocol"] == "supcon"
     assert data["protocol"]["knn"] is None
-    assert {k: data["protocol"]["linear"][k] for k in ("epochs", "lr", "momentum", "weight_decay")} == \
+    assert {k: data["protocol"]["linear"][k]
+            for k in ("epochs", "lr", "momentum", "weight_decay")} == \
         {"epochs": 1, "lr": 0.1, "momentum": 0.9, "weight_decay": 0.0}
     assert 0 <= data["linear"]["top1"] <= data["linear"]["top5"] <= 1

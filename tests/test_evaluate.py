@@ -11,8 +11,8 @@ from sklearn.metrics import top_k_accuracy_score
 from sklearn.neighbors import KNeighborsClassifier
 from torch import nn
 
-from rascal_geom.evaluation import (ALEXNET_ERRORS, corruption_accuracy, knn_topk, mean_corruption_error,
-                                    shot_group_accuracy, topk_accuracy)
+from rascal_geom.evaluation import (ALEXNET_ERRORS, corruption_accuracy, knn_topk,
+                                    mean_corruption_error, shot_group_accuracy, topk_accuracy)
 from rascal_train.corruptions import corrupt
 from rascal_train.datasets.base import HierDataset
 from rascal_train.datasets.longtail import shot_groups
@@ -54,7 +54,8 @@ def make_dataset(images, labels, fine=None, file_backed=False, noisy=None):
     labels = np.asarray(labels)
     fine = labels if fine is None else np.asarray(fine)
     num = int(labels.max()) + 1
-    kwargs = ({"load_image": lambda i: Image.fromarray(images[i])} if file_backed else {"images": images})
+    kwargs = ({"load_image": lambda i: Image.fromarray(images[i])} if file_backed
+              else {"images": images})
     return HierDataset(name="toy", split="train", levels=("coarse", "fine"),
                        labels={"coarse": labels, "fine": fine},
                        class_names={"coarse": [str(c) for c in range(num)],
@@ -96,10 +97,10 @@ def test_extract_features_file_backed_equals_in_memory():
     rng = np.random.default_rng(1)
     images = rng.integers(0, 256, size=(7, 8, 8, 3), dtype=np.uint8)
     model = TinyModel(1)
-    mem = extract_features(model, make_dataset(images, np.arange(7) % 2), batch_size=4, device="cpu",
-                           progress=False)
-    files = extract_features(model, make_dataset(images, np.arange(7) % 2, file_backed=True), batch_size=4,
-                             device="cpu", progress=False, image_size=8)
+    mem = extract_features(model, make_dataset(images, np.arange(7) % 2), batch_size=4,
+                           device="cpu", progress=False)
+    files = extract_features(model, make_dataset(images, np.arange(7) % 2, file_backed=True),
+                             batch_size=4, device="cpu", progress=False, image_size=8)
     np.testing.assert_allclose(files["features"], mem["features"], rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(files["projections"], mem["projections"], rtol=1e-5, atol=1e-5)
 
@@ -116,7 +117,8 @@ def test_topk_accuracy_matches_sklearn():
     labels = rng.integers(0, 12, size=200)
     acc = topk_accuracy(torch.from_numpy(logits), labels, ks=(1, 5))
     for k in (1, 5):
-        assert acc[k] == pytest.approx(top_k_accuracy_score(labels, logits, k=k, labels=np.arange(12)))
+        assert acc[k] == pytest.approx(top_k_accuracy_score(labels, logits, k=k,
+                                                            labels=np.arange(12)))
     # k above the number of classes is capped: every label is among all 3 classes.
     assert topk_accuracy(logits[:, :3], rng.integers(0, 3, size=200), ks=(5,))[5] == 1.0
 
@@ -130,7 +132,8 @@ def test_knn_top1_top5_match_sklearn_kneighbors():
     queries = centres[query_y] + 2.5 * rng.normal(size=(120, 16))
     result = knn_topk(bank, bank_y, queries, query_y)
 
-    temperature = 0.07  # the kNN monitor's vote weight exp(cos / T) = exp(-cosine distance / T) up to a constant
+    # the kNN monitor's vote weight exp(cos / T) = exp(-cosine distance / T) up to a constant
+    temperature = 0.07
     clf = KNeighborsClassifier(n_neighbors=20, metric="cosine", algorithm="brute",
                                weights=lambda d: np.exp(-d / temperature)).fit(bank, bank_y)
     proba = clf.predict_proba(queries)
@@ -139,8 +142,10 @@ def test_knn_top1_top5_match_sklearn_kneighbors():
     true_voted = proba[np.arange(len(query_y)), np.searchsorted(clf.classes_, query_y)] > 0
     assert (true_voted | ((proba > 0).sum(axis=1) >= 5)).all()
     order = np.argsort(-proba, axis=1)
-    expected = {k: float((clf.classes_[order[:, :k]] == query_y[:, None]).any(axis=1).mean()) for k in (1, 5)}
-    assert result == {"top1": pytest.approx(expected[1]), "top5": pytest.approx(expected[5]), "k": 20}
+    expected = {k: float((clf.classes_[order[:, :k]] == query_y[:, None]).any(axis=1).mean())
+                for k in (1, 5)}
+    assert result == {"top1": pytest.approx(expected[1]), "top5": pytest.approx(expected[5]),
+                      "k": 20}
     assert 0 < expected[1] < expected[5] < 1
 
 
@@ -172,8 +177,8 @@ def test_mean_corruption_error():
 
 
 def separable_images(n, rng):
-    """Gray images: class 0 dark (20-60), class 1 bright (200-240); the mean intensity separates them
-    under every colour jitter the SupCon augmentation draws (brightness factor 0.6-1.4)."""
+    """Gray images: class 0 dark (20-60), class 1 bright (200-240); the mean intensity separates
+    them under every colour jitter the SupCon augmentation draws (brightness factor 0.6-1.4)."""
     labels = np.arange(n) % 2
     level = np.where(labels == 0, rng.integers(20, 61, n), rng.integers(200, 241, n))
     noise = rng.integers(-10, 11, size=(n, 8, 8, 1))
@@ -192,7 +197,8 @@ def test_linear_probe_supcon_separable_data_and_seeded():
     again = linear_probe_supcon(model, train_set, epochs=3, batch_size=32, device="cpu", seed=0,
                                 progress=False)
     assert torch.equal(layer.weight, again.weight) and torch.equal(layer.bias, again.bias)
-    test = extract_features(model, make_dataset(test_images, test_labels), device="cpu", progress=False)
+    test = extract_features(model, make_dataset(test_images, test_labels), device="cpu",
+                            progress=False)
     with torch.no_grad():
         logits = layer(torch.from_numpy(test["features"]))
     assert topk_accuracy(logits, test_labels, ks=(1,))[1] == 1.0
@@ -208,7 +214,8 @@ def fitted_probe(model, train_set):
     from rascal_geom.metrics import fit_linear_probe
 
     train = extract_features(model, train_set, device="cpu", progress=False)
-    return fit_linear_probe(train["features"], train_set.targets, num_classes=2, device="cpu").logits
+    return fit_linear_probe(train["features"], train_set.targets, num_classes=2,
+                            device="cpu").logits
 
 
 def test_corruption_accuracy_reads_cifar_c_files(tmp_path):
@@ -226,8 +233,8 @@ def test_corruption_accuracy_reads_cifar_c_files(tmp_path):
     rows = np.concatenate([test_images, test_images, swapped, swapped, swapped])
     np.save(tmp_path / "gaussian_noise.npy", rows)
     np.save(tmp_path / "labels.npy", np.tile(test_labels, 5))
-    got = corruption_accuracy(model, classify, test_set, root=tmp_path, corruptions=["gaussian_noise"],
-                              device="cpu", progress=False)
+    got = corruption_accuracy(model, classify, test_set, root=tmp_path,
+                              corruptions=["gaussian_noise"], device="cpu", progress=False)
     assert got["per"] == {"gaussian_noise": {"1": 1.0, "2": 1.0, "3": 0.0, "4": 0.0, "5": 0.0}}
     assert got["mean_accuracy"] == pytest.approx(0.4)
     assert got["mean_corruption_error"] == pytest.approx(0.6)
@@ -235,8 +242,8 @@ def test_corruption_accuracy_reads_cifar_c_files(tmp_path):
 
     np.save(tmp_path / "labels.npy", np.tile(1 - test_labels, 5))
     with pytest.raises(RascalError, match="does not hold this test split"):
-        corruption_accuracy(model, classify, test_set, root=tmp_path, corruptions=["gaussian_noise"],
-                            device="cpu", progress=False)
+        corruption_accuracy(model, classify, test_set, root=tmp_path,
+                            corruptions=["gaussian_noise"], device="cpu", progress=False)
 
 
 def test_corruption_accuracy_generated_brightness():
@@ -246,16 +253,18 @@ def test_corruption_accuracy_generated_brightness():
     model = MeanPoolModel()
     classify = fitted_probe(model, make_dataset(train_images, train_labels))
     test_set = make_dataset(test_images, test_labels)
-    got = corruption_accuracy(model, classify, test_set, corruptions=["brightness", "contrast"], severities=[1, 5],
-                              device="cpu", progress=False)
+    got = corruption_accuracy(model, classify, test_set, corruptions=["brightness", "contrast"],
+                              severities=[1, 5], device="cpu", progress=False)
     assert got["source"] == "generated"
     # The same numbers restated: corrupt, embed, classify.
     expected = {}
     for name in ("brightness", "contrast"):
         for s in (1, 5):
-            feats = extract_features(model, make_dataset(corrupt(test_images, name, s), test_labels), device="cpu",
-                                     progress=False)["features"]
-            expected.setdefault(name, {})[str(s)] = float(np.mean(classify(feats).argmax(1) == test_labels))
+            feats = extract_features(model,
+                                     make_dataset(corrupt(test_images, name, s), test_labels),
+                                     device="cpu", progress=False)["features"]
+            expected.setdefault(name, {})[str(s)] = float(
+                np.mean(classify(feats).argmax(1) == test_labels))
     assert got["per"] == expected
     accs = [a for by_s in expected.values() for a in by_s.values()]
     assert got["mean_accuracy"] == pytest.approx(np.mean(accs))
@@ -313,20 +322,23 @@ def test_corruption_accuracy_reads_imagenet_c(imagenet_val, tmp_path):
     })
     model = MeanPoolModel()
     # The clean split itself is classified perfectly by the hand-made classifier.
-    clean_feats = extract_features(model, imagenet_val, device="cpu", progress=False, image_size=16)["features"]
+    clean_feats = extract_features(model, imagenet_val, device="cpu", progress=False,
+                                   image_size=16)["features"]
     np.testing.assert_array_equal(brightness_classify(clean_feats).argmax(1), [0, 0, 0, 1, 1, 1])
 
     got = corruption_accuracy(model, brightness_classify, imagenet_val, root=root,
-                              corruptions=["gaussian_noise", "contrast"], severities=[1, 2], batch_size=4,
-                              device="cpu", image_size=16, progress=False)
+                              corruptions=["gaussian_noise", "contrast"], severities=[1, 2],
+                              batch_size=4, device="cpu", image_size=16, progress=False)
     per = {"gaussian_noise": {"1": 1.0, "2": 5 / 6}, "contrast": {"1": 3 / 7, "2": 0.0}}
     assert got["per"].keys() == per.keys()
     for name, by_severity in per.items():
         assert got["per"][name] == pytest.approx(by_severity)
     assert got["mean_accuracy"] == pytest.approx((1 + 5 / 6 + 3 / 7 + 0) / 4)
     errors = {"gaussian_noise": (0 + 1 / 6) / 2, "contrast": (4 / 7 + 1) / 2}
-    assert got["mean_corruption_error"] == pytest.approx((errors["gaussian_noise"] + errors["contrast"]) / 2)
-    # AlexNet's published ImageNet-C errors (hendrycks/robustness): gaussian_noise 0.886428, contrast 0.853204.
+    assert got["mean_corruption_error"] == pytest.approx(
+        (errors["gaussian_noise"] + errors["contrast"]) / 2)
+    # AlexNet's published ImageNet-C errors (hendrycks/robustness):
+    # gaussian_noise 0.886428, contrast 0.853204.
     assert got["mean_corruption_error_alexnet"] == pytest.approx(
         (errors["gaussian_noise"] / 0.886428 + errors["contrast"] / 0.853204) / 2)
     assert got["source"] == "file"
@@ -334,9 +346,10 @@ def test_corruption_accuracy_reads_imagenet_c(imagenet_val, tmp_path):
 
 def test_imagenet_c_errors(imagenet_val, tmp_path):
     model = MeanPoolModel()
-    kwargs = {"corruptions": ["gaussian_noise"], "severities": [1], "device": "cpu", "image_size": 16,
-              "progress": False}
-    with pytest.raises(RascalError, match="pass --corruptions-root pointing at the ImageNet-C") as err:
+    kwargs = {"corruptions": ["gaussian_noise"], "severities": [1], "device": "cpu",
+              "image_size": 16, "progress": False}
+    with pytest.raises(RascalError,
+                       match="pass --corruptions-root pointing at the ImageNet-C") as err:
         corruption_accuracy(model, brightness_classify, imagenet_val, **kwargs)
     assert "\n" not in str(err.value)
 
@@ -348,6 +361,7 @@ def test_imagenet_c_errors(imagenet_val, tmp_path):
 
     # A corruption folder that is missing is named, with where ImageNet-C comes from.
     with pytest.raises(RascalError, match="has no contrast/1/") as err:
-        corruption_accuracy(model, brightness_classify, imagenet_val, root=root, corruptions=["contrast"],
+        corruption_accuracy(model, brightness_classify, imagenet_val, root=root,
+                            corruptions=["contrast"],
                             **{k: v for k, v in kwargs.items() if k != "corruptions"})
     assert "\n" not in str(err.value) and "zenodo" in str(err.value)

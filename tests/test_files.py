@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from rascal_train.errors import RascalError
-from rascal_train.files import atomic_torch_save, atomic_write_json, atomic_write_text, load_checkpoint
+from rascal_train.files import (atomic_torch_save, atomic_write_json, atomic_write_text,
+                                load_checkpoint)
 
 
 class Payload:
@@ -85,12 +86,14 @@ def test_a_killed_writers_temporary_is_swept_by_the_next_write(tmp_path):
     import subprocess
     import sys
 
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
-                          text=True).stdout.strip()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True).stdout.strip()
     stale = tmp_path / f".fig.svg.{dead}.k3j2x9aa.tmp"       # its writer is gone
-    legacy = tmp_path / ".fig.svg.abcdefgh.tmp"              # written before temporaries carried a pid
+    # written before temporaries carried a pid
+    legacy = tmp_path / ".fig.svg.abcdefgh.tmp"
     live = tmp_path / f".fig.svg.{os.getppid()}.zzzzzzzz.tmp"  # a live writer's work in progress
-    other = tmp_path / f".other.svg.{dead}.k3j2x9aa.tmp"     # another file's: left to its own next write
+    # another file's: left to its own next write
+    other = tmp_path / f".other.svg.{dead}.k3j2x9aa.tmp"
     for path in (stale, legacy, live, other):
         path.write_text("partial")
     atomic_write_text(tmp_path / "fig.svg", "<svg/>")
@@ -116,14 +119,17 @@ def test_check_output_refuses_what_cannot_or_must_not_be_written(tmp_path):
     for kwargs, message in cases:
         with pytest.raises(RascalError, match=re.escape(message)):
             check_output(**kwargs)
-    assert check_output(tmp_path / "new" / "deeper" / "r.html") == tmp_path / "new" / "deeper" / "r.html"
+    assert (check_output(tmp_path / "new" / "deeper" / "r.html")
+            == tmp_path / "new" / "deeper" / "r.html")
     assert not (tmp_path / "new").exists()  # checking creates nothing
 
 
 def test_a_json_file_is_not_a_checkpoint(tmp_path):
     path = tmp_path / "eval.json"
     path.write_text('{"epoch": 1}')
-    with pytest.raises(RascalError, match="not a readable PyTorch checkpoint \\(neither a zip archive nor a pickle\\)"):
+    with pytest.raises(RascalError,
+                       match="not a readable PyTorch checkpoint \\(neither a zip archive nor a "
+                             "pickle\\)"):
         load_checkpoint(path)
 
 

@@ -31,14 +31,16 @@ def test_layer_output_is_the_pooled_output_of_that_module():
         rows = Embedder(net, "layer2").encoder(x)
     assert rows.shape == (3, 128)
     torch.testing.assert_close(rows, seen["out"].mean(dim=(2, 3)))
-    assert pool(torch.ones(2, 5, 7)).shape == (2, 7) and pool((torch.ones(2, 4), None)).shape == (2, 4)
+    assert (pool(torch.ones(2, 5, 7)).shape == (2, 7)
+            and pool((torch.ones(2, 4), None)).shape == (2, 4))
 
 
 def test_unknown_layer_lists_the_names():
     net = _resnet()
     assert layer_names(net)[:5] == ["conv1", "bn1", "relu", "maxpool", "layer1"]
-    with pytest.raises(RascalError, match=r"^The encoder has no module 'layer5'; choose --layer from conv1, bn1, "
-                                          r"relu, maxpool, layer1, layer1\.0, .*, avgpool, fc\.$"):
+    with pytest.raises(RascalError,
+                       match=r"^The encoder has no module 'layer5'; choose --layer from conv1, "
+                             r"bn1, relu, maxpool, layer1, layer1\.0, .*, avgpool, fc\.$"):
         Embedder(net, "layer5")
 
 

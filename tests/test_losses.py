@@ -151,7 +151,8 @@ def test_gpu_rank_path_run_on_cpu_matches_loop_restatement(source, monkeypatch):
 def test_loss_matches_loop_restatement(source, case):
     z, y, c, v = make_batch(**case)
     got = RascalLoss(TAU, weights=source)(z, y, c, v).item()
-    want = ref_loss(z.numpy(), y.numpy(), ref_weights(z.numpy(), y.numpy(), c.numpy(), v.numpy(), source))
+    want = ref_loss(z.numpy(), y.numpy(),
+                    ref_weights(z.numpy(), y.numpy(), c.numpy(), v.numpy(), source))
     assert got == pytest.approx(want, rel=1e-10)
 
 
@@ -248,7 +249,8 @@ def test_prop1_decomposition(dtype, tol, source):
         wi = w[i, pos]
         entropy = -(wi * wi.log()).sum()
         kl = (wi * (wi / q_hat).log()).sum()
-        assert per[i].item() == pytest.approx((-q_plus.log() + entropy + kl).item(), rel=tol, abs=tol)
+        assert per[i].item() == pytest.approx((-q_plus.log() + entropy + kl).item(), rel=tol,
+                                              abs=tol)
 
 
 @pytest.mark.parametrize("dtype,tol", [(torch.float32, 2e-4), (torch.float64, 1e-10)])
@@ -294,10 +296,12 @@ def test_prop3_equal_drifts_degenerate_to_supcon(dtype):
     torch.testing.assert_close(w[0], torch.tensor([0, 0.25, 0.25, 0.25, 0.25], dtype=dtype))
     loss = RascalLoss(TAU, reduction="none")
     per = loss(z, y, c, v)
-    torch.testing.assert_close(per[0], RascalLoss(TAU, weights="uniform", reduction="none")(z, y)[0])
+    torch.testing.assert_close(per[0],
+                               RascalLoss(TAU, weights="uniform", reduction="none")(z, y)[0])
     # identical embeddings: every δ is 0 and the whole batch is SupCon
     zb, yb, _, vb = make_batch(seed=11, dtype=dtype)
-    torch.testing.assert_close(RascalLoss(TAU)(zb, yb, zb, vb), RascalLoss(TAU, weights="uniform")(zb, yb))
+    torch.testing.assert_close(RascalLoss(TAU)(zb, yb, zb, vb),
+                               RascalLoss(TAU, weights="uniform")(zb, yb))
 
 
 @pytest.mark.parametrize("source", WEIGHT_SOURCES)
@@ -406,7 +410,7 @@ def test_block_weights_scale_with_many_classes_against_dense_reference(classes):
     np.testing.assert_allclose(rascal_weights(z, y, c, v).numpy(), want, rtol=1e-10, atol=1e-12)
 
 
-# --- statistics ------------------------------------------------------------------------------------
+# --- statistics -----------------------------------------------------------------------------------
 
 def test_logged_statistics_match_their_definitions():
     z, y, c, v = make_batch(seed=14, n_img=12, views=2)
@@ -447,7 +451,7 @@ def test_logged_statistics_match_their_definitions():
     assert st["uniform_fallback"] == pytest.approx(0.0)
 
 
-# --- validation ------------------------------------------------------------------------------------
+# --- validation -----------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("call,match", [
     (lambda z, y, c, v: RascalLoss()(z[0], y, c, v), "2-D"),

@@ -40,7 +40,8 @@ def test_matches_loop_restatement_and_groups():
 def test_attributes_unrelated_to_embedding_give_no_lift():
     rng = np.random.default_rng(1)
     y = rng.integers(0, 2, 2000)
-    out = attribute_consistency(rng.standard_normal((2000, 8)), y, rng.random((2000, 20)) < 0.5, k=10)
+    out = attribute_consistency(rng.standard_normal((2000, 8)), y, rng.random((2000, 20)) < 0.5,
+                                k=10)
     assert abs(out["lift"]) < 0.02
 
 

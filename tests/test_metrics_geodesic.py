@@ -11,7 +11,8 @@ def _frechet_reference(x):
     for _ in range(500):
         cos = np.clip(x @ mu, -1, 1)
         th = np.arccos(cos)
-        v = np.mean([(t / np.sin(t) if t > 0 else 1.0) * (xi - c * mu) for xi, c, t in zip(x, cos, th)], axis=0)
+        v = np.mean([(t / np.sin(t) if t > 0 else 1.0) * (xi - c * mu)
+                     for xi, c, t in zip(x, cos, th)], axis=0)
         nv = np.linalg.norm(v)
         if nv < 1e-14:
             break
@@ -55,7 +56,8 @@ def test_singleton_classes_are_counted_not_averaged_as_zero():
     one_each = geodesic_variance(np.eye(4), np.arange(4))
     assert np.isnan(one_each["mean"]) and np.isnan(one_each["collapse_ratio"])
     assert one_each["singleton_classes"] == 4 and np.isnan(one_each["per_class"]).all()
-    assert one_each["between"] == pytest.approx((np.pi / 2) ** 2)  # singleton means still count here
+    # singleton means still count here
+    assert one_each["between"] == pytest.approx((np.pi / 2) ** 2)
     a = 0.3
     x = np.array([[np.cos(a), np.sin(a), 0.0], [np.cos(a), -np.sin(a), 0.0], [0.0, 0.0, 1.0]])
     out = geodesic_variance(x, [0, 0, 1])

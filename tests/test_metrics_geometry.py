@@ -90,8 +90,8 @@ def test_trustworthiness_matches_sklearn(k):
 def test_summary_keys():
     x, y, _ = _data(3)
     out = geometry_summary(x, y)
-    assert set(out) == {"class_alignment", "uniformity", "nc1", "equinorm", "equiangularity", "effective_rank",
-                        "pos_sim", "neg_sim", "sim_gap", "margin_violation"}
+    assert set(out) == {"class_alignment", "uniformity", "nc1", "equinorm", "equiangularity",
+                        "effective_rank", "pos_sim", "neg_sim", "sim_gap", "margin_violation"}
     assert all(np.isfinite(v) for v in out.values())
 
 
@@ -102,7 +102,8 @@ def test_alignment_is_over_two_views_of_each_image():
     b = a + 0.3 * rng.standard_normal((64, 12))
     an = a / np.linalg.norm(a, axis=1, keepdims=True)
     bn = b / np.linalg.norm(b, axis=1, keepdims=True)
-    assert alignment(a, b) == pytest.approx(np.mean([np.sum((p - q) ** 2) for p, q in zip(an, bn)]), rel=1e-12)
+    assert alignment(a, b) == pytest.approx(np.mean([np.sum((p - q) ** 2) for p, q in zip(an, bn)]),
+                                            rel=1e-12)
     assert alignment(a, a) == pytest.approx(0.0, abs=1e-12)
     assert alignment(a, -a) == pytest.approx(4.0)
     with pytest.raises(RascalError, match="two views"):

@@ -16,7 +16,8 @@ def _data(seed=0, n=600, d=10, c=4):
 def test_matches_sklearn_logistic_regression():
     x, y = _data()
     wd = 1e-2
-    probe = fit_linear_probe(x, y, weight_decay=wd, dtype=__import__("torch").float64, tol=1e-10, max_iter=500)
+    probe = fit_linear_probe(x, y, weight_decay=wd, dtype=__import__("torch").float64, tol=1e-10,
+                             max_iter=500)
     xs = (x - x.mean(0)) / x.std(0, ddof=1)
     ref = LogisticRegression(C=1.0 / (wd * len(x)), tol=1e-10, max_iter=5000).fit(xs, y)
     p_ref = ref.predict_proba(xs)
@@ -42,7 +43,9 @@ def test_label_lengths_are_checked_against_the_rows():
     # rows was broadcast and gave a number.
     x, y = _data(4, n=200)
     for bad in (y[140:199], y[140:141]):
-        with pytest.raises(RascalError, match=r"'test_y' parameter must be an integer array of shape \(60,\)"):
+        with pytest.raises(RascalError,
+                           match=r"'test_y' parameter must be an integer array of shape \(60,\)"):
             linear_probe_accuracy(x[:140], y[:140], x[140:], bad)
-    with pytest.raises(RascalError, match=r"'train_y' parameter must be an integer array of shape \(140,\)"):
+    with pytest.raises(RascalError,
+                       match=r"'train_y' parameter must be an integer array of shape \(140,\)"):
         linear_probe_accuracy(x[:140], y[:139], x[140:], y[140:])

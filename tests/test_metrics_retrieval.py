@@ -19,7 +19,8 @@ def _data(seed=0, n=240, d=16, c=7):
 
 def _pml(x, y, per_class=False):
     """pytorch-metric-learning's AccuracyCalculator on the L2-normalised rows: leave-one-out over
-    the set (reference = query, so ref_includes_query), k = largest class - 1, means over queries."""
+    the set (reference = query, so ref_includes_query), k = largest class - 1, means over
+    queries."""
     pml = pytest.importorskip("pytorch_metric_learning.utils.accuracy_calculator")
     calc = pml.AccuracyCalculator(include=tuple(_PML_KEYS.values()), k="max_bin_count",
                                   avg_of_avgs=False, return_per_class=per_class, device=None)
@@ -89,12 +90,15 @@ def test_within_coarse_retrieval_is_retrieval_inside_each_coarse_class():
             assert out["per_class"][key][c] == pytest.approx(theirs[pml_key], rel=1e-9)
         counts = np.bincount(fine[rows])
         m = rows.sum()
-        assert out["per_class"]["chance"][c] == pytest.approx((counts * (counts - 1)).sum() / m / (m - 1))
+        assert out["per_class"]["chance"][c] == pytest.approx(
+            (counts * (counts - 1)).sum() / m / (m - 1))
         weights.append(rows.sum())
-    assert out["map_at_r"] == pytest.approx(np.average(out["per_class"]["map_at_r"], weights=weights), rel=1e-10)
+    assert out["map_at_r"] == pytest.approx(np.average(out["per_class"]["map_at_r"],
+                                                       weights=weights), rel=1e-10)
     assert out["map_at_r"] > out["chance"]  # the fine offsets are visible inside each coarse class
     shared = grouped_knn(x / np.linalg.norm(x, axis=1, keepdims=True), coarse, out["k"] + 10)
-    assert within_coarse_retrieval(x, coarse, fine, neighbours=shared)["map_at_r"] == out["map_at_r"]
+    assert (within_coarse_retrieval(x, coarse, fine, neighbours=shared)["map_at_r"]
+            == out["map_at_r"])
     with pytest.raises(RascalError, match="within the coarse class"):
         within_coarse_retrieval(x, coarse, fine, neighbours=(shared[0][:, :3], shared[1][:, :3]))
 
@@ -126,6 +130,8 @@ def test_retrieval_on_a_query_subsample_scores_those_queries_against_all():
     order = np.argsort(-s, axis=1)
     chosen = chosen[np.bincount(y)[y[chosen]] > 1]
     assert sub["n_queries"] == len(chosen)
-    assert sub["recall_at_4"] == pytest.approx((y[order[chosen, :4]] == y[chosen, None]).any(1).mean(), abs=1e-12)
+    assert sub["recall_at_4"] == pytest.approx(
+        (y[order[chosen, :4]] == y[chosen, None]).any(1).mean(), abs=1e-12)
     assert len(sub["per_class"]["map_at_r"]) == len(full["per_class"]["map_at_r"])
-    assert retrieval_metrics(x, y, max_queries=500)["map_at_r"] == full["map_at_r"]  # no subsample needed
+    # no subsample needed
+    assert retrieval_metrics(x, y, max_queries=500)["map_at_r"] == full["map_at_r"]

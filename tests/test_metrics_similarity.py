@@ -16,22 +16,23 @@ def _pair(seed=0, n=40, dx=7, dy=5, noise=0.5):
     return x, y
 
 
-def _ref_hsic(k, l, debiased):
+def _ref_hsic(k, g, debiased):
     """Explicit n x n restatements: H K H for the biased estimator, Song et al.'s U-statistic on the
     raw (uncentred) Grams for the unbiased one."""
     n = len(k)
     if not debiased:
         h = np.eye(n) - 1.0 / n
-        return np.trace(h @ k @ h @ l) / (n - 1) ** 2
-    kt, lt = k - np.diag(np.diag(k)), l - np.diag(np.diag(l))
+        return np.trace(h @ k @ h @ g) / (n - 1) ** 2
+    kt, gt = k - np.diag(np.diag(k)), g - np.diag(np.diag(g))
     one = np.ones(n)
-    return (np.trace(kt @ lt) + (one @ kt @ one) * (one @ lt @ one) / ((n - 1) * (n - 2))
-            - 2.0 / (n - 2) * one @ kt @ lt @ one) / (n * (n - 3))
+    return (np.trace(kt @ gt) + (one @ kt @ one) * (one @ gt @ one) / ((n - 1) * (n - 2))
+            - 2.0 / (n - 2) * one @ kt @ gt @ one) / (n * (n - 3))
 
 
 def _ref_cka(x, y, debiased):
-    k, l = x @ x.T, y @ y.T
-    return _ref_hsic(k, l, debiased) / np.sqrt(_ref_hsic(k, k, debiased) * _ref_hsic(l, l, debiased))
+    k, g = x @ x.T, y @ y.T
+    return _ref_hsic(k, g, debiased) / np.sqrt(_ref_hsic(k, k, debiased)
+                                               * _ref_hsic(g, g, debiased))
 
 
 @pytest.mark.parametrize("debiased", [False, True])
@@ -75,11 +76,13 @@ def test_cka_matrix():
 def test_minibatch_cka():
     x, y = _pair(6, n=103, dx=6, dy=6, noise=1.0)
     one = minibatch_cka(x, y, batch_size=500)
-    assert one["n_batches"] == 1 and one["cka"] == pytest.approx(cka(x, y, debiased=True), rel=1e-12)
+    assert one["n_batches"] == 1 and one["cka"] == pytest.approx(cka(x, y, debiased=True),
+                                                                 rel=1e-12)
     out = minibatch_cka(x, y, batch_size=25, seed=3)
     assert out["n_batches"] == 4 and out["batch_size"] == 25
     batches = np.array_split(np.random.default_rng(3).permutation(103), 4)
-    h = np.array([[_ref_hsic(a @ a.T, b @ b.T, True) for a, b in ((x[r], y[r]), (x[r], x[r]), (y[r], y[r]))]
+    h = np.array([[_ref_hsic(a @ a.T, b @ b.T, True)
+                   for a, b in ((x[r], y[r]), (x[r], x[r]), (y[r], y[r]))]
                   for r in batches]).mean(0)
     assert out["cka"] == pytest.approx(h[0] / np.sqrt(h[1] * h[2]), rel=1e-10)
 
@@ -89,7 +92,9 @@ def _netrep_whiten(x, alpha):
     lam, v = np.linalg.eigh(x.T @ x)
     lam = np.maximum(lam, 1e-7)
     d = alpha + (1 - alpha) * lam ** -0.5
-    d *= np.sqrt(lam.sum() / (alpha ** 2 * lam + 2 * alpha * (1 - alpha) * lam ** 0.5 + (1 - alpha) ** 2).sum())
+    d *= np.sqrt(lam.sum()
+                 / (alpha ** 2 * lam + 2 * alpha * (1 - alpha) * lam ** 0.5
+                    + (1 - alpha) ** 2).sum())
     return x @ (v * d) @ v.T
 
 
@@ -97,13 +102,15 @@ def _netrep_whiten(x, alpha):
 def test_shape_distances_match_explicit_alignment(alpha):
     x, y = _pair(7, n=80, dx=6, dy=4, noise=2.0)
     xw = _netrep_whiten(x - x.mean(0), alpha)
-    yw = np.pad(_netrep_whiten(y - y.mean(0), alpha), ((0, 0), (0, 2)))  # zero-pad the narrower side
+    # zero-pad the narrower side
+    yw = np.pad(_netrep_whiten(y - y.mean(0), alpha), ((0, 0), (0, 2)))
     xw, yw = xw / np.linalg.norm(xw), yw / np.linalg.norm(yw)
     q, _ = orthogonal_procrustes(yw, xw)
     aligned = yw @ q
     out = shape_distances(x, y, alpha=alpha)
     assert out["procrustes"] == pytest.approx(np.linalg.norm(xw - aligned), rel=1e-8)
-    assert out["angular"] == pytest.approx(np.arccos(np.clip((xw * aligned).sum(), -1, 1)), rel=1e-8)
+    assert out["angular"] == pytest.approx(np.arccos(np.clip((xw * aligned).sum(), -1, 1)),
+                                           rel=1e-8)
     assert 0 < out["angular"] < np.pi / 2
 
 
@@ -111,7 +118,8 @@ def test_shape_distances_analytic_cases():
     x, _ = _pair(8, n=200, dx=10)
     q = ortho_group.rvs(10, random_state=1)
     rotated = shape_distances(x, 2.5 * x @ q - 4.0)
-    assert rotated["procrustes"] == pytest.approx(0.0, abs=1e-6) and rotated["angular"] == pytest.approx(0.0, abs=1e-6)
+    assert (rotated["procrustes"] == pytest.approx(0.0, abs=1e-6)
+            and rotated["angular"] == pytest.approx(0.0, abs=1e-6))
     a = np.random.default_rng(2).standard_normal((10, 10))  # invertible, not orthogonal
     assert shape_distances(x, x @ a, alpha=1.0)["procrustes"] > 0.05
     assert shape_distances(x, x @ a, alpha=0.0)["procrustes"] == pytest.approx(0.0, abs=1e-5)

@@ -6,12 +6,13 @@ from torch import nn
 
 from rascal_train.errors import RascalError
 from rascal_train.files import atomic_torch_save, load_checkpoint
-from rascal_train.models import (CHECKPOINT_FORMAT, ProjectionHead, build_model, create_encoder, list_models,
-                                 model_from_checkpoint)
+from rascal_train.models import (CHECKPOINT_FORMAT, ProjectionHead, build_model, create_encoder,
+                                 list_models, model_from_checkpoint)
 
 
 def test_registry_lists_the_issue_archs():
-    assert set(list_models()) >= {"small_cnn", "cifar_resnet18", "cifar_resnet50", "resnet18", "resnet50"}
+    assert set(list_models()) >= {"small_cnn", "cifar_resnet18", "cifar_resnet50", "resnet18",
+                                  "resnet50"}
     with pytest.raises(RascalError, match="Unknown architecture 'vgg'.*small_cnn"):
         create_encoder("vgg")
 
@@ -31,7 +32,8 @@ def test_every_model_projects_to_unit_rows(arch):
 
 
 def test_feature_dims_match_the_backbones():
-    dims = {name: build_model({"arch": name, "loss": "supcon"}).feature_dim for name in list_models()}
+    dims = {name: build_model({"arch": name, "loss": "supcon"}).feature_dim
+            for name in list_models()}
     assert dims["small_cnn"] == 256
     assert dims["cifar_resnet18"] == dims["resnet18"] == 512
     assert dims["cifar_resnet50"] == dims["resnet50"] == 2048
@@ -82,7 +84,8 @@ def test_checkpoint_round_trip_is_weights_only_and_exact(tmp_path):
     config = {"arch": "small_cnn", "loss": "rascal", "head_bn": True, "proj_dim": 16}
     model = build_model(config)
     model.train()(torch.randn(4, 3, 32, 32))  # move the BN running stats off their init
-    path = atomic_torch_save({"format": CHECKPOINT_FORMAT, "config": config, "model": model.state_dict()},
+    path = atomic_torch_save({"format": CHECKPOINT_FORMAT, "config": config,
+                              "model": model.state_dict()},
                              tmp_path / "m.pt")
     rebuilt, cfg = model_from_checkpoint(load_checkpoint(path))
     assert cfg == config and not rebuilt.training

@@ -21,11 +21,13 @@ def test_register_lookup_and_loud_failures():
 
 
 def test_the_project_registries_list_what_the_design_names():
-    assert set(list_models()) == {"small_cnn", "cifar_resnet18", "cifar_resnet50", "resnet18", "resnet50"}
+    assert set(list_models()) == {"small_cnn", "cifar_resnet18", "cifar_resnet50", "resnet18",
+                                  "resnet50"}
     assert {"synthetic", "cifar100", "cifar100_lt", "aircraft", "cub", "cars", "imagefolder",
             "inat"} <= set(list_datasets())
     # `rascal analyze --hierarchy` accepts every dataset: one hierarchy per loader of the project
     # (tests register loaders of their own).
     from rascal_train.datasets.base import _DATASETS
 
-    assert list_hierarchies() == [n for n in list_datasets() if _DATASETS[n].__module__.startswith("rascal_train.")]
+    assert list_hierarchies() == [n for n in list_datasets()
+                                  if _DATASETS[n].__module__.startswith("rascal_train.")]

@@ -24,22 +24,24 @@ def _chromium() -> str | None:
 
 
 CHROMIUM = _chromium()
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no Chromium installed (apt-get install chromium)")
+pytestmark = pytest.mark.skipif(CHROMIUM is None,
+                                reason="no Chromium installed (apt-get install chromium)")
 ARTIFACTS = Path(__file__).resolve().parents[1] / "reports" / "test-artifacts"
 
 
 def _run_chromium(page: Path, profile: Path, *mode: str) -> subprocess.CompletedProcess:
-    cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-           "--disable-background-networking", "--disable-component-update", "--disable-sync",
-           "--disable-dev-shm-usage", f"--user-data-dir={profile}", "--enable-logging=stderr", "--v=0",
-           *mode, page.resolve().as_uri()]
+    cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+           "--no-first-run", "--disable-background-networking", "--disable-component-update",
+           "--disable-sync", "--disable-dev-shm-usage", f"--user-data-dir={profile}",
+           "--enable-logging=stderr", "--v=0", *mode, page.resolve().as_uri()]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=90)
 
 
 def _console_errors(stderr: str) -> list[str]:
     """Console messages at warning/error level and uncaught exceptions from the page."""
     lines = [ln for ln in stderr.splitlines() if "CONSOLE" in ln or "Uncaught" in ln]
-    return [ln for ln in lines if re.search(r"Uncaught|Error|error|Failed|WARNING:CONSOLE|ERROR:CONSOLE", ln)]
+    return [ln for ln in lines
+            if re.search(r"Uncaught|Error|error|Failed|WARNING:CONSOLE|ERROR:CONSOLE", ln)]
 
 
 @pytest.fixture(scope="module")
@@ -52,8 +54,8 @@ def page(tmp_path_factory):
 
 def test_report_renders_without_console_errors(page, tmp_path):
     shot = tmp_path / "report.png"
-    res = _run_chromium(page, tmp_path / "profile-shot", f"--screenshot={shot}", "--window-size=1200,3000",
-                        "--hide-scrollbars")
+    res = _run_chromium(page, tmp_path / "profile-shot", f"--screenshot={shot}",
+                        "--window-size=1200,3000", "--hide-scrollbars")
     assert shot.is_file() and shot.stat().st_size > 10_000, res.stderr[-2000:]
     assert _console_errors(res.stderr) == []
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -62,7 +64,8 @@ def test_report_renders_without_console_errors(page, tmp_path):
     dom = _run_chromium(page, tmp_path / "profile-dom", "--dump-dom")
     assert _console_errors(dom.stderr) == []
     # The sorter ran to completion: it marks every sortable table once it has wired it.
-    assert dom.stdout.count('class="sortable js-sortable"') == dom.stdout.count("<table class=\"sortable") > 0
+    assert (dom.stdout.count('class="sortable js-sortable"')
+            == dom.stdout.count("<table class=\"sortable") > 0)
 
 
 def test_console_error_detection_catches_a_broken_page(tmp_path):

@@ -51,9 +51,11 @@ def test_welch_t_interval_matches_scipy_ttest_ind():
 
 
 def test_welch_t_interval_analytic_and_batched():
-    # sides [0, 2] and [0, 0]: delta 1, se^2 = 2/2 + 0 = 1, nu = 1 / (1/1) = 1, t_{0.975, 1} = 12.7062...
+    # sides [0, 2] and [0, 0]: delta 1, se^2 = 2/2 + 0 = 1, nu = 1 / (1/1) = 1,
+    # t_{0.975, 1} = 12.7062...
     t = 12.706204736174707
-    assert welch_t_interval([0.0, 2.0], [0.0, 0.0]) == pytest.approx((1.0, 1.0 - t, 1.0 + t), rel=1e-9)
+    assert welch_t_interval([0.0, 2.0], [0.0, 0.0]) == pytest.approx((1.0, 1.0 - t, 1.0 + t),
+                                                                     rel=1e-9)
     assert welch_t_interval([0.5, 0.5], [0.25, 0.25]) == (0.25, 0.25, 0.25)  # no spread: a point
     rng = np.random.default_rng(2)
     a, b = rng.normal(size=(6, 3)), rng.normal(size=(6, 4))
@@ -62,7 +64,8 @@ def test_welch_t_interval_analytic_and_batched():
         assert (delta[i], low[i], high[i]) == pytest.approx(welch_t_interval(a[i], b[i]), rel=1e-12)
     delta, low, high = paired_t_interval(a, b[:, :3])
     for i in range(6):
-        assert (delta[i], low[i], high[i]) == pytest.approx(paired_t_interval(a[i], b[i, :3]), rel=1e-12)
+        assert (delta[i], low[i], high[i]) == pytest.approx(paired_t_interval(a[i], b[i, :3]),
+                                                            rel=1e-12)
 
 
 #: Comparisons simulated per setting: the binomial sd of a 5% rate is then 0.0015.
@@ -76,7 +79,8 @@ def _false_positive_rate(interval, a: np.ndarray, b: np.ndarray) -> float:
 
 @pytest.mark.parametrize("n", [2, 3, 5, 10])
 def test_intervals_hold_their_coverage_under_no_difference(n):
-    """Seeds are normal; method and baseline have the same mean, so an interval excluding 0 is a false claim.
+    """Seeds are normal; method and baseline have the same mean, so an interval excluding 0 is a
+    false claim.
 
     Paired: each seed shares an effect between the two sides (as a shared data order does), the
     paired t interval is exact, so its rate is 5% within simulation noise. Unpaired: Welch's
@@ -95,7 +99,8 @@ def test_intervals_hold_their_coverage_under_no_difference(n):
                                  rng.normal(size=(REPLICATIONS, n)))
     unequal = _false_positive_rate(welch_t_interval, 3.0 * rng.normal(size=(REPLICATIONS, n)),
                                    rng.normal(size=(REPLICATIONS, n)))
-    report = f"n={n}: excluding 0 paired {paired:.4f}, Welch equal sd {equal:.4f}, Welch sd 3:1 {unequal:.4f}"
+    report = (f"n={n}: excluding 0 paired {paired:.4f}, Welch equal sd {equal:.4f}, "
+              f"Welch sd 3:1 {unequal:.4f}")
     print(report)
     assert abs(paired - 0.05) < noise, report
     assert equal < 0.05 + noise and unequal < 0.05 + noise, report
@@ -104,10 +109,12 @@ def test_intervals_hold_their_coverage_under_no_difference(n):
 
 
 def test_interval_power_at_two_sd_difference_n5():
-    """A true shift of 2 sd with 5 seeds per side: the power is printed and checked against theory."""
+    """A true shift of 2 sd with 5 seeds per side: the power is printed and checked against
+    theory."""
     rng = np.random.default_rng(7)
     shape = (REPLICATIONS, 5)
-    welch = _false_positive_rate(welch_t_interval, rng.normal(2.0, 1.0, shape), rng.normal(0.0, 1.0, shape))
+    welch = _false_positive_rate(welch_t_interval, rng.normal(2.0, 1.0, shape),
+                                 rng.normal(0.0, 1.0, shape))
     shared = rng.normal(size=shape)
     paired = _false_positive_rate(paired_t_interval, shared + rng.normal(2.0, 1.0, shape),
                                   shared + rng.normal(0.0, 1.0, shape))
@@ -118,8 +125,8 @@ def test_interval_power_at_two_sd_difference_n5():
         return float(stats.nct.sf(t, df, ncp) + stats.nct.cdf(-t, df, ncp))
 
     noise = 4 * np.sqrt(0.25 / REPLICATIONS)
-    # Paired differences have sd sqrt(2): ncp = 2/sqrt(2)·sqrt(5) over 4 df (0.663). Welch cannot beat
-    # the pooled t test that knows the spreads are equal (ncp = 2·sqrt(5/2) over 8 df: 0.791).
+    # Paired differences have sd sqrt(2): ncp = 2/sqrt(2)·sqrt(5) over 4 df (0.663). Welch cannot
+    # beat the pooled t test that knows the spreads are equal (ncp = 2·sqrt(5/2) over 8 df: 0.791).
     assert abs(paired - t_power(2.0 / np.sqrt(2.0) * np.sqrt(5.0), 4)) < noise, report
     assert 0.7 < welch < t_power(2.0 * np.sqrt(2.5), 8) + noise, report
 
@@ -134,7 +141,8 @@ def test_difference_interval_chooses_pairing_by_seed():
     unpaired = difference_interval({0: 0.80, 1: 0.82}, {5: 0.70, 6: 0.72, 7: 0.71})
     assert unpaired.method == "welch-t" and unpaired.has_interval
     assert unpaired.delta == pytest.approx(0.81 - 0.71)
-    ref = stats.ttest_ind([0.80, 0.82], [0.70, 0.72, 0.71], equal_var=False).confidence_interval(0.95)
+    ref = stats.ttest_ind([0.80, 0.82], [0.70, 0.72, 0.71],
+                          equal_var=False).confidence_interval(0.95)
     assert (unpaired.low, unpaired.high) == pytest.approx((ref.low, ref.high), rel=1e-10)
 
 

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from rascal_train.datasets import get_dataset
-from rascal_train.datasets.synthetic import ATTRIBUTES, SHAPES, TEXTURES, make_design, render, sample_params
+from rascal_train.datasets.synthetic import (ATTRIBUTES, SHAPES, TEXTURES, make_design, render,
+                                             sample_params)
 from rascal_train.errors import RascalError
 
 

@@ -13,8 +13,9 @@ pytest.importorskip("tensorboard")
 
 
 def _train(out, *extra):
-    return CliRunner().invoke(cli, ["train", "--dataset", TINY, "--loss", "supcon", "--epochs", "2", "--batch-size",
-                                    "16", "--limit", "48", "--log-every", "1", "--quiet", "--out", str(out), *extra])
+    return CliRunner().invoke(cli, ["train", "--dataset", TINY, "--loss", "supcon", "--epochs", "2",
+                                    "--batch-size", "16", "--limit", "48", "--log-every", "1",
+                                    "--quiet", "--out", str(out), *extra])
 
 
 def test_tensorboard_events_hold_the_log_scalars(tmp_path):
@@ -22,7 +23,8 @@ def test_tensorboard_events_hold_the_log_scalars(tmp_path):
 
     result = _train(tmp_path / "run", "--tensorboard")
     assert result.exit_code == 0, result.output
-    log = [json.loads(line) for line in (tmp_path / "run" / "train_log.jsonl").read_text().splitlines()]
+    log = [json.loads(line)
+           for line in (tmp_path / "run" / "train_log.jsonl").read_text().splitlines()]
     events = EventAccumulator(str(tmp_path / "run" / "tensorboard"))
     events.Reload()
     steps = [r for r in log if r["kind"] == "step"]
@@ -33,7 +35,8 @@ def test_tensorboard_events_hold_the_log_scalars(tmp_path):
     assert [(e.step, e.value) for e in epoch_lr] == [(r["step"], pytest.approx(r["lr"], rel=1e-6))
                                                      for r in log if r["kind"] == "epoch"]
     epochs = [r for r in log if r["kind"] == "epoch"]
-    assert [e.value for e in events.Scalars("epoch/knn_acc")] == pytest.approx([r["knn_acc"] for r in epochs])
+    assert [e.value for e in events.Scalars("epoch/knn_acc")] == pytest.approx(
+        [r["knn_acc"] for r in epochs])
     # A null (no rank stability before the second epoch) is no point on the curve.
     assert epochs[0]["rank_stability"] is None
     assert [e.step for e in events.Scalars("epoch/rank_stability")] == [epochs[1]["step"]]
@@ -44,5 +47,5 @@ def test_without_tensorboard_installed_it_is_one_line(tmp_path, monkeypatch):
     result = _train(tmp_path / "run", "--tensorboard")
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert result.stderr.strip().splitlines() == [
-        "Error: --tensorboard needs the tensorboard package; install it with pip install 'rascal[tensorboard]' "
-        "(or pip install tensorboard), or drop --tensorboard."]
+        "Error: --tensorboard needs the tensorboard package; install it with pip install "
+        "'rascal[tensorboard]' (or pip install tensorboard), or drop --tensorboard."]

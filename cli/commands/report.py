@@ -14,12 +14,14 @@ from rascal_cli.paths import OutputPath
 @click.argument("inputs", nargs=-1, required=True, metavar="RUN_OR_METRICS...",
                 type=click.Path(exists=True, path_type=Path))
 @click.option("--baseline", metavar="NAME",
-              help="Run group to compare against: a group name (run name without its seed suffix) or a "
-                   "loss such as supcon. Default: the first group.")
+              help="Run group to compare against: a group name (run name without its seed suffix) "
+                   "or a loss such as supcon. Default: the first group.")
 @click.option("--out", "out_html", type=OutputPath(suffixes=(".html",)), default=None,
-              help="HTML file to write. Default: reports/<runs>.html. Figures go to <stem>_figures/ beside it.")
+              help="HTML file to write. Default: reports/<runs>.html. Figures go to "
+                   "<stem>_figures/ beside it.")
 @click.option("--latex", "latex_dir", type=OutputPath(folder=True), default=None,
-              help="Also write booktabs tables (headline, geometry, weights, config) as .tex files here.")
+              help="Also write booktabs tables (headline, geometry, weights, config) as .tex files "
+                   "here.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
 @user_errors
 def command(inputs, baseline, out_html, latex_dir, quiet):
@@ -36,8 +38,8 @@ def command(inputs, baseline, out_html, latex_dir, quiet):
     for path in inputs:
         first = seen.setdefault(path.resolve(), path)
         if first is not path:
-            raise click.ClickException(f"{path} is given twice (as {first}); one run counted twice would pass "
-                                       "for two seeds, so list each run once.")
+            raise click.ClickException(f"{path} is given twice (as {first}); one run counted twice "
+                                       "would pass for two seeds, so list each run once.")
     if out_html is None:
         out_html = Path("reports") / f"{default_report_name(inputs)}.html"
     check_output(out_html, inputs=inputs, suffixes=(".html",))

@@ -110,8 +110,9 @@ def attribute_consistency(emb, labels, attributes, k: int = 10, groups=None, see
     if groups is not None:
         groups = np.asarray(groups)
         if groups.shape != (attrs.shape[1],):
-            raise RascalError(f"The 'groups' parameter must name the group of each of the {attrs.shape[1]} "
-                              f"attribute columns. Got shape {groups.shape} instead.")
+            raise RascalError("The 'groups' parameter must name the group of each of the "
+                              f"{attrs.shape[1]} attribute columns. Got shape {groups.shape} "
+                              "instead.")
         out["per_group"] = {}
         for g in dict.fromkeys(groups.tolist()):
             cols = groups == g

@@ -1,4 +1,5 @@
-"""Calibration of a classifier's confidence: expected calibration error and reliability-diagram data.
+"""Calibration of a classifier's confidence: expected calibration error and reliability-diagram
+data.
 
 As Guo, Pleiss, Sun & Weinberger (2017): the confidence of a prediction is its largest
 probability; predictions fall into ``n_bins`` equal-width bins ``((m-1)/M, m/M]`` of confidence;
@@ -41,12 +42,13 @@ def calibration(scores, labels, n_bins: int = 15, from_logits: bool = False) -> 
     p = as_matrix(scores, "scores")
     labels = as_labels(labels, len(p), "labels")
     if labels.max() >= p.shape[1]:
-        raise RascalError(f"calibration got labels up to {labels.max()} for scores of {p.shape[1]} classes.")
+        raise RascalError(f"calibration got labels up to {labels.max()} for scores of {p.shape[1]} "
+                          "classes.")
     if from_logits:
         p = softmax(p, axis=1)
     elif p.min() < 0 or p.max() > 1 or not np.allclose(p.sum(1), 1.0, atol=1e-4):
-        raise RascalError("calibration got scores that are not probabilities (rows in [0, 1] summing to 1); "
-                          "pass from_logits=True for logits.")
+        raise RascalError("calibration got scores that are not probabilities (rows in [0, 1] "
+                          "summing to 1); pass from_logits=True for logits.")
     confidence = p.max(1)
     correct = (p.argmax(1) == labels).astype(np.float64)
     edges = np.linspace(0.0, 1.0, n_bins + 1)
@@ -58,6 +60,7 @@ def calibration(scores, labels, n_bins: int = 15, from_logits: bool = False) -> 
         conf = np.bincount(slot, weights=confidence, minlength=n_bins) / count
     gap = np.abs(acc - conf)
     filled = count > 0
-    return {"ece": float((count[filled] * gap[filled]).sum() / len(p)), "mce": float(gap[filled].max()),
-            "accuracy": float(correct.mean()), "confidence": float(confidence.mean()), "n_bins": n_bins,
+    return {"ece": float((count[filled] * gap[filled]).sum() / len(p)),
+            "mce": float(gap[filled].max()), "accuracy": float(correct.mean()),
+            "confidence": float(confidence.mean()), "n_bins": n_bins,
             "bins": {"edges": edges, "accuracy": acc, "confidence": conf, "count": count}}

@@ -45,7 +45,8 @@ def classifier_collapse(features, labels, probe: LinearProbe) -> dict:
       (:func:`~rascal_geom.metrics.geometry.simplex_deviation`);
     - ``nc3``: ``||W_h / ||W_h||_F - M / ||M||_F||_F^2`` (0 under self-duality, at most 4);
     - ``nc4_agreement``: share of samples where the nearest class mean (Euclidean) names the
-      probe's prediction (Papyan et al. plot the complement); ``ncc_accuracy``: that rule's accuracy.
+      probe's prediction (Papyan et al. plot the complement); ``ncc_accuracy``: that rule's
+      accuracy.
 
     Parameters
     ----------
@@ -63,11 +64,12 @@ def classifier_collapse(features, labels, probe: LinearProbe) -> dict:
     labels = as_labels(labels, len(h), "labels")
     w = (probe.weight / probe.std).detach().cpu().double().numpy()
     if w.shape[1] != h.shape[1] or labels.max() >= len(w):
-        raise RascalError(f"classifier_collapse needs a probe over these features and labels; got a probe of "
-                          f"{len(w)} classes x {w.shape[1]} dims for {h.shape[1]}-dim rows with labels up to "
-                          f"{labels.max()}.")
+        raise RascalError("classifier_collapse needs a probe over these features and labels; got "
+                          f"a probe of {len(w)} classes x {w.shape[1]} dims for {h.shape[1]}-dim "
+                          f"rows with labels up to {labels.max()}.")
     present, means = _class_means(h, labels)
-    keys = ("w_equinorm", "w_equiangularity", "w_max_equiangularity", "nc3", "nc4_agreement", "ncc_accuracy")
+    keys = ("w_equinorm", "w_equiangularity", "w_max_equiangularity", "nc3", "nc4_agreement",
+            "ncc_accuracy")
     if len(present) < 2:
         return dict.fromkeys(keys, float("nan"))
     w = w[present]
@@ -77,7 +79,8 @@ def classifier_collapse(features, labels, probe: LinearProbe) -> dict:
     return {"w_equinorm": nc2["equinorm"], "w_equiangularity": nc2["equiangularity"],
             "w_max_equiangularity": nc2["max_equiangularity"],
             "nc3": float(((w / np.linalg.norm(w) - m / np.linalg.norm(m)) ** 2).sum()),
-            "nc4_agreement": float((ncc == probe.predict(h)).mean()), "ncc_accuracy": float((ncc == labels).mean())}
+            "nc4_agreement": float((ncc == probe.predict(h)).mean()),
+            "ncc_accuracy": float((ncc == labels).mean())}
 
 
 def cdnv(features, labels) -> dict:
@@ -109,9 +112,11 @@ def cdnv(features, labels) -> dict:
     slot = np.cumsum(np.bincount(labels) > 0) - 1
     # Exact squared distances to the class mean (a sum-of-squares shortcut loses the small
     # variances of a collapsed class to cancellation).
-    sq = np.concatenate([((h[s:s + _BLOCK_ROWS] - means[slot[labels[s:s + _BLOCK_ROWS]]]) ** 2).sum(1)
+    sq = np.concatenate([((h[s:s + _BLOCK_ROWS]
+                           - means[slot[labels[s:s + _BLOCK_ROWS]]]) ** 2).sum(1)
                          for s in range(0, len(h), _BLOCK_ROWS)])
-    var = np.bincount(slot[labels], weights=sq, minlength=c) / np.bincount(slot[labels], minlength=c)
+    var = (np.bincount(slot[labels], weights=sq, minlength=c)
+           / np.bincount(slot[labels], minlength=c))
     centred = means - means.mean(0)
     norms = (centred * centred).sum(1)
     dist = np.maximum(norms[:, None] + norms[None, :] - 2.0 * centred @ centred.T, 0.0)

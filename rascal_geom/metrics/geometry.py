@@ -1,5 +1,6 @@
-"""Global geometry of an embedding: alignment (of two views, or of a class)/uniformity, neural collapse, effective rank,
-positive/negative cosine gap with the margin-violation rate, and map trustworthiness."""
+"""Global geometry of an embedding: alignment (of two views, or of a class)/uniformity, neural
+collapse, effective rank, positive/negative cosine gap with the margin-violation rate, and map
+trustworthiness."""
 
 from __future__ import annotations
 
@@ -23,11 +24,13 @@ _BLOCK = 2048
 
 def _class_sums(x: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     n_classes = int(labels.max()) + 1
-    return class_sums(x, labels, n_classes), np.bincount(labels, minlength=n_classes).astype(np.float64)
+    return (class_sums(x, labels, n_classes),
+            np.bincount(labels, minlength=n_classes).astype(np.float64))
 
 
 def _pair_sums(x: np.ndarray, labels: np.ndarray) -> tuple[float, float, float, float]:
-    """Sums of ``x_i . x_j`` over ordered same-class and different-class pairs ``i != j``, and their counts."""
+    """Sums of ``x_i . x_j`` over ordered same-class and different-class pairs ``i != j``, and their
+    counts."""
     sums, counts = _class_sums(x, labels)
     sq = sum(float(np.einsum("nd,nd->", b, b)) for b in (np.asarray(x[r], dtype=np.float64)
                                                          for r in row_blocks(len(x), x.shape[1])))
@@ -57,8 +60,8 @@ def alignment(view_a, view_b) -> float:
     a = unit_rows(view_a, "view_a")
     b = unit_rows(view_b, "view_b")
     if a.shape != b.shape:
-        raise RascalError(f"alignment needs one row of view_b per row of view_a (two views of each image); "
-                          f"got shapes {a.shape} and {b.shape}.")
+        raise RascalError("alignment needs one row of view_b per row of view_a (two views of each "
+                          f"image); got shapes {a.shape} and {b.shape}.")
     return float(((a - b) ** 2).sum(axis=1).mean())
 
 
@@ -67,8 +70,8 @@ def class_alignment(emb, labels) -> float:
 
     Not Wang & Isola's alignment (two views of one image, :func:`alignment`): this measures how
     tightly a class gathers, and is what a split without augmented views can give. Exact over all
-    ordered same-class pairs ``i != j`` of L2-normalised rows, in O(n d): ``||x - y||^2 = 2 - 2 x.y``
-    and the pair sum comes from class sums.
+    ordered same-class pairs ``i != j`` of L2-normalised rows, in O(n d):
+    ``||x - y||^2 = 2 - 2 x.y`` and the pair sum comes from class sums.
     """
     x = unit_rows(emb, "emb", kept_precision(emb))
     labels = as_labels(labels, len(x), "labels")
@@ -101,8 +104,9 @@ def uniformity(emb, t: float = 2.0, max_samples: int = 5000, seed: int = 0) -> f
 def neural_collapse(features, labels) -> dict:
     """Neural-collapse statistics of Papyan, Han & Donoho (2020) on the raw (unnormalised) rows.
 
-    With global mean ``mu_G``, class means ``mu_c``, ``Sigma_W = (1/N) sum_i (h_i - mu_c)(h_i - mu_c)^T``
-    and ``Sigma_B = (1/C) sum_c (mu_c - mu_G)(mu_c - mu_G)^T``:
+    With global mean ``mu_G``, class means ``mu_c``,
+    ``Sigma_W = (1/N) sum_i (h_i - mu_c)(h_i - mu_c)^T`` and
+    ``Sigma_B = (1/C) sum_c (mu_c - mu_G)(mu_c - mu_G)^T``:
 
     - ``nc1 = Tr(Sigma_W Sigma_B^+) / C``, ``Sigma_B^+`` the pseudo-inverse of rank ``C - 1``;
     - ``equinorm``: std / mean of the norms ``||mu_c - mu_G||`` (coefficient of variation);
@@ -146,7 +150,8 @@ def neural_collapse(features, labels) -> dict:
 
 
 def simplex_deviation(vectors: np.ndarray) -> dict:
-    """Papyan et al.'s NC2 statistics of ``C >= 2`` vectors (centred class means, or classifier rows).
+    """Papyan et al.'s NC2 statistics of ``C >= 2`` vectors (centred class means, or classifier
+    rows).
 
     ``equinorm``: std / mean of the norms; ``equiangularity``: std of the cosines between distinct
     vectors; ``max_equiangularity``: mean of ``|cos + 1/(C-1)|`` over them (all three 0 for a
@@ -161,10 +166,11 @@ def simplex_deviation(vectors: np.ndarray) -> dict:
 
 
 def effective_rank(emb) -> float:
-    """RankMe's effective rank ``exp(H(sigma / ||sigma||_1))`` of the L2-normalised embedding matrix.
+    """RankMe's effective rank ``exp(H(sigma / ||sigma||_1))`` of the L2-normalised embedding
+    matrix.
 
-    :func:`rascal_geom.metrics.spectrum.rankme` with ``eps=0`` on the normalised rows (``0 log 0 = 0``);
-    ``rankme`` itself, as Garrido et al. define it, reads the raw rows.
+    :func:`rascal_geom.metrics.spectrum.rankme` with ``eps=0`` on the normalised rows
+    (``0 log 0 = 0``); ``rankme`` itself, as Garrido et al. define it, reads the raw rows.
     """
     return rankme(unit_rows(emb, "emb", kept_precision(emb)), eps=0.0)
 
@@ -228,8 +234,8 @@ def trustworthiness(high, low, n_neighbors: int = 5) -> float:
     n = len(x)
     k = check_positive_int(n_neighbors, "n_neighbors", "trustworthiness")
     if len(y) != n or k >= n / 2:
-        raise RascalError(f"trustworthiness needs the same rows in both spaces and n_neighbors < n_samples / 2; "
-                          f"got {n} and {len(y)} rows, n_neighbors={k}.")
+        raise RascalError("trustworthiness needs the same rows in both spaces and n_neighbors < "
+                          f"n_samples / 2; got {n} and {len(y)} rows, n_neighbors={k}.")
 
     def sq_dists(a):
         g = a @ a.T
@@ -253,6 +259,7 @@ def geometry_summary(emb, labels, features=None, seed: int = 0) -> dict:
     the raw ``emb`` rows do.
     """
     nc = neural_collapse(emb if features is None else features, labels)
-    return {"class_alignment": class_alignment(emb, labels), "uniformity": uniformity(emb, seed=seed),
-            "nc1": nc["nc1"], "equinorm": nc["equinorm"], "equiangularity": nc["equiangularity"],
-            "effective_rank": effective_rank(emb), **similarity_gap(emb, labels, seed=seed)}
+    return {"class_alignment": class_alignment(emb, labels),
+            "uniformity": uniformity(emb, seed=seed), "nc1": nc["nc1"], "equinorm": nc["equinorm"],
+            "equiangularity": nc["equiangularity"], "effective_rank": effective_rank(emb),
+            **similarity_gap(emb, labels, seed=seed)}

@@ -30,7 +30,8 @@ class LinearProbe:
 
     def logits(self, x) -> np.ndarray:
         """Class scores, ndarray of shape (n_samples, n_classes), float."""
-        xt = torch.as_tensor(as_matrix(x, "x", np.float32), device=self.weight.device, dtype=self.weight.dtype)
+        xt = torch.as_tensor(as_matrix(x, "x", np.float32), device=self.weight.device,
+                             dtype=self.weight.dtype)
         with torch.no_grad():
             return (((xt - self.mean) / self.std) @ self.weight.T + self.bias).cpu().numpy()
 
@@ -56,7 +57,8 @@ def fit_linear_probe(x, y, num_classes: int | None = None, weight_decay: float =
         Stop when the gradient's largest entry is below it.
     """
     if not weight_decay >= 0:
-        raise RascalError(f"The 'weight_decay' parameter of fit_linear_probe must be a float in [0, inf). Got {weight_decay!r} instead.")
+        raise RascalError("The 'weight_decay' parameter of fit_linear_probe must be a float in "
+                          f"[0, inf). Got {weight_decay!r} instead.")
     device = resolve_device(device)  # None: the command's --device (a GPU when present)
     xt = torch.as_tensor(as_matrix(x, "x", np.float64), dtype=dtype, device=device)
     yt = torch.as_tensor(as_labels(y, len(xt), "y"), device=device)
@@ -66,12 +68,13 @@ def fit_linear_probe(x, y, num_classes: int | None = None, weight_decay: float =
     xs = (xt - mean) / std
     w = torch.zeros(c, xt.shape[1], dtype=dtype, device=device, requires_grad=True)
     b = torch.zeros(c, dtype=dtype, device=device, requires_grad=True)
-    opt = torch.optim.LBFGS([w, b], lr=1, max_iter=max_iter, tolerance_grad=tol, tolerance_change=1e-12,
-                            history_size=20, line_search_fn="strong_wolfe")
+    opt = torch.optim.LBFGS([w, b], lr=1, max_iter=max_iter, tolerance_grad=tol,
+                            tolerance_change=1e-12, history_size=20, line_search_fn="strong_wolfe")
 
     def closure():
         opt.zero_grad()
-        loss = torch.nn.functional.cross_entropy(xs @ w.T + b, yt) + 0.5 * weight_decay * (w * w).sum()
+        loss = (torch.nn.functional.cross_entropy(xs @ w.T + b, yt)
+                + 0.5 * weight_decay * (w * w).sum())
         loss.backward()
         return loss
 
@@ -80,7 +83,8 @@ def fit_linear_probe(x, y, num_classes: int | None = None, weight_decay: float =
 
 
 def linear_probe_accuracy(train_x, train_y, test_x, test_y, weight_decay: float = 1e-4,
-                          max_iter: int = 100, topk: tuple[int, ...] = (1, 5), **fit_kwargs) -> dict:
+                          max_iter: int = 100, topk: tuple[int, ...] = (1, 5),
+                          **fit_kwargs) -> dict:
     """Top-k test accuracy of a probe fitted on the training split.
 
     Parameters
@@ -101,13 +105,14 @@ def linear_probe_accuracy(train_x, train_y, test_x, test_y, weight_decay: float 
     train_y = as_labels(train_y, len(train_x), "train_y")
     test_y = as_labels(test_y, len(test_x), "test_y")
     c = int(max(train_y.max(), test_y.max())) + 1
-    probe = fit_linear_probe(train_x, train_y, num_classes=c, weight_decay=weight_decay, max_iter=max_iter,
-                             **fit_kwargs)
+    probe = fit_linear_probe(train_x, train_y, num_classes=c, weight_decay=weight_decay,
+                             max_iter=max_iter, **fit_kwargs)
     scores = probe.logits(test_x)
     return {f"top{t}": float(topk_correct(scores, test_y, t).mean()) for t in topk}
 
 
-def holdout_split(labels, test_fraction: float = 0.5, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def holdout_split(labels, test_fraction: float = 0.5,
+                  seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """A seeded stratified split of sample indices into (train, test): each class is split alike."""
     labels = np.asarray(labels)
     rng = np.random.default_rng(seed)

@@ -35,8 +35,9 @@ def _check_ks(ks) -> tuple[int, ...]:
 
 
 def retrieval_k(labels, ks=(1, 2, 4, 8)) -> int:
-    """Neighbours per sample that :func:`retrieval_metrics` needs: ``max(largest class - 1, max(ks))``,
-    at most ``n_samples - 1``. Search this many once to share one search with other metrics."""
+    """Neighbours per sample that :func:`retrieval_metrics` needs:
+    ``max(largest class - 1, max(ks))``, at most ``n_samples - 1``. Search this many once to share
+    one search with other metrics."""
     labels = as_labels(labels, len(labels), "labels")
     ks = _check_ks(ks)
     return int(min(len(labels) - 1, max(np.bincount(labels).max() - 1, max(ks, default=1))))
@@ -73,11 +74,12 @@ def _scores(nbr_labels: np.ndarray, labels: np.ndarray, r: np.ndarray, ks: tuple
 
 
 def _given_neighbours(neighbours, n: int, k: int, owner: str, why: str) -> np.ndarray:
-    """The first ``k`` columns of a search the caller made, or a one-line error saying what is needed."""
+    """The first ``k`` columns of a search the caller made, or a one-line error saying what is
+    needed."""
     idx = np.asarray(neighbours[1])
     if idx.ndim != 2 or len(idx) != n or idx.shape[1] < k:
-        raise RascalError(f"{owner} needs at least {k} neighbours for each of the {n} samples ({why}); "
-                          f"got neighbour indices of shape {idx.shape}.")
+        raise RascalError(f"{owner} needs at least {k} neighbours for each of the {n} samples "
+                          f"({why}); got neighbour indices of shape {idx.shape}.")
     return idx[:, :k]
 
 
@@ -95,8 +97,10 @@ def _summary(per_query: dict, groups: np.ndarray, counted: np.ndarray, n_groups:
     return out
 
 
-def retrieval_metrics(emb, labels, ks=(1, 2, 4, 8), neighbours: tuple[np.ndarray, np.ndarray] | None = None,
-                      max_queries: int | None = None, seed: int = 0, backend: str | None = None) -> dict:
+def retrieval_metrics(emb, labels, ks=(1, 2, 4, 8),
+                      neighbours: tuple[np.ndarray, np.ndarray] | None = None,
+                      max_queries: int | None = None, seed: int = 0,
+                      backend: str | None = None) -> dict:
     """Leave-one-out retrieval over the set (see the module docstring), as ``AccuracyCalculator``.
 
     Exact MAP@R ranks each query's ``R`` nearest others, so the search needs ``k`` = largest
@@ -142,7 +146,8 @@ def retrieval_metrics(emb, labels, ks=(1, 2, 4, 8), neighbours: tuple[np.ndarray
     queries = np.arange(len(x))
     if neighbours is not None:
         idx = _given_neighbours(neighbours, len(x), k, "retrieval_metrics",
-                                "largest class - 1, or max(ks): search with k=retrieval_k(labels, ks)")
+                                "largest class - 1, or max(ks): search with k=retrieval_k(labels, "
+                                "ks)")
     elif max_queries is not None and max_queries < len(x):
         queries = np.sort(np.random.default_rng(seed).choice(len(x), max_queries, replace=False))
         sims, idx = knn_search(x[queries], x, k + 1, backend=backend)
@@ -189,7 +194,8 @@ def within_coarse_retrieval(emb, coarse_labels, fine_labels,
     r = np.bincount(pair)[pair] - 1
     k = int(r.max())
     if k == 0:
-        raise RascalError("within_coarse_retrieval needs a fine class with 2 or more samples in one coarse class.")
+        raise RascalError("within_coarse_retrieval needs a fine class with 2 or more samples in "
+                          "one coarse class.")
     if neighbours is None:
         _, idx = grouped_knn(x, coarse, k, backend=backend)
     else:
@@ -197,7 +203,8 @@ def within_coarse_retrieval(emb, coarse_labels, fine_labels,
                                 "within the coarse class: largest (coarse, fine) group - 1")
     per_query = _scores(np.where(idx >= 0, fine[np.maximum(idx, 0)], -1), fine, r, ())
     counted = r > 0
-    per_query["chance"] = np.where(counted, r / np.maximum(np.bincount(coarse)[coarse] - 1, 1), np.nan)
+    per_query["chance"] = np.where(counted, r / np.maximum(np.bincount(coarse)[coarse] - 1, 1),
+                                   np.nan)
     out = _summary(per_query, coarse, counted, int(coarse.max()) + 1)
     out["k"] = k
     return out

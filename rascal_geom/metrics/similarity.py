@@ -54,7 +54,8 @@ def _cross(a: _Rows, b: _Rows) -> np.ndarray:
 
 
 def _trace_kl(a: _Rows, b: _Rows) -> float:
-    """``tr(K L)`` for the centred linear Grams ``K = A A^T``, ``L = B B^T``, never forming them whole.
+    """``tr(K L)`` for the centred linear Grams ``K = A A^T``, ``L = B B^T``, never forming them
+    whole.
 
     Feature form ``||A^T B||_F^2`` when the ``d_a x d_b`` product is no larger than an ``n x n``
     Gram (then it is also the cheaper one), else the Gram form, one block of Gram rows at a time.
@@ -75,10 +76,11 @@ def _hsic(a: _Rows, b: _Rows, tr_kl: float, debiased: bool) -> float:
     """HSIC of two centred linear kernels, from ``tr(K L)`` and the squared row norms.
 
     Biased: ``tr(K L) / (n - 1)^2``. Unbiased (Song et al. 2012), with ``K~``, ``L~`` the Grams with
-    their diagonals zeroed: ``[tr(K~ L~) + 1'K~1 1'L~1 / ((n-1)(n-2)) - 2/(n-2) 1'K~L~1] / (n(n-3))``.
-    The estimator is invariant to shifting the features, and on centred features ``K~ 1 = -diag K``,
-    so each term is a sum over rows: ``tr(K~ L~) = tr(K L) - sum_i k_ii l_ii``, ``1'K~1 = -sum k_ii``
-    and ``1'K~L~1 = sum_i k_ii l_ii``.
+    their diagonals zeroed:
+    ``[tr(K~ L~) + 1'K~1 1'L~1 / ((n-1)(n-2)) - 2/(n-2) 1'K~L~1] / (n(n-3))``. The estimator is
+    invariant to shifting the features, and on centred features ``K~ 1 = -diag K``, so each term is
+    a sum over rows: ``tr(K~ L~) = tr(K L) - sum_i k_ii l_ii``, ``1'K~1 = -sum k_ii`` and
+    ``1'K~L~1 = sum_i k_ii l_ii``.
     """
     n = a.n
     if not debiased:
@@ -92,7 +94,8 @@ def _check_pairs(rows: list[_Rows], debiased: bool, owner: str) -> None:
     n = rows[0].n
     for r in rows[1:]:
         if r.n != n:
-            raise RascalError(f"{owner} needs representations of the same samples; got {n} and {r.n} rows.")
+            raise RascalError(f"{owner} needs representations of the same samples; got {n} and "
+                              f"{r.n} rows.")
     if n < (4 if debiased else 2):
         raise RascalError(f"{owner} needs at least {4 if debiased else 2} samples"
                           f"{' for the unbiased estimator' if debiased else ''}; got {n}.")
@@ -168,7 +171,8 @@ def minibatch_cka(x, y, batch_size: int = 1024, seed: int = 0) -> dict:
 
     The samples are shuffled (seeded) and split into ``n_batches = n_samples // batch_size``
     batches of nearly equal size (at least ``batch_size`` each; one batch when ``n_samples`` is
-    smaller); ``CKA = mean_b HSIC_1(K_b, L_b) / sqrt(mean_b HSIC_1(K_b, K_b) mean_b HSIC_1(L_b, L_b))``.
+    smaller);
+    ``CKA = mean_b HSIC_1(K_b, L_b) / sqrt(mean_b HSIC_1(K_b, K_b) mean_b HSIC_1(L_b, L_b))``.
     Unbiased per batch, so the average does not drift with the batch size as the biased one does.
 
     Parameters
@@ -186,8 +190,8 @@ def minibatch_cka(x, y, batch_size: int = 1024, seed: int = 0) -> dict:
     """
     check_positive_int(batch_size, "batch_size", "minibatch_cka")
     if batch_size < 4:
-        raise RascalError(f"The 'batch_size' parameter of minibatch_cka must be an int in [4, inf). "
-                          f"Got {batch_size} instead.")
+        raise RascalError("The 'batch_size' parameter of minibatch_cka must be an int in [4, "
+                          f"inf). Got {batch_size} instead.")
     a, b = _Rows(x, "x"), _Rows(y, "y")
     _check_pairs([a, b], True, "minibatch_cka")
     order = np.random.default_rng(seed).permutation(a.n)
@@ -204,8 +208,9 @@ def minibatch_cka(x, y, batch_size: int = 1024, seed: int = 0) -> dict:
 
 
 def _whitener(cov: np.ndarray, alpha: float, eig_floor: float = 1e-7) -> np.ndarray:
-    """netrep's partial whitening matrix ``Z = V diag(alpha + (1 - alpha) lam^-1/2) V^T``, rescaled so
-    ``X Z`` keeps the total variance of ``X`` (``cov = X^T X``; eigenvalues floored at ``eig_floor``)."""
+    """netrep's partial whitening matrix ``Z = V diag(alpha + (1 - alpha) lam^-1/2) V^T``, rescaled
+    so ``X Z`` keeps the total variance of ``X`` (``cov = X^T X``; eigenvalues floored at
+    ``eig_floor``)."""
     if alpha == 1.0:
         return np.eye(len(cov))
     lam, v = np.linalg.eigh(cov)
@@ -243,7 +248,8 @@ def shape_distances(x, y, alpha: float = 1.0) -> dict:
         ``angular``, ``procrustes``, ``alpha`` (floats).
     """
     if not isinstance(alpha, (int, float)) or isinstance(alpha, bool) or not 0.0 <= alpha <= 1.0:
-        raise RascalError(f"The 'alpha' parameter of shape_distances must be a float in [0, 1]. Got {alpha!r} instead.")
+        raise RascalError("The 'alpha' parameter of shape_distances must be a float in [0, 1]. "
+                          f"Got {alpha!r} instead.")
     a, b = _Rows(x, "x"), _Rows(y, "y")
     _check_pairs([a, b], False, "shape_distances")
     cov_x, cov_y = _cross(a, a), _cross(b, b)
@@ -252,7 +258,8 @@ def shape_distances(x, y, alpha: float = 1.0) -> dict:
     # the whitener's variance-preserving scale is only approximate.
     norm = np.sqrt(np.trace(zx.T @ cov_x @ zx) * np.trace(zy.T @ cov_y @ zy))
     if not norm > 0:
-        raise RascalError("shape_distances needs representations with some variance; one side is constant.")
+        raise RascalError("shape_distances needs representations with some variance; one side is "
+                          "constant.")
     rho = min(1.0, np.linalg.svd(zx.T @ _cross(a, b) @ zy, compute_uv=False).sum() / norm)
-    return {"angular": float(np.arccos(rho)), "procrustes": float(np.sqrt(max(0.0, 2.0 - 2.0 * rho))),
-            "alpha": float(alpha)}
+    return {"angular": float(np.arccos(rho)),
+            "procrustes": float(np.sqrt(max(0.0, 2.0 - 2.0 * rho))), "alpha": float(alpha)}

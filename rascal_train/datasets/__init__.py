@@ -9,4 +9,5 @@ from rascal_train.datasets.base import HierDataset, get_dataset, list_datasets, 
 from rascal_train.datasets import aircraft, cars, cifar, cub, folder, inat, synthetic  # noqa: E402,F401  isort: skip
 from rascal_train.datasets.longtail import shot_groups, symmetric_noise  # noqa: E402
 
-__all__ = ["HierDataset", "get_dataset", "list_datasets", "register_dataset", "shot_groups", "symmetric_noise"]
+__all__ = ["HierDataset", "get_dataset", "list_datasets", "register_dataset", "shot_groups",
+           "symmetric_noise"]

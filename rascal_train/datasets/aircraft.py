@@ -21,7 +21,8 @@ from rascal_train.errors import RascalError
 SOURCE = "https://www.robots.ox.ac.uk/~vgg/data/fgvc-aircraft/ (fgvc-aircraft-2013b.tar.gz)"
 LEVELS = ("manufacturer", "family", "variant")
 #: The class-name list of each level, as the release names it.
-NAME_FILES = {"manufacturer": "manufacturers.txt", "family": "families.txt", "variant": "variants.txt"}
+NAME_FILES = {"manufacturer": "manufacturers.txt", "family": "families.txt",
+              "variant": "variants.txt"}
 SPLITS = ("train", "val", "trainval", "test")
 BANNER = 20
 
@@ -53,12 +54,13 @@ def aircraft(root=None, split: str = "train", label_level: str | None = None, se
         index = {n: i for i, n in enumerate(names[level])}
         missing = next((i for i in ids if i not in label_of[level]), None)
         if missing is not None:
-            raise RascalError(f"{path} has no line for image {missing}, which images_{finest}_{split}.txt "
-                              f"lists; re-extract FGVC-Aircraft from {SOURCE}.")
+            raise RascalError(f"{path} has no line for image {missing}, which "
+                              f"images_{finest}_{split}.txt lists; re-extract FGVC-Aircraft from "
+                              f"{SOURCE}.")
         unknown = next((label_of[level][i] for i in ids if label_of[level][i] not in index), None)
         if unknown is not None:
-            raise RascalError(f"{path} has label {unknown!r}, which {NAME_FILES[level]} does not list; "
-                              f"re-extract FGVC-Aircraft from {SOURCE}.")
+            raise RascalError(f"{path} has label {unknown!r}, which {NAME_FILES[level]} does not "
+                              f"list; re-extract FGVC-Aircraft from {SOURCE}.")
         labels[level] = np.array([index[label_of[level][i]] for i in ids], dtype=np.int64)
     files = ImageFiles([base / "images" / f"{i}.jpg" for i in ids], crop_bottom=BANNER)
     ds = HierDataset(name="aircraft", split=split, levels=LEVELS, labels=labels, class_names=names,

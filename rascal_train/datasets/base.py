@@ -81,7 +81,8 @@ class HierDataset:
         for level in self.levels:
             self.labels[level] = np.asarray(self.labels[level], dtype=np.int64)
             if len(self.labels[level]) != n:
-                raise ValueError(f"level {level!r} has {len(self.labels[level])} labels, expected {n}")
+                raise ValueError(f"level {level!r} has {len(self.labels[level])} labels, expected "
+                                 f"{n}")
         if self.ids is None:
             self.ids = np.arange(n, dtype=np.int64)
         if (self.images is None) == (self.load_image is None):
@@ -93,7 +94,8 @@ class HierDataset:
     @property
     def targets(self) -> np.ndarray:
         """Training targets at ``train_level`` (noisy where label noise was applied)."""
-        return self.noisy_targets if self.noisy_targets is not None else self.labels[self.train_level]
+        return (self.noisy_targets if self.noisy_targets is not None
+                else self.labels[self.train_level])
 
     @property
     def num_classes(self) -> int:

@@ -16,16 +16,16 @@ from rascal_train.datasets.folder import ImageFiles, find_root
 from rascal_train.datasets.longtail import apply_train_options
 from rascal_train.errors import RascalError
 
-SOURCE = ("https://ai.stanford.edu/~jkrause/cars/car_dataset.html (torchvision StanfordCars layout: "
-          "stanford_cars/devkit, cars_train, cars_test, cars_test_annos_withlabels.mat)")
+SOURCE = ("https://ai.stanford.edu/~jkrause/cars/car_dataset.html (torchvision StanfordCars "
+          "layout: stanford_cars/devkit, cars_train, cars_test, cars_test_annos_withlabels.mat)")
 #: The 49 makes of Stanford Cars.
 MAKES = (
     "AM General", "Acura", "Aston Martin", "Audi", "BMW", "Bentley", "Bugatti", "Buick", "Cadillac",
-    "Chevrolet", "Chrysler", "Daewoo", "Dodge", "Eagle", "FIAT", "Ferrari", "Fisker", "Ford", "GMC", "Geo",
-    "HUMMER", "Honda", "Hyundai", "Infiniti", "Isuzu", "Jaguar", "Jeep", "Lamborghini", "Land Rover",
-    "Lincoln", "MINI", "Maybach", "Mazda", "McLaren", "Mercedes-Benz", "Mitsubishi", "Nissan", "Plymouth",
-    "Porsche", "Ram", "Rolls-Royce", "Scion", "Spyker", "Suzuki", "Tesla", "Toyota", "Volkswagen", "Volvo",
-    "smart",
+    "Chevrolet", "Chrysler", "Daewoo", "Dodge", "Eagle", "FIAT", "Ferrari", "Fisker", "Ford", "GMC",
+    "Geo", "HUMMER", "Honda", "Hyundai", "Infiniti", "Isuzu", "Jaguar", "Jeep", "Lamborghini",
+    "Land Rover", "Lincoln", "MINI", "Maybach", "Mazda", "McLaren", "Mercedes-Benz", "Mitsubishi",
+    "Nissan", "Plymouth", "Porsche", "Ram", "Rolls-Royce", "Scion", "Spyker", "Suzuki", "Tesla",
+    "Toyota", "Volkswagen", "Volvo", "smart",
 )
 
 
@@ -45,12 +45,14 @@ def _loadmat(path):
 
 @register_dataset("cars")
 def cars(root=None, split: str = "train", label_level: str | None = None, seed: int = 0,
-         imbalance: float | None = None, label_noise: float = 0.0, bbox_crop: bool = False) -> HierDataset:
+         imbalance: float | None = None, label_noise: float = 0.0,
+         bbox_crop: bool = False) -> HierDataset:
     """Stanford Cars: levels ``("make", "model")``, trains on ``model``."""
     if split not in ("train", "test"):
         raise RascalError(f"Stanford Cars has splits 'train' and 'test'. Got {split!r} instead.")
     base = find_root(root, "devkit", "stanford_cars", SOURCE)
-    model_names = [str(n).strip() for n in np.atleast_1d(_loadmat(base / "devkit" / "cars_meta.mat")["class_names"])]
+    model_names = [str(n).strip() for n in
+                   np.atleast_1d(_loadmat(base / "devkit" / "cars_meta.mat")["class_names"])]
     annos_path = (base / "devkit" / "cars_train_annos.mat" if split == "train"
                   else base / "cars_test_annos_withlabels.mat")
     annos = np.atleast_1d(_loadmat(annos_path)["annotations"])
@@ -58,12 +60,14 @@ def cars(root=None, split: str = "train", label_level: str | None = None, seed: 
     folder = base / f"cars_{split}"
     boxes = None
     if bbox_crop:
-        boxes = np.array([[int(a[k]) for k in ("bbox_x1", "bbox_y1", "bbox_x2", "bbox_y2")] for a in annos])
+        boxes = np.array([[int(a[k]) for k in ("bbox_x1", "bbox_y1", "bbox_x2", "bbox_y2")]
+                          for a in annos])
     make_names = sorted({make_of(n) for n in model_names})
     make_of_model = np.array([make_names.index(make_of(n)) for n in model_names], dtype=np.int64)
     ds = HierDataset(name="cars", split=split, levels=("make", "model"),
                      labels={"make": make_of_model[model], "model": model},
-                     class_names={"make": make_names, "model": model_names}, train_level=label_level or "model",
+                     class_names={"make": make_names, "model": model_names},
+                     train_level=label_level or "model",
                      load_image=ImageFiles([folder / str(a["fname"]) for a in annos], boxes),
                      meta={"root": str(base)})
     return apply_train_options(ds, imbalance, label_noise, seed)

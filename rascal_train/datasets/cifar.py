@@ -41,7 +41,8 @@ def read_pickle(path: Path) -> dict:
         with open(path, "rb") as fh:
             raw = _ArrayUnpickler(fh, encoding="bytes").load()
     except (pickle.UnpicklingError, EOFError, ValueError) as exc:
-        raise RascalError(f"{path} is not a CIFAR-100 pickle ({exc}); download it again from {SOURCE}.") from exc
+        raise RascalError(f"{path} is not a CIFAR-100 pickle ({exc}); download it again from "
+                          f"{SOURCE}.") from exc
     out = {}
     for k, v in raw.items():
         out[_text(k)] = [_text(x) for x in v] if isinstance(v, list) else _text(v)
@@ -61,10 +62,12 @@ def read_cifar100(root, split: str) -> tuple[np.ndarray, dict, dict]:
                             (meta_path, meta, ("fine_label_names", "coarse_label_names"))):
         missing = [key for key in keys if key not in doc]
         if missing:
-            raise RascalError(f"{path} has no {missing[0]!r} key (it has {', '.join(sorted(doc))}); the coarse > "
-                              f"fine hierarchy needs the official CIFAR-100 python files from {SOURCE}.")
+            raise RascalError(f"{path} has no {missing[0]!r} key (it has "
+                              f"{', '.join(sorted(doc))}); the coarse > fine hierarchy needs the "
+                              f"official CIFAR-100 python files from {SOURCE}.")
     images = np.asarray(data["data"], dtype=np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
-    labels = {level: np.asarray(data[f"{level}_labels"], dtype=np.int64) for level in ("coarse", "fine")}
+    labels = {level: np.asarray(data[f"{level}_labels"], dtype=np.int64)
+              for level in ("coarse", "fine")}
     names = {level: list(meta[f"{level}_label_names"]) for level in ("coarse", "fine")}
     return np.ascontiguousarray(images), labels, names
 
@@ -74,8 +77,9 @@ def cifar100(root=None, split: str = "train", label_level: str | None = None, se
              imbalance: float | None = None, label_noise: float = 0.0) -> HierDataset:
     """CIFAR-100: levels ``("coarse", "fine")``, trains on ``fine`` by default."""
     images, labels, names = read_cifar100(root, split)
-    ds = HierDataset(name="cifar100", split=split, levels=("coarse", "fine"), labels=labels, class_names=names,
-                     train_level=label_level or "fine", images=images, meta={"root": str(root)})
+    ds = HierDataset(name="cifar100", split=split, levels=("coarse", "fine"), labels=labels,
+                     class_names=names, train_level=label_level or "fine", images=images,
+                     meta={"root": str(root)})
     return apply_train_options(ds, imbalance, label_noise, seed)
 
 

@@ -37,13 +37,15 @@ def read_attributes(base: Path, num_images: int) -> tuple[np.ndarray, np.ndarray
     labels_path = base / "attributes" / "image_attribute_labels.txt"
     if not labels_path.exists():
         return None
-    names_path = next((p for p in (base.parent / "attributes.txt", base / "attributes" / "attributes.txt",
-                                   base / "attributes.txt") if p.exists()), None)
+    names_path = next((p for p in (base.parent / "attributes.txt",
+                                   base / "attributes" / "attributes.txt", base / "attributes.txt")
+                       if p.exists()), None)
     if names_path is None:
-        raise RascalError(f"Found {labels_path} but no attributes.txt beside {base} or in {base / 'attributes'}; "
-                          f"extract it from CUB_200_2011.tgz ({SOURCE}).")
+        raise RascalError(f"Found {labels_path} but no attributes.txt beside {base} or in "
+                          f"{base / 'attributes'}; extract it from CUB_200_2011.tgz ({SOURCE}).")
     names = [row[1].strip() for row in _table(names_path, 2)]
-    rows = np.array([line.split()[:4] for line in labels_path.read_text().splitlines() if line.strip()],
+    rows = np.array([line.split()[:4] for line in labels_path.read_text().splitlines()
+                     if line.strip()],
                     dtype=np.int64)
     present = np.zeros((num_images, len(names)), dtype=bool)
     certainty = np.zeros((num_images, len(names)), dtype=np.int8)
@@ -54,7 +56,8 @@ def read_attributes(base: Path, num_images: int) -> tuple[np.ndarray, np.ndarray
 
 @register_dataset("cub")
 def cub(root=None, split: str = "train", label_level: str | None = None, seed: int = 0,
-        imbalance: float | None = None, label_noise: float = 0.0, bbox_crop: bool = False) -> HierDataset:
+        imbalance: float | None = None, label_noise: float = 0.0,
+        bbox_crop: bool = False) -> HierDataset:
     """CUB-200-2011: level ``("class",)``, attributes per image; ``bbox_crop`` crops to the bird."""
     if split not in ("train", "test"):
         raise RascalError(f"CUB-200-2011 has splits 'train' and 'test'. Got {split!r} instead.")

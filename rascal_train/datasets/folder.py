@@ -90,7 +90,8 @@ def find_root(root, marker: str, name: str, source: str) -> Path:
 
 
 def _read_parents(path, class_names):
-    lines = dict(line.split(None, 1) for line in Path(path).read_text().splitlines() if line.strip())
+    lines = dict(line.split(None, 1) for line in Path(path).read_text().splitlines()
+                 if line.strip())
     missing = [c for c in class_names if c not in lines]
     if missing:
         raise RascalError(f"Parents file {path} has no line for class {missing[0]!r}; add a line "
@@ -112,8 +113,9 @@ def imagefolder(root=None, split: str = "train", label_level: str | None = None,
                 parents=None) -> HierDataset:
     """ImageNet-style folders or LT list files; levels ``("class",)`` or ``("parent", "class")``."""
     if root is None:
-        raise RascalError("Dataset 'imagefolder' needs --data-root: a folder of <split>/<class>/<image> "
-                          "folders or of *_<split>.txt list files (ImageNet-LT, Places-LT).")
+        raise RascalError("Dataset 'imagefolder' needs --data-root: a folder of "
+                          "<split>/<class>/<image> folders or of *_<split>.txt list files "
+                          "(ImageNet-LT, Places-LT).")
     root = Path(root).expanduser()
     read_split = split
     if list_file is None:
@@ -123,7 +125,8 @@ def imagefolder(root=None, split: str = "train", label_level: str | None = None,
     if list_file is not None:
         list_file = require(Path(list_file) if Path(list_file).is_absolute() else root / list_file,
                             "a list file of 'relative/path label' lines is expected.",
-                            "the ImageNet-LT / Places-LT release (https://github.com/zhmiao/OpenLongTailRecognition-OLTR)")
+                            "the ImageNet-LT / Places-LT release "
+                            "(https://github.com/zhmiao/OpenLongTailRecognition-OLTR)")
         rows = [line.rsplit(None, 1) for line in list_file.read_text().splitlines() if line.strip()]
         paths = [root / p.lstrip("/") for p, _ in rows]
         targets = np.array([int(lab) for _, lab in rows], dtype=np.int64)
@@ -138,13 +141,15 @@ def imagefolder(root=None, split: str = "train", label_level: str | None = None,
         split_dir = root / read_split
         if not split_dir.is_dir():
             stand_in = " (nor a val split to read instead)" if split == "test" else ""
-            raise RascalError(f"Dataset root {root} has neither {split_dir} (class folders) nor one "
-                              f"*_{split}.txt list file{stand_in}; point --data-root at an ImageNet-style folder.")
+            raise RascalError(f"Dataset root {root} has neither {split_dir} (class folders) nor "
+                              f"one *_{split}.txt list file{stand_in}; point --data-root at an "
+                              "ImageNet-style folder.")
         class_names = sorted(d.name for d in split_dir.iterdir() if d.is_dir())
         samples = make_dataset(split_dir, {c: i for i, c in enumerate(class_names)}, IMAGE_SUFFIXES,
                                allow_empty=True)
         if not samples:
-            raise RascalError(f"No images under {split_dir}; expected {split_dir}/<class>/<image>.jpg.")
+            raise RascalError(f"No images under {split_dir}; expected "
+                              f"{split_dir}/<class>/<image>.jpg.")
         paths = [Path(p) for p, _ in samples]
         targets = np.array([t for _, t in samples], dtype=np.int64)
         source = str(split_dir)
@@ -153,7 +158,8 @@ def imagefolder(root=None, split: str = "train", label_level: str | None = None,
         parent_names, parent_of = _read_parents(parents, class_names)
         levels = ("parent", "class")
         labels["parent"], names["parent"] = parent_of[targets], parent_names
-    ds = HierDataset(name="imagefolder", split=split, levels=levels, labels=labels, class_names=names,
-                     train_level=label_level or "class", load_image=ImageFiles(paths),
+    ds = HierDataset(name="imagefolder", split=split, levels=levels, labels=labels,
+                     class_names=names, train_level=label_level or "class",
+                     load_image=ImageFiles(paths),
                      meta={"source": source, "read_split": read_split})
     return apply_train_options(ds, imbalance, label_noise, seed)

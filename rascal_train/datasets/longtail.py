@@ -37,11 +37,13 @@ def lt_counts(num_classes: int, max_count: int, imbalance: float) -> np.ndarray:
     ndarray of shape (num_classes,), dtype int64
     """
     if not imbalance >= 1:
-        raise RascalError(f"The imbalance factor must be a number >= 1 (e.g. 10, 50, 100). Got {imbalance} instead.")
+        raise RascalError("The imbalance factor must be a number >= 1 (e.g. 10, 50, 100). Got "
+                          f"{imbalance} instead.")
     if num_classes == 1:
         return np.array([max_count], dtype=np.int64)
     # Python floats, not numpy: int() of the same expression as the reference implementation.
-    return np.array([int(max_count * (1.0 / imbalance) ** (i / (num_classes - 1))) for i in range(num_classes)],
+    return np.array([int(max_count * (1.0 / imbalance) ** (i / (num_classes - 1)))
+                     for i in range(num_classes)],
                     dtype=np.int64)
 
 
@@ -86,7 +88,8 @@ def shot_groups(train_targets: np.ndarray, num_classes: int) -> np.ndarray:
     return np.where(counts > 100, "many", np.where(counts < 20, "few", "medium"))
 
 
-def symmetric_noise(targets: np.ndarray, num_classes: int, rate: float, seed: int = 0) -> np.ndarray:
+def symmetric_noise(targets: np.ndarray, num_classes: int, rate: float,
+                    seed: int = 0) -> np.ndarray:
     """Symmetric label noise: ``round(rate * n)`` targets, drawn without replacement, each
     replaced by a class drawn uniformly from the ``num_classes - 1`` other classes.
 
@@ -100,7 +103,8 @@ def symmetric_noise(targets: np.ndarray, num_classes: int, rate: float, seed: in
     if not 0.0 <= rate < 1.0:
         raise RascalError(f"The label-noise rate must be a float in [0, 1). Got {rate} instead.")
     if num_classes < 2 and rate > 0:
-        raise RascalError("Label noise needs at least 2 classes; use a finer --label-level or --label-noise 0.")
+        raise RascalError("Label noise needs at least 2 classes; use a finer --label-level or "
+                          "--label-noise 0.")
     noisy = np.array(targets, dtype=np.int64, copy=True)
     rng = np.random.default_rng(seed)
     flip = rng.permutation(len(noisy))[: int(round(rate * len(noisy)))]

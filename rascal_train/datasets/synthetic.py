@@ -77,18 +77,20 @@ class SyntheticDesign:
         return len(self.shape) // len(self.hue_pairs)
 
 
-def make_design(seed: int = 0, num_families: int = 8, variants_per_family: int = 4) -> SyntheticDesign:
+def make_design(seed: int = 0, num_families: int = 8,
+                variants_per_family: int = 4) -> SyntheticDesign:
     """Draw the families, their variants and the attribute probabilities from ``seed``."""
     if not 2 <= num_families <= 20:
-        raise RascalError(f"The 'num_families' option of the synthetic set must be an int in [2, 20]. "
-                          f"Got {num_families} instead.")
+        raise RascalError("The 'num_families' option of the synthetic set must be an int in [2, "
+                          f"20]. Got {num_families} instead.")
     if not 1 <= variants_per_family <= len(TEXTURES):
-        raise RascalError(f"The 'variants_per_family' option of the synthetic set must be an int in "
-                          f"[1, {len(TEXTURES)}]. Got {variants_per_family} instead.")
+        raise RascalError("The 'variants_per_family' option of the synthetic set must be an int "
+                          f"in [1, {len(TEXTURES)}]. Got {variants_per_family} instead.")
     rng = np.random.default_rng([seed, 0])
     n_hues = next(p for p in range(3, 32) if p * (p - 1) // 2 >= num_families)
     hues = (rng.uniform() + np.arange(n_hues) / n_hues) % 1.0
-    pairs = np.array(list(combinations(range(n_hues), 2)))[rng.permutation(n_hues * (n_hues - 1) // 2)]
+    pairs = np.array(list(combinations(range(n_hues), 2)))[
+        rng.permutation(n_hues * (n_hues - 1) // 2)]
     hue_pairs = hues[pairs[:num_families]]
 
     # Within a family all shapes and all textures differ; across families each (shape,
@@ -102,9 +104,10 @@ def make_design(seed: int = 0, num_families: int = 8, variants_per_family: int =
             if not used & set(zip(s.tolist(), t.tolist())):
                 break
         else:
-            raise RascalError(f"{num_families} synthetic families of {variants_per_family} variants do not fit "
-                              f"{len(SHAPES)} shapes x {len(TEXTURES)} textures with distinct looks; lower "
-                              f"num_families or variants_per_family.")
+            raise RascalError(f"{num_families} synthetic families of {variants_per_family} "
+                              f"variants do not fit {len(SHAPES)} shapes x {len(TEXTURES)} "
+                              "textures with distinct looks; lower num_families or "
+                              "variants_per_family.")
         used |= set(zip(s.tolist(), t.tolist()))
         shape.extend(s.tolist())
         texture.extend(t.tolist())
@@ -131,7 +134,8 @@ def sample_params(design: SyntheticDesign, variant: np.ndarray, rng: np.random.G
     """
     n = len(variant)
     attrs = rng.uniform(size=(n, len(ATTRIBUTES))) < design.attribute_prob[variant]
-    large, bright = attrs[:, ATTRIBUTES.index("size::large")], attrs[:, ATTRIBUTES.index("tone::bright")]
+    large, bright = (attrs[:, ATTRIBUTES.index("size::large")],
+                     attrs[:, ATTRIBUTES.index("tone::bright")])
     jitter = rng.uniform(-0.03, 0.03, size=(n, 2))
     hues = design.hue_pairs[variant // design.variants_per_family] + jitter
     swap = rng.uniform(size=n) < 0.5  # which hue fills the "on" part of the texture
@@ -145,10 +149,11 @@ def sample_params(design: SyntheticDesign, variant: np.ndarray, rng: np.random.G
         "freq": rng.uniform(9.0, 13.0, n), "phase": rng.uniform(0, 2 * np.pi, n),
         "hue_on": hues[:, 0], "hue_off": hues[:, 1],
         "sat": rng.uniform(0.55, 1.0, (n, 2)),
-        "val": np.where(bright[:, None], rng.uniform(0.82, 1.0, (n, 2)), rng.uniform(0.45, 0.65, (n, 2))),
-        "bg_hue": rng.uniform(0, 1, n), "bg_sat": rng.uniform(0.0, 0.35, n), "bg_val": rng.uniform(0.3, 0.75, n),
-        "bg_angle": rng.uniform(0, 2 * np.pi, n), "bg_slope": rng.uniform(0.0, 0.25, n),
-        "bar_pos": rng.uniform(-0.6, 0.6, (n, 2)),
+        "val": np.where(bright[:, None], rng.uniform(0.82, 1.0, (n, 2)),
+                        rng.uniform(0.45, 0.65, (n, 2))),
+        "bg_hue": rng.uniform(0, 1, n), "bg_sat": rng.uniform(0.0, 0.35, n),
+        "bg_val": rng.uniform(0.3, 0.75, n), "bg_angle": rng.uniform(0, 2 * np.pi, n),
+        "bg_slope": rng.uniform(0.0, 0.25, n), "bar_pos": rng.uniform(-0.6, 0.6, (n, 2)),
         "noise": rng.uniform(0.01, 0.05, n),
     }
 
@@ -256,15 +261,18 @@ def render(design: SyntheticDesign, params: dict, image_size: int = 32,
     bg_v = col("bg_val") + col("bg_slope") * ramp
     stripes = np.sign(np.sin((x + y) * f32(np.pi / (3 * px)))) * f32(0.14)
     bg_v[a["background::striped"]] += stripes[0]
-    bg_rgb = _hsv_to_rgb(params["bg_hue"], params["bg_sat"], np.ones(n)).astype(f32).reshape(n, 1, 1, 3)
+    bg_rgb = _hsv_to_rgb(params["bg_hue"], params["bg_sat"],
+                         np.ones(n)).astype(f32).reshape(n, 1, 1, 3)
     img = np.clip(bg_v, 0.0, 1.0)[..., None] * bg_rgb
 
     shift = max(2, round(s / 14))
     cast = np.flatnonzero(a["shadow::cast"])
     img[cast, shift:, shift:] *= (1.0 - 0.6 * inside[cast, :-shift, :-shift])[..., None]
 
-    on = _hsv_to_rgb(params["hue_on"], params["sat"][:, 0], params["val"][:, 0]).astype(f32).reshape(n, 1, 1, 3)
-    off = _hsv_to_rgb(params["hue_off"], params["sat"][:, 1], params["val"][:, 1]).astype(f32).reshape(n, 1, 1, 3)
+    on = _hsv_to_rgb(params["hue_on"], params["sat"][:, 0],
+                     params["val"][:, 0]).astype(f32).reshape(n, 1, 1, 3)
+    off = _hsv_to_rgb(params["hue_off"], params["sat"][:, 1],
+                      params["val"][:, 1]).astype(f32).reshape(n, 1, 1, 3)
     fill = off + (on - off) * pattern[..., None]
     img += (fill - img) * inside[..., None]
 
@@ -274,9 +282,12 @@ def render(design: SyntheticDesign, params: dict, image_size: int = 32,
 
     paint(a["outline::dark"], np.clip(f32(1.3) - np.abs(dist), 0.0, 1.0), 0.06)
     rho = np.hypot(u, w) * (r / px)
-    paint(a["spot::white"], np.clip(np.maximum(f32(1.2), f32(0.15) * r / px) + f32(0.5) - rho, 0.0, 1.0), 1.0)
-    paint(a["bar::horizontal"], np.clip(f32(1.2) - np.abs(y - col("bar_pos", 0)) / px, 0.0, 1.0), 0.95)
-    paint(a["bar::vertical"], np.clip(f32(1.2) - np.abs(x - col("bar_pos", 1)) / px, 0.0, 1.0), 0.95)
+    paint(a["spot::white"],
+          np.clip(np.maximum(f32(1.2), f32(0.15) * r / px) + f32(0.5) - rho, 0.0, 1.0), 1.0)
+    paint(a["bar::horizontal"], np.clip(f32(1.2) - np.abs(y - col("bar_pos", 0)) / px, 0.0, 1.0),
+          0.95)
+    paint(a["bar::vertical"], np.clip(f32(1.2) - np.abs(x - col("bar_pos", 1)) / px, 0.0, 1.0),
+          0.95)
 
     # Corner marks: a black square (4 px at 32 px) with a white centre, 1 px from the border.
     side = max(4, round(s / 8))
@@ -314,7 +325,8 @@ def generate(design: SyntheticDesign, size: int, seed: int = 0, split: str = "tr
     attributes : ndarray of shape (size, 12), dtype bool
     """
     if split not in _SPLIT_STREAM:
-        raise RascalError(f"The synthetic set has splits 'train' and 'test'. Got {split!r} instead.")
+        raise RascalError(f"The synthetic set has splits 'train' and 'test'. Got {split!r} "
+                          "instead.")
     rng = np.random.default_rng([seed, _SPLIT_STREAM[split]])
     variant = rng.permutation(np.arange(size) % len(design.shape))
     params = sample_params(design, variant, rng)
@@ -328,7 +340,8 @@ def generate(design: SyntheticDesign, size: int, seed: int = 0, split: str = "tr
 @register_dataset("synthetic")
 def synthetic(root=None, split: str = "train", label_level: str | None = None, seed: int = 0,
               imbalance: float | None = None, label_noise: float = 0.0, size: int | None = None,
-              num_families: int = 8, variants_per_family: int = 4, image_size: int = 32) -> HierDataset:
+              num_families: int = 8, variants_per_family: int = 4,
+              image_size: int = 32) -> HierDataset:
     """The hierarchical synthetic set (levels ``("family", "variant")``, trains on ``family``).
 
     ``root`` is ignored (nothing is read). ``size`` is the number of training images (default
@@ -336,9 +349,11 @@ def synthetic(root=None, split: str = "train", label_level: str | None = None, s
     apply to the training split at the training level.
     """
     if image_size < 16:
-        raise RascalError(f"The 'image_size' option of the synthetic set must be an int >= 16. Got {image_size} instead.")
+        raise RascalError("The 'image_size' option of the synthetic set must be an int >= 16. Got "
+                          f"{image_size} instead.")
     design = make_design(seed, num_families, variants_per_family)
-    n = DEFAULT_SIZE.get(split, 0) if size is None else (size if split == "train" else max(size // 2, 1))
+    n = DEFAULT_SIZE.get(split, 0) if size is None else (size if split == "train"
+                                                         else max(size // 2, 1))
     images, variant, attributes = generate(design, n, seed, split, image_size)
     ds = HierDataset(
         name="synthetic", split=split, levels=("family", "variant"),
@@ -346,7 +361,7 @@ def synthetic(root=None, split: str = "train", label_level: str | None = None, s
         class_names={"family": list(design.family_names), "variant": list(design.variant_names)},
         train_level=label_level or "family", images=images, attributes=attributes,
         attribute_names=list(ATTRIBUTES),
-        meta={"seed": seed, "num_families": num_families, "variants_per_family": variants_per_family,
-              "image_size": image_size},
+        meta={"seed": seed, "num_families": num_families,
+              "variants_per_family": variants_per_family, "image_size": image_size},
     )
     return apply_train_options(ds, imbalance, label_noise, seed)
