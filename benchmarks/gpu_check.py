@@ -19,7 +19,8 @@ what it saw. Without CUDA it says so and exits 0 at once. A missing package is n
 (umap-learn, pynndescent and faiss travel as wheels: ``make gpu-wheels`` on a machine with the
 package index, then carry ``gpu-wheels/``; ``make gpu-check`` installs them first).
 
-    python benchmarks/gpu_check.py [--out DIR] [--budget-s 480] [--steps tests,demo,loss,train,analyze]
+    python benchmarks/gpu_check.py [--out DIR] [--budget-s 480]
+        [--steps tests,demo,loss,train,analyze]
 """
 
 from __future__ import annotations
@@ -88,7 +89,8 @@ def _junit(path: Path) -> dict:
     suite = suite.find("testsuite") if suite.tag == "testsuites" else suite
     failed = [f"{case.get('classname')}::{case.get('name')}" for case in suite.iter("testcase")
               if case.find("failure") is not None or case.find("error") is not None]
-    return {key: int(suite.get(key, 0)) for key in ("tests", "failures", "errors", "skipped")} | {"failed": failed}
+    return ({key: int(suite.get(key, 0)) for key in ("tests", "failures", "errors", "skipped")}
+            | {"failed": failed})
 
 
 def _read_json(path: Path) -> dict | None:
@@ -98,7 +100,8 @@ def _read_json(path: Path) -> dict | None:
         return None
 
 
-def step_commands(step: str, tmp: Path, faiss_gpu: bool) -> list[tuple[str, list[str], Path | None]]:
+def step_commands(step: str, tmp: Path,
+                  faiss_gpu: bool) -> list[tuple[str, list[str], Path | None]]:
     """``(name, command, json result file)`` of each process a step runs."""
     py = sys.executable
     if step == "tests":
@@ -106,18 +109,21 @@ def step_commands(step: str, tmp: Path, faiss_gpu: bool) -> list[tuple[str, list
                            f"--junitxml={tmp / 'junit.xml'}", "tests"], None)]
     if step == "demo":
         # (rascal_cli.main defines the click group `cli` and no __main__ block.)
-        return [("demo", [py, "-c", "from rascal_cli.main import cli; cli()", "demo", "--quick", "--device",
-                          "cuda", "-q", "--out", str(tmp / "demo"), "--report", str(tmp / "demo.html")], None)]
+        return [("demo", [py, "-c", "from rascal_cli.main import cli; cli()", "demo", "--quick",
+                          "--device", "cuda", "-q", "--out", str(tmp / "demo"), "--report",
+                          str(tmp / "demo.html")], None)]
     if step == "loss":
-        return [("loss", [py, "benchmarks/loss_bench.py", "--device", "cuda", "--sizes", "1024", "2048", "4096",
-                          "8192", "16384", "--classes", "10", "100", "--dim", "128", "--json",
-                          str(tmp / "loss.json")], tmp / "loss.json")]
+        return [("loss", [py, "benchmarks/loss_bench.py", "--device", "cuda", "--sizes", "1024",
+                          "2048", "4096", "8192", "16384", "--classes", "10", "100", "--dim", "128",
+                          "--json", str(tmp / "loss.json")], tmp / "loss.json")]
     if step == "train":
-        return [("train", [py, "benchmarks/train_bench.py", "--arch", "cifar_resnet18", "--batch-size", "512",
-                           "--json", str(tmp / "train.json")], tmp / "train.json")]
+        return [("train", [py, "benchmarks/train_bench.py", "--arch", "cifar_resnet18",
+                           "--batch-size", "512", "--json", str(tmp / "train.json")],
+                 tmp / "train.json")]
     backends = ["torch"] + (["faiss_gpu"] if faiss_gpu else [])
-    return [(f"analyze/{b}", [py, "benchmarks/analyze_bench.py", "--no-umap", "--backend", b, "--json",
-                              str(tmp / f"analyze_{b}.json")], tmp / f"analyze_{b}.json") for b in backends]
+    return [(f"analyze/{b}", [py, "benchmarks/analyze_bench.py", "--no-umap", "--backend", b,
+                              "--json", str(tmp / f"analyze_{b}.json")], tmp / f"analyze_{b}.json")
+            for b in backends]
 
 
 def summarize(results: dict) -> list[tuple[str, str, str, str]]:
@@ -126,20 +132,24 @@ def summarize(results: dict) -> list[tuple[str, str, str, str]]:
     tests = results.get("tests", {}).get("junit") or {}
     if tests:
         bad = tests["failures"] + tests["errors"]
-        rows.append(("gpu tests", f"{tests['tests'] - tests['skipped'] - bad} passed, {bad} failed, "
+        rows.append(("gpu tests",
+                     f"{tests['tests'] - tests['skipped'] - bad} passed, {bad} failed, "
                      f"{tests['skipped']} skipped", "0 failed", "ok" if bad == 0 else "FAIL"))
     if "demo" in results:
-        rows.append(("rascal demo --quick on CUDA", f"{results['demo']['status']}, {results['demo']['seconds']} s",
-                     "runs", "ok" if results["demo"]["status"] == "ok" else "FAIL"))
+        rows.append(("rascal demo --quick on CUDA",
+                     f"{results['demo']['status']}, {results['demo']['seconds']} s", "runs",
+                     "ok" if results["demo"]["status"] == "ok" else "FAIL"))
     loss = (results.get("loss") or {}).get("result")
     if loss:
         point = {(p["method"], p["n"], p["classes"]): p for p in loss["points"]}
-        ra, tb = point.get(("rank_agreement", 8192, 100), {}), point.get(("textbook_supcon", 8192, 100), {})
+        ra, tb = (point.get(("rank_agreement", 8192, 100), {}),
+                  point.get(("textbook_supcon", 8192, 100), {}))
         if "ms" in ra:
-            rows.append(("RASCAL loss fwd+bwd, N=8192, 100 classes", f"{ra['ms']:.2f} ms", f"<= {TARGET_LOSS_MS} ms",
-                         "ok" if ra["ms"] <= TARGET_LOSS_MS else "MISS"))
+            rows.append(("RASCAL loss fwd+bwd, N=8192, 100 classes", f"{ra['ms']:.2f} ms",
+                         f"<= {TARGET_LOSS_MS} ms", "ok" if ra["ms"] <= TARGET_LOSS_MS else "MISS"))
             rows.append(("RASCAL loss peak memory, same point", f"{ra['peak_mib']:.0f} MiB",
-                         f"<= {TARGET_LOSS_MIB:.0f} MiB", "ok" if ra["peak_mib"] <= TARGET_LOSS_MIB else "MISS"))
+                         f"<= {TARGET_LOSS_MIB:.0f} MiB",
+                         "ok" if ra["peak_mib"] <= TARGET_LOSS_MIB else "MISS"))
         if "ms" in tb:
             rows.append(("textbook SupCon, same point (reference: 5.40 ms, 2.05 GB on an H100)",
                          f"{tb['ms']:.2f} ms, {tb['peak_mib']:.0f} MiB", "-", "info"))
@@ -149,21 +159,24 @@ def summarize(results: dict) -> list[tuple[str, str, str, str]]:
         low = next((k.split("/")[1] for k in ms if not k.endswith("/fp32")), None)
         if low:
             ratio = ms[f"rascal/{low}"] / ms[f"supcon/{low}"]
-            rows.append((f"RASCAL step / SupCon step ({low})", f"{ratio:.3f}", f"<= {TARGET_STEP_RATIO}",
-                         "ok" if ratio <= TARGET_STEP_RATIO else "MISS"))
+            rows.append((f"RASCAL step / SupCon step ({low})", f"{ratio:.3f}",
+                         f"<= {TARGET_STEP_RATIO}", "ok" if ratio <= TARGET_STEP_RATIO else "MISS"))
             target = TARGET_SPEEDUP * REF_FP32_IMAGES_PER_S
             rows.append((f"SupCon step {low}, images/s", f"{ips[f'supcon/{low}']:,.0f}",
-                         f">= {target:,.0f} (2.5 x 19.4 k)", "ok" if ips[f"supcon/{low}"] >= target else "MISS"))
-            rows.append((f"SupCon step {low} vs our fp32", f"{ms['supcon/fp32'] / ms[f'supcon/{low}']:.2f}x",
-                         f">= {TARGET_SPEEDUP}x", "ok" if ms["supcon/fp32"] / ms[f"supcon/{low}"] >= TARGET_SPEEDUP
+                         f">= {target:,.0f} (2.5 x 19.4 k)",
+                         "ok" if ips[f"supcon/{low}"] >= target else "MISS"))
+            rows.append((f"SupCon step {low} vs our fp32",
+                         f"{ms['supcon/fp32'] / ms[f'supcon/{low}']:.2f}x", f">= {TARGET_SPEEDUP}x",
+                         "ok" if ms["supcon/fp32"] / ms[f"supcon/{low}"] >= TARGET_SPEEDUP
                          else "MISS"))
         rows.append(("augmentation (two views), images/s", f"{train['augment_images_per_s']:,.0f}",
-                     "faster than the step", "ok" if train["augment_ms"] < min(ms.values()) else "MISS"))
+                     "faster than the step",
+                     "ok" if train["augment_ms"] < min(ms.values()) else "MISS"))
     for name, entry in results.items():
         if name.startswith("analyze/") and entry.get("result"):
             r = entry["result"]
-            rows.append((f"analyze {r['n']} x {r['dim']} ({r['backend']}, no UMAP)", f"{r['total_s']:.1f} s", "-",
-                         "info"))
+            rows.append((f"analyze {r['n']} x {r['dim']} ({r['backend']}, no UMAP)",
+                         f"{r['total_s']:.1f} s", "-", "info"))
     for name, entry in results.items():
         if isinstance(entry, dict) and entry.get("status", "ok") != "ok" and name != "demo":
             rows.append((name, entry["status"], "runs", "FAIL"))
@@ -181,7 +194,8 @@ def write(out: Path, doc: dict) -> None:
         lines += [f"| {' | '.join(row)} |" for row in summarize(doc["results"])]
     else:
         lines.append("No CUDA device is visible: nothing was checked.")
-    for name, text in (("gpu_check.json", json.dumps(doc, indent=2)), ("gpu_check.md", "\n".join(lines) + "\n")):
+    for name, text in (("gpu_check.json", json.dumps(doc, indent=2)),
+                       ("gpu_check.md", "\n".join(lines) + "\n")):
         tmp = out / f".{name}.tmp"
         tmp.write_text(text)
         os.replace(tmp, out / name)
@@ -189,7 +203,8 @@ def write(out: Path, doc: dict) -> None:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path(os.environ.get("OUT") or ROOT / "reports" / "gpu-check"))
+    parser.add_argument("--out", type=Path,
+                        default=Path(os.environ.get("OUT") or ROOT / "reports" / "gpu-check"))
     parser.add_argument("--budget-s", type=float, default=480.0)
     parser.add_argument("--steps", default=",".join(STEPS))
     args = parser.parse_args(argv)
@@ -199,8 +214,8 @@ def main(argv=None) -> int:
         parser.error(f"unknown step {unknown[0]!r}; choose from {', '.join(STEPS)}")
     missing = missing_packages()
     if missing:
-        print(f"gpu-check: missing {', '.join(missing)}; run `make gpu-wheels` where the package index is "
-              "reachable and carry gpu-wheels/ (make gpu-check installs it)", flush=True)
+        print(f"gpu-check: missing {', '.join(missing)}; run `make gpu-wheels` where the package "
+              "index is reachable and carry gpu-wheels/ (make gpu-check installs it)", flush=True)
     if "torch" in missing:
         write(args.out, {"cuda": False, "missing": missing})
         return 0
@@ -217,8 +232,8 @@ def main(argv=None) -> int:
     doc = {"cuda": True, "device": torch.cuda.get_device_name(0), "torch": torch.__version__,
            "cuda_version": torch.version.cuda, "missing": missing, "faiss": faiss,
            "neighbours": backend_note(device="cuda"), "results": {}}
-    print(f"gpu-check on {doc['device']} (torch {doc['torch']}, CUDA {doc['cuda_version']}); {doc['neighbours']}",
-          flush=True)
+    print(f"gpu-check on {doc['device']} (torch {doc['torch']}, CUDA {doc['cuda_version']}); "
+          f"{doc['neighbours']}", flush=True)
     deadline = time.perf_counter() + args.budget_s
     with tempfile.TemporaryDirectory(prefix="gpu-check-") as tmp_name:
         tmp = Path(tmp_name)
@@ -231,7 +246,8 @@ def main(argv=None) -> int:
                     doc["results"][name] = {"status": "skipped: the time budget ran out"}
                     continue
                 print(f"gpu-check: {name} ...", flush=True)
-                entry = _run(cmd, min(STEP_LIMIT_S[step], left), env, tmp / f"{name.replace('/', '_')}.log")
+                entry = _run(cmd, min(STEP_LIMIT_S[step], left), env,
+                             tmp / f"{name.replace('/', '_')}.log")
                 if step == "tests":
                     entry["junit"] = _junit(tmp / "junit.xml")
                 if result_file is not None:

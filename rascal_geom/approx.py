@@ -1,4 +1,5 @@
-"""Approximate inner-product neighbour search over an inverted file of k-means cells, and its settings.
+"""Approximate inner-product neighbour search over an inverted file of k-means cells, and its
+settings.
 
 Exact all-pairs search costs ``2 n^2 d`` flop: 21 s at 50,000 x 512 on the 2-core development
 machine and about an hour at 1,000,000 x 256. An inverted file (IVF-Flat) splits the bank into
@@ -48,7 +49,8 @@ _BLOCK = 65536
 def resolve_method(method: str, n_bank: int) -> str:
     """``"exact"`` or ``"approx"``: what ``method`` means for a bank of ``n_bank`` rows."""
     if method not in METHODS:
-        raise RascalError(f"The 'knn' parameter must be one of {', '.join(METHODS)}. Got {method!r} instead.")
+        raise RascalError(f"The 'knn' parameter must be one of {', '.join(METHODS)}. Got "
+                          f"{method!r} instead.")
     if method == "auto":
         return "approx" if n_bank >= APPROX_MIN_ROWS else "exact"
     return method
@@ -166,4 +168,5 @@ def recall_at_k(found: np.ndarray, truth: np.ndarray) -> float:
     hits = (found[:, :, None] == truth[:, None, :]) & (truth[:, None, :] >= 0)
     wanted = (truth >= 0).sum(axis=1)
     ok = wanted > 0
-    return float((hits.any(axis=1).sum(axis=1)[ok] / wanted[ok]).mean()) if ok.any() else float("nan")
+    return (float((hits.any(axis=1).sum(axis=1)[ok] / wanted[ok]).mean()) if ok.any()
+            else float("nan"))

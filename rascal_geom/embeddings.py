@@ -1,4 +1,5 @@
-"""Embeddings to analyse: from a checkpoint (run once over a split, cached on disk) or an `.npz` file.
+"""Embeddings to analyse: from a checkpoint (run once over a split, cached on disk) or an `.npz`
+file.
 
 Embedding file format (``.npz``, read without pickle):
 
@@ -40,8 +41,8 @@ from rascal_train.files import atomic_write_bytes
 MAX_UNNAMED_CLASSES = 100_000
 
 
-#: File suffixes read as checkpoints: rascal and torchvision ``.pt`` / ``.pth``, SupContrast ``.pth``,
-#: Lightning ``.ckpt``.
+#: File suffixes read as checkpoints: rascal and torchvision ``.pt`` / ``.pth``, SupContrast
+#: ``.pth``, Lightning ``.ckpt``.
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt")
 
 
@@ -62,7 +63,8 @@ class EmbeddingSet:
     attributes : ndarray of shape (n_samples, n_attributes), bool, or None
     attribute_names : list of str, or None
     source : dict
-        ``kind`` ("checkpoint" | "embeddings"), ``path``, ``run_dir``, ``epoch``, ``config``, ``split``.
+        ``kind`` ("checkpoint" | "embeddings"), ``path``, ``run_dir``, ``epoch``, ``config``,
+        ``split``.
     """
 
     embeddings: np.ndarray
@@ -82,7 +84,8 @@ class EmbeddingSet:
 
 
 def _npz_error(path, what: str) -> RascalError:
-    return RascalError(f"Embedding file {path} {what}; see `rascal analyze --help` for the .npz format.")
+    return RascalError(f"Embedding file {path} {what}; see `rascal analyze --help` for the .npz "
+                       "format.")
 
 
 #: The arrays of an embedding file that are memory-mapped when stored uncompressed.
@@ -103,12 +106,14 @@ def _mapped_member(path: Path, info: zipfile.ZipInfo) -> np.memmap | None:
         name_len, extra_len = struct.unpack("<HH", local[26:30])
         fh.seek(info.header_offset + 30 + name_len + extra_len)
         version = np.lib.format.read_magic(fh)
-        read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                       else np.lib.format.read_array_header_2_0)
         shape, fortran, dtype = read_header(fh)
         offset = fh.tell()
     if dtype.hasobject:
         return None
-    return np.memmap(path, dtype=dtype, mode="r", shape=shape, order="F" if fortran else "C", offset=offset)
+    return np.memmap(path, dtype=dtype, mode="r", shape=shape, order="F" if fortran else "C",
+                     offset=offset)
 
 
 def _read_npz(path: Path) -> dict[str, np.ndarray]:
@@ -132,17 +137,21 @@ def load_npz(path: str | os.PathLike) -> EmbeddingSet:
     """Read and validate an embedding file (format in the module docstring)."""
     path = Path(path)
     if not path.is_file():
-        raise RascalError(f"Embedding file {path} does not exist; pass an .npz file or a checkpoint.")
+        raise RascalError(f"Embedding file {path} does not exist; pass an .npz file or a "
+                          "checkpoint.")
     try:
         data = _read_npz(path)
-    except (ValueError, OSError, EOFError, KeyError, struct.error, zipfile.BadZipFile) as exc:  # EOFError: an empty file
-        raise _npz_error(path, f"is not a readable .npz without pickled objects ({type(exc).__name__})") from None
+    except (ValueError, OSError, EOFError, KeyError, struct.error,
+            zipfile.BadZipFile) as exc:  # EOFError: an empty file
+        raise _npz_error(path, "is not a readable .npz without pickled objects "
+                               f"({type(exc).__name__})") from None
     if "embeddings" not in data:
-        raise _npz_error(path, f"has no 'embeddings' array (found: {', '.join(sorted(data)) or 'nothing'})")
+        raise _npz_error(path, "has no 'embeddings' array "
+                               f"(found: {', '.join(sorted(data)) or 'nothing'})")
     emb = data["embeddings"]
     if emb.ndim != 2 or not np.issubdtype(emb.dtype, np.number) or len(emb) < 2 or emb.shape[1] < 1:
-        raise _npz_error(path, f"has 'embeddings' of shape {emb.shape} and dtype {emb.dtype}; expected a float "
-                               "array (n_samples >= 2, dim)")
+        raise _npz_error(path, f"has 'embeddings' of shape {emb.shape} and dtype {emb.dtype}; "
+                               "expected a float array (n_samples >= 2, dim)")
     n = len(emb)
     raw_labels = {key[len("labels_"):]: data[key] for key in data if key.startswith("labels_")}
     if "labels" in data:
@@ -150,47 +159,56 @@ def load_npz(path: str | os.PathLike) -> EmbeddingSet:
             raise _npz_error(path, "has both 'labels' and 'labels_<level>' arrays; keep one form")
         raw_labels = {"label": data["labels"]}
     if not raw_labels:
-        raise _npz_error(path, "has no labels; add 'labels' or one 'labels_<level>' array per level")
+        raise _npz_error(path, "has no labels; add 'labels' or one 'labels_<level>' array "
+                               "per level")
     for level, y in raw_labels.items():
         if y.shape != (n,) or not np.issubdtype(y.dtype, np.integer) or (y.size and y.min() < 0):
-            raise _npz_error(path, f"has labels for level {level!r} of shape {y.shape} and dtype {y.dtype}; "
-                                   f"expected non-negative integers of shape ({n},)")
+            raise _npz_error(path, f"has labels for level {level!r} of shape {y.shape} and dtype "
+                                   f"{y.dtype}; expected non-negative integers of shape ({n},)")
         # Labels are class indices: every index below the largest is a class, so a stray huge
         # value would make billions of classes (and exhaust memory) unless names bound them.
         if f"class_names_{level}" not in data and y.max() >= max(n, MAX_UNNAMED_CLASSES):
-            raise _npz_error(path, f"has a label {y.max()} at level {level!r} for {n} samples and no "
-                                   f"class_names_{level}; labels are class indices 0..C-1, renumber them")
+            raise _npz_error(path, f"has a label {y.max()} at level {level!r} for {n} samples "
+                                   f"and no class_names_{level}; labels are class indices 0..C-1, "
+                                   "renumber them")
         if np.bincount(np.unique(y, return_inverse=True)[1]).max() < 2:
-            raise _npz_error(path, f"has no class with two samples at level {level!r}; structure inside a class "
-                                   "needs at least two of its samples")
+            raise _npz_error(path, f"has no class with two samples at level {level!r}; structure "
+                                   "inside a class needs at least two of its samples")
     if "levels" in data:
         order = [str(v) for v in data["levels"].tolist()]
         if sorted(order) != sorted(raw_labels):
-            raise _npz_error(path, f"lists levels {order} but holds labels for {sorted(raw_labels)}")
+            raise _npz_error(path, f"lists levels {order} but holds labels for "
+                                   f"{sorted(raw_labels)}")
     else:
         order = sorted(raw_labels, key=lambda lvl: len(np.unique(raw_labels[lvl])))
     labels = {lvl: raw_labels[lvl].astype(np.int64) for lvl in order}
     class_names = {}
     for lvl, y in labels.items():
         key = f"class_names_{lvl}"
-        names = [str(v) for v in data[key].tolist()] if key in data else [str(c) for c in range(int(y.max()) + 1)]
+        names = ([str(v) for v in data[key].tolist()] if key in data
+                 else [str(c) for c in range(int(y.max()) + 1)])
         if len(names) <= y.max():
-            raise _npz_error(path, f"names {len(names)} classes for level {lvl!r} but its labels reach {y.max()}")
+            raise _npz_error(path, f"names {len(names)} classes for level {lvl!r} but its labels "
+                                   f"reach {y.max()}")
         class_names[lvl] = names
     attributes = data.get("attributes")
     if attributes is not None:
         if attributes.ndim != 2 or len(attributes) != n:
-            raise _npz_error(path, f"has 'attributes' of shape {attributes.shape}; expected ({n}, n_attributes)")
+            raise _npz_error(path, f"has 'attributes' of shape {attributes.shape}; "
+                                   f"expected ({n}, n_attributes)")
         attributes = attributes.astype(bool)
-    attribute_names = [str(v) for v in data["attribute_names"].tolist()] if "attribute_names" in data else None
+    attribute_names = ([str(v) for v in data["attribute_names"].tolist()]
+                       if "attribute_names" in data else None)
     features = data.get("features")
     if features is not None and (features.ndim != 2 or len(features) != n):
-        raise _npz_error(path, f"has 'features' of shape {features.shape}; expected ({n}, feature_dim)")
+        raise _npz_error(path, f"has 'features' of shape {features.shape}; "
+                               f"expected ({n}, feature_dim)")
     source = json.loads(str(data["source_json"])) if "source_json" in data else {}
     source.setdefault("kind", "embeddings")
     source.setdefault("path", str(path))
-    return EmbeddingSet(_floats(emb), labels, class_names, None if features is None else _floats(features),
-                        attributes, attribute_names, source)
+    return EmbeddingSet(_floats(emb), labels, class_names,
+                        None if features is None else _floats(features), attributes,
+                        attribute_names, source)
 
 
 def save_npz(path: str | os.PathLike, emb: EmbeddingSet) -> Path:
@@ -223,7 +241,8 @@ def file_digest(path: str | os.PathLike) -> str:
 
 def default_cache_dir() -> Path:
     """``$RASCAL_CACHE_DIR``, else ``~/.cache/rascal/embeddings``."""
-    return Path(os.environ.get("RASCAL_CACHE_DIR") or Path.home() / ".cache" / "rascal" / "embeddings")
+    return Path(os.environ.get("RASCAL_CACHE_DIR")
+                or Path.home() / ".cache" / "rascal" / "embeddings")
 
 
 #: Bumped whenever extraction itself changes what it produces (old cache files then miss).
@@ -253,14 +272,16 @@ def cache_key(ckpt_path: str | os.PathLike, split: str, data_root=None, device=N
     """
     from rascal_train.devices import resolve_device
 
-    return {"version": EXTRACTION_VERSION, "checkpoint_sha256": file_digest(ckpt_path), "split": split,
+    return {"version": EXTRACTION_VERSION, "checkpoint_sha256": file_digest(ckpt_path),
+            "split": split,
             "data_root": None if data_root is None else str(Path(data_root).resolve()),
             "device": resolve_device(device).type, "precision": EXTRACTION_PRECISION}
 
 
 def cache_path(ckpt_path: str | os.PathLike, split: str, cache_dir: str | os.PathLike | None = None,
                data_root=None, device=None) -> Path:
-    """Where the embeddings of ``split`` under checkpoint ``ckpt_path`` are cached (see :func:`cache_key`)."""
+    """Where the embeddings of ``split`` under checkpoint ``ckpt_path`` are cached (see
+    :func:`cache_key`)."""
     return _path_for(cache_key(ckpt_path, split, data_root, device), cache_dir)
 
 
@@ -278,9 +299,10 @@ def run_dir_of(ckpt_path: str | os.PathLike) -> Path | None:
     return None
 
 
-def extract_embeddings(ckpt_path: str | os.PathLike, split: str = "test", data_root=None, batch_size: int = 256,
-                       device=None, cache_dir=None, use_cache: bool = True, progress: bool = True,
-                       dataset: str | None = None, arch: str | None = None, layer: str | None = None) -> EmbeddingSet:
+def extract_embeddings(ckpt_path: str | os.PathLike, split: str = "test", data_root=None,
+                       batch_size: int = 256, device=None, cache_dir=None, use_cache: bool = True,
+                       progress: bool = True, dataset: str | None = None,
+                       arch: str | None = None, layer: str | None = None) -> EmbeddingSet:
     """Run a checkpoint's encoder once over a split of its own dataset; cache the result on disk.
 
     The model is rebuilt from the checkpoint, whatever its layout
@@ -298,7 +320,8 @@ def extract_embeddings(ckpt_path: str | os.PathLike, split: str = "test", data_r
     dataset : str or None
         A registered dataset name; needed when the checkpoint names none read here.
     arch : str or None
-        Architecture of a foreign checkpoint (``checkpoint_formats.ARCHS``); default: read off the weights.
+        Architecture of a foreign checkpoint (``checkpoint_formats.ARCHS``); default: read off the
+        weights.
     layer : str or None
         Embed the pooled output of this named module of the encoder (``rascal_geom.layers``)
         instead of the encoder's output; ``embeddings`` and ``features`` are then both that output.
@@ -326,7 +349,8 @@ def extract_embeddings(ckpt_path: str | os.PathLike, split: str = "test", data_r
 
     key = cache_key(ckpt_path, split, data_root, device)
     # What is embedded beyond the checkpoint's own dataset and encoder output is part of the key.
-    key.update({k: v for k, v in (("dataset", dataset), ("arch", arch), ("layer", layer)) if v is not None})
+    key.update({k: v for k, v in (("dataset", dataset), ("arch", arch), ("layer", layer))
+                if v is not None})
     cached = _path_for(key, cache_dir)
     run_dir = run_dir_of(ckpt_path)
     if use_cache and cached.is_file():
@@ -338,31 +362,33 @@ def extract_embeddings(ckpt_path: str | os.PathLike, split: str = "test", data_r
     config = dict(loaded.config)
     name = dataset or config.get("dataset")
     if name is None:
-        raise RascalError(f"{ckpt_path} ({loaded.layout}) names no dataset read here; pass --dataset "
-                          f"({', '.join(list_datasets())}) and --data-root.")
+        raise RascalError(f"{ckpt_path} ({loaded.layout}) names no dataset read here; pass "
+                          f"--dataset ({', '.join(list_datasets())}) and --data-root.")
     if dataset is not None and dataset != config.get("dataset"):
         config.update(dataset=dataset, label_level=None)
     root = data_root if data_root is not None else config.get("data_root")
     data = get_dataset(name, root=root, split=split, label_level=config.get("label_level"))
-    out = extract_features(embedder(loaded.model, layer), data, batch_size=batch_size, device=device,
-                           progress=progress, image_size=config.get("image_size"), description=f"embedding {split}",
-                           precision="fp32")
+    out = extract_features(embedder(loaded.model, layer), data, batch_size=batch_size,
+                           device=device, progress=progress, image_size=config.get("image_size"),
+                           description=f"embedding {split}", precision="fp32")
     emb = EmbeddingSet(
         embeddings=out["features"] if layer else out["projections"],
         labels={lvl: out["labels"][lvl] for lvl in data.levels},
-        class_names={lvl: list(data.class_names[lvl]) for lvl in data.levels}, features=out["features"],
-        attributes=data.attributes, attribute_names=data.attribute_names,
-        source={"kind": "checkpoint", "path": str(ckpt_path), "run_dir": None if run_dir is None else str(run_dir),
-                "epoch": loaded.epoch, "config": config, "split": split, "layout": loaded.layout,
-                "arch": loaded.arch, "preprocessing": loaded.preprocessing, "layer": layer,
-                "load": loaded.summary(), "extraction": key})
+        class_names={lvl: list(data.class_names[lvl]) for lvl in data.levels},
+        features=out["features"], attributes=data.attributes, attribute_names=data.attribute_names,
+        source={"kind": "checkpoint", "path": str(ckpt_path),
+                "run_dir": None if run_dir is None else str(run_dir), "epoch": loaded.epoch,
+                "config": config, "split": split, "layout": loaded.layout, "arch": loaded.arch,
+                "preprocessing": loaded.preprocessing, "layer": layer, "load": loaded.summary(),
+                "extraction": key})
     save_npz(cached, emb)
     return emb
 
 
 def embed_model(model, data, layer: str | None = None, batch_size: int = 256, device=None,
                 image_size: int | None = None, progress: bool = True) -> EmbeddingSet:
-    """Embeddings of an in-memory model over a dataset or a DataLoader (the notebook path of ``analyze``).
+    """Embeddings of an in-memory model over a dataset or a DataLoader (the notebook path of
+    ``analyze``).
 
     Parameters
     ----------
@@ -376,7 +402,8 @@ def embed_model(model, data, layer: str | None = None, batch_size: int = 256, de
     layer : str or None
         Embed the pooled output of this named module of the encoder.
     batch_size, device, image_size, progress
-        As in ``rascal_train.features.extract_features`` (``batch_size`` and ``image_size``: datasets only).
+        As in ``rascal_train.features.extract_features`` (``batch_size`` and ``image_size``:
+        datasets only).
     """
     import torch
 
@@ -407,19 +434,23 @@ def embed_model(model, data, layer: str | None = None, batch_size: int = 256, de
         finally:
             net.train(was_training)
         out = {"features": torch.cat(feats).numpy(), "projections": torch.cat(projs).numpy()}
-        labels = {lvl: torch.cat([torch.as_tensor(b[lvl]) for b in ys]).numpy().astype(np.int64) for lvl in ys[0]}
+        labels = {lvl: torch.cat([torch.as_tensor(b[lvl]) for b in ys]).numpy().astype(np.int64)
+                  for lvl in ys[0]}
         names = {lvl: [str(c) for c in range(int(y.max()) + 1)] for lvl, y in labels.items()}
         attributes = attribute_names = None
     else:
-        raise RascalError(f"Cannot embed a {type(data).__name__}; pass a rascal dataset (get_dataset(...)) or a "
-                          "torch DataLoader of (images, labels) batches.")
-    return EmbeddingSet(out["features"] if layer else out["projections"], labels, names, features=out["features"],
-                        attributes=attributes, attribute_names=attribute_names,
-                        source={"kind": "model", "path": None, "layer": layer, "split": getattr(data, "split", None)})
+        raise RascalError(f"Cannot embed a {type(data).__name__}; pass a rascal dataset "
+                          "(get_dataset(...)) or a torch DataLoader of (images, labels) batches.")
+    return EmbeddingSet(out["features"] if layer else out["projections"], labels, names,
+                        features=out["features"], attributes=attributes,
+                        attribute_names=attribute_names,
+                        source={"kind": "model", "path": None, "layer": layer,
+                                "split": getattr(data, "split", None)})
 
 
 def load_embeddings(path: str | os.PathLike, split: str = "test", **extract_kwargs) -> EmbeddingSet:
-    """An :class:`EmbeddingSet` from an ``.npz`` file or a checkpoint (anything else: one-line error)."""
+    """An :class:`EmbeddingSet` from an ``.npz`` file or a checkpoint (anything else: one-line
+    error)."""
     path = Path(path)
     if path.suffix == ".npz":
         return load_npz(path)

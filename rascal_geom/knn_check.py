@@ -21,7 +21,8 @@ RowMetric = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
 
 
 def check_search(x: np.ndarray, neighbours: tuple[np.ndarray, np.ndarray], rows: np.ndarray, ks,
-                 metrics: Mapping[str, RowMetric], backend: str | None = None, seed: int | None = None) -> dict:
+                 metrics: Mapping[str, RowMetric], backend: str | None = None,
+                 seed: int | None = None) -> dict:
     """Recall@k and metric deltas of approximate ``neighbours`` on the sampled ``rows``.
 
     Parameters
@@ -47,7 +48,8 @@ def check_search(x: np.ndarray, neighbours: tuple[np.ndarray, np.ndarray], rows:
     """
     a_sims, a_idx = neighbours
     k_max = a_idx.shape[1]
-    e_sims, e_idx = grouped_knn(x, np.zeros(len(x), dtype=np.int64), k_max, backend=backend, rows=rows)
+    e_sims, e_idx = grouped_knn(x, np.zeros(len(x), dtype=np.int64), k_max, backend=backend,
+                                rows=rows)
     recall = {str(min(k, k_max)): recall_at_k(a_idx[rows, :min(k, k_max)], e_idx[:, :min(k, k_max)])
               for k in ks}
     moved = {}
@@ -55,5 +57,6 @@ def check_search(x: np.ndarray, neighbours: tuple[np.ndarray, np.ndarray], rows:
         va = float(np.nanmean(fn(a_sims[rows], a_idx[rows], rows)))
         ve = float(np.nanmean(fn(e_sims, e_idx, rows)))
         moved[name] = {"approx": va, "exact": ve, "delta": va - ve}
-    return {"queries": int(len(rows)), "seed": seed, "recall_at_k": recall, "recall_floor": RECALL_FLOOR,
+    return {"queries": int(len(rows)), "seed": seed, "recall_at_k": recall,
+            "recall_floor": RECALL_FLOOR,
             "below_floor": [k for k, r in recall.items() if r < RECALL_FLOOR], "metrics": moved}

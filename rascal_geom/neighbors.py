@@ -18,7 +18,8 @@ Backends (``select_backend``):
   k = 201: 5.4 s, against 21 s for ``faiss.knn`` and ``IndexFlatIP``, whose wheel keeps its SIMD
   kernel below 128,000 queries and is slower still with BLAS forced), so it is also the CPU default.
   Given several GPUs (``devices=``), query blocks go round-robin to them, the bank copied to each.
-- ``"faiss_cpu"``: ``faiss.knn`` on the CPU (selectable with ``backend=`` or ``RASCAL_KNN_BACKEND``).
+- ``"faiss_cpu"``: ``faiss.knn`` on the CPU (selectable with ``backend=`` or
+  ``RASCAL_KNN_BACKEND``).
 
 Every backend returns the same neighbours up to ties, in the same shapes and dtypes: similarities
 ``float32 (n_queries, k)`` in descending order and indices ``int64 (n_queries, k)``.
@@ -46,7 +47,8 @@ from rascal_train.progress import track
 BACKENDS = ("faiss_gpu", "torch", "faiss_cpu")
 FAISS_GPU_MAX_K = 2048
 #: The distributions that install the ``faiss`` package (the FAISS project's and community builds).
-FAISS_DISTRIBUTIONS = {"faiss-cpu": "cpu", "faiss-gpu": "gpu", "faiss-gpu-cu12": "gpu", "faiss-gpu-cu11": "gpu"}
+FAISS_DISTRIBUTIONS = {"faiss-cpu": "cpu", "faiss-gpu": "gpu", "faiss-gpu-cu12": "gpu",
+                       "faiss-gpu-cu11": "gpu"}
 # Query blocks of the torch path: on the CPU at most 2,048 rows and 1 GiB of similarities; on a
 # GPU at most 8,192 rows and a quarter of the free memory (top-k's workspace takes about as much
 # again), so that a bank of 1.28 M rows does not ask for 10 GB per block.
@@ -83,10 +85,11 @@ def faiss_build() -> dict:
         gpus = faiss.get_num_gpus() if build == "gpu" else 0
     conflict = None
     if kinds == {"cpu", "gpu"}:
-        conflict = (f"{' and '.join(installed)} are installed and share the faiss package, so the {build} build "
-                    "loaded by install order; uninstall both and install one (pip install -e '.[gpu]' for the "
-                    "GPU build).")
-    return {"build": build, "version": version, "gpus": gpus, "installed": installed, "conflict": conflict}
+        conflict = (f"{' and '.join(installed)} are installed and share the faiss package, so the "
+                    f"{build} build loaded by install order; uninstall both and install one (pip "
+                    "install -e '.[gpu]' for the GPU build).")
+    return {"build": build, "version": version, "gpus": gpus, "installed": installed,
+            "conflict": conflict}
 
 
 def _faiss_gpu_available() -> bool:
@@ -100,7 +103,8 @@ def select_backend() -> str:
     forced = os.environ.get("RASCAL_KNN_BACKEND")
     if forced:
         if forced not in BACKENDS:
-            raise RascalError(f"RASCAL_KNN_BACKEND={forced!r} is not a backend; use one of {', '.join(BACKENDS)}.")
+            raise RascalError(f"RASCAL_KNN_BACKEND={forced!r} is not a backend; use one of "
+                              f"{', '.join(BACKENDS)}.")
         return forced
     if _faiss_gpu_available():
         return "faiss_gpu"
@@ -186,21 +190,23 @@ def _import_faiss(backend: str):
     try:
         import faiss
     except ImportError:
-        raise RascalError(f"The {backend} neighbour search needs FAISS, which is not installed; install "
-                          "rascal[cpu] (faiss-cpu) or rascal[gpu] (faiss-gpu), or unset RASCAL_KNN_BACKEND "
-                          "to search with torch.") from None
+        raise RascalError(f"The {backend} neighbour search needs FAISS, which is not installed; "
+                          "install rascal[cpu] (faiss-cpu) or rascal[gpu] (faiss-gpu), or unset "
+                          "RASCAL_KNN_BACKEND to search with torch.") from None
     return faiss
 
 
 def _all_gpus(cpu_index):
-    """``cpu_index`` cloned onto every GPU FAISS sees, its rows sharded (1/G of the bank on each)."""
+    """``cpu_index`` cloned onto every GPU FAISS sees, its rows sharded (1/G of the bank on
+    each)."""
     faiss = _import_faiss("faiss_gpu")
     options = faiss.GpuMultipleClonerOptions()
     options.shard = True
     return faiss.index_cpu_to_all_gpus(cpu_index, co=options)
 
 
-def _faiss_search(queries: np.ndarray, bank: np.ndarray, k: int, backend: str, device: torch.device):
+def _faiss_search(queries: np.ndarray, bank: np.ndarray, k: int, backend: str,
+                  device: torch.device):
     faiss = _import_faiss(backend)
     if backend == "faiss_cpu":
         with _faiss_threads():
@@ -213,8 +219,8 @@ def _faiss_search(queries: np.ndarray, bank: np.ndarray, k: int, backend: str, d
         # One call for all queries: FAISS tiles them in its temporary memory and copies the
         # bank to the GPU once (a call per block would copy it once per block).
         index = device.index if device.type == "cuda" else torch.cuda.current_device()
-        sims, idx = faiss.knn_gpu(_gpu_resources(index), queries, bank, k, metric=faiss.METRIC_INNER_PRODUCT,
-                                  device=index)
+        sims, idx = faiss.knn_gpu(_gpu_resources(index), queries, bank, k,
+                                  metric=faiss.METRIC_INNER_PRODUCT, device=index)
     return sims, idx.astype(np.int64)
 
 
@@ -238,8 +244,9 @@ def _approx_search(queries: np.ndarray, bank: np.ndarray, k: int, exclude_self: 
 
 def _torch_search(queries: np.ndarray, bank: np.ndarray, k_search: int, exclude_self: bool,
                   devices: list[torch.device], chunk_size: int | None, progress: bool):
-    """Blocked matmul + top-k; block ``j`` runs on ``devices[j % G]`` (CUDA launches are asynchronous,
-    so one round's blocks overlap), and a round is copied back before the next starts."""
+    """Blocked matmul + top-k; block ``j`` runs on ``devices[j % G]`` (CUDA launches are
+    asynchronous, so one round's blocks overlap), and a round is copied back before the next
+    starts."""
     banks = [torch.from_numpy(bank).to(d) for d in devices]
     chunk_size = chunk_size or chunk_rows(bank.shape[0], devices[0])
     starts = list(range(0, queries.shape[0], chunk_size))
@@ -262,12 +269,13 @@ def _torch_search(queries: np.ndarray, bank: np.ndarray, k_search: int, exclude_
 
 def visible_gpus() -> list[torch.device]:
     """Every GPU torch sees (empty without CUDA)."""
-    return [torch.device("cuda", i) for i in range(torch.cuda.device_count())] if torch.cuda.is_available() else []
+    return ([torch.device("cuda", i) for i in range(torch.cuda.device_count())]
+            if torch.cuda.is_available() else [])
 
 
 def knn_search(queries, bank, k: int, exclude_self: bool = False, backend: str | None = None,
-               chunk_size: int | None = None, progress: bool = False, device=None, method: str = "exact",
-               seed: int = 0, devices=None) -> tuple[np.ndarray, np.ndarray]:
+               chunk_size: int | None = None, progress: bool = False, device=None,
+               method: str = "exact", seed: int = 0, devices=None) -> tuple[np.ndarray, np.ndarray]:
     """Top-``k`` inner-product neighbours of each query row in ``bank``, exact or approximate.
 
     Parameters
@@ -279,7 +287,8 @@ def knn_search(queries, bank, k: int, exclude_self: bool = False, backend: str |
     k : int
         Neighbours per query, ``1 <= k <= n_bank`` (``n_bank - 1`` with ``exclude_self``).
     exclude_self : bool, default=False
-        Leave-one-out search: query ``i`` never returns index ``i``, even when duplicates tie with it.
+        Leave-one-out search: query ``i`` never returns index ``i``, even when duplicates tie with
+        it.
     backend : {"faiss_gpu", "torch", "faiss_cpu"} or None, default=None
         ``None`` uses :func:`select_backend`.
     chunk_size : int or None, default=None
@@ -310,7 +319,8 @@ def knn_search(queries, bank, k: int, exclude_self: bool = False, backend: str |
     queries, bank = _as_float32(queries), _as_float32(bank)
     backend = backend or select_backend()
     if backend not in BACKENDS:
-        raise RascalError(f"The 'backend' parameter of knn_search must be one of {', '.join(BACKENDS)}. Got {backend!r} instead.")
+        raise RascalError("The 'backend' parameter of knn_search must be one of "
+                          f"{', '.join(BACKENDS)}. Got {backend!r} instead.")
     if queries.ndim != 2 or bank.ndim != 2 or queries.shape[1] != bank.shape[1]:
         raise RascalError(f"knn_search needs 2-D queries and bank of the same width; got shapes "
                           f"{queries.shape} and {bank.shape}.")
@@ -318,7 +328,8 @@ def knn_search(queries, bank, k: int, exclude_self: bool = False, backend: str |
         raise RascalError("knn_search(exclude_self=True) needs queries to be the bank itself.")
     limit = bank.shape[0] - int(exclude_self)
     if not 1 <= k <= limit:
-        raise RascalError(f"The 'k' parameter of knn_search must be an int in [1, {limit}]. Got {k} instead.")
+        raise RascalError(f"The 'k' parameter of knn_search must be an int in [1, {limit}]. Got "
+                          f"{k} instead.")
     if approx.resolve_method(method, bank.shape[0]) == "approx":
         return _approx_search(queries, bank, k, exclude_self, backend, seed, progress)
     k_search = k + int(exclude_self)

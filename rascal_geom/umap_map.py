@@ -1,4 +1,5 @@
-"""A 2-D UMAP map of an embedding (at most a few thousand sub-sampled points) and its trustworthiness.
+"""A 2-D UMAP map of an embedding (at most a few thousand sub-sampled points) and its
+trustworthiness.
 
 The map is fitted on a seeded subsample stratified by the finest label level; the other rows
 are left out of the map (not placed with ``transform``: at a million rows that would cost more
@@ -51,7 +52,8 @@ def umap_map(emb, labels: dict[str, np.ndarray], max_points: int = 2000, seed: i
     k = min(trust_k, (len(idx) - 1) // 2)
     return {"coords": coords.astype(float).tolist(),
             "labels": {lvl: np.asarray(y)[idx].astype(int).tolist() for lvl, y in labels.items()},
-            "indices": idx.tolist(), "trustworthiness": trustworthiness(x, coords, k), "n": len(idx),
-            "n_total": n_total,
-            "sampling": f"seeded (seed {seed}), stratified by {finest}" if len(idx) < n_total else "every row",
+            "indices": idx.tolist(), "trustworthiness": trustworthiness(x, coords, k),
+            "n": len(idx), "n_total": n_total,
+            "sampling": (f"seeded (seed {seed}), stratified by {finest}" if len(idx) < n_total
+                         else "every row"),
             "rest": "left out of the map" if len(idx) < n_total else None}

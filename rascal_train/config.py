@@ -26,9 +26,9 @@ RESUME_FREE_KEYS = ("resume", "out", "device", "num_workers", "monitor", "log_ev
 # Keys that `rascal train` has a flag for (the others are set in a --config file); a test keeps
 # this equal to the command's options.
 FLAG_KEYS = frozenset({
-    "dataset", "data_root", "label_level", "loss", "weights", "cache", "arch", "epochs", "batch_size", "lr",
-    "warmup_epochs", "temperature", "limit", "label_noise", "imbalance", "device", "precision", "seed",
-    "out", "resume", "monitor", "log_every"})
+    "dataset", "data_root", "label_level", "loss", "weights", "cache", "arch", "epochs",
+    "batch_size", "lr", "warmup_epochs", "temperature", "limit", "label_noise", "imbalance",
+    "device", "precision", "seed", "out", "resume", "monitor", "log_every"})
 # Seeds feed torch.manual_seed, which takes at most 64 bits; one bit less keeps it signed-safe.
 MAX_SEED = 2**63 - 1
 _DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
@@ -142,7 +142,8 @@ class TrainConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
-            raise RascalError(f"Unknown key {unknown[0]!r} in {source}; valid keys are {', '.join(sorted(known))}.")
+            raise RascalError(f"Unknown key {unknown[0]!r} in {source}; valid keys are "
+                              f"{', '.join(sorted(known))}.")
         return cls(**values).validated()
 
     def to_dict(self) -> dict[str, Any]:
@@ -164,7 +165,8 @@ class TrainConfig:
     @property
     def warmup(self) -> float:
         """Warm-up length in epochs, the default resolved."""
-        return min(10.0, self.epochs / 10) if self.warmup_epochs is None else float(self.warmup_epochs)
+        return (min(10.0, self.epochs / 10) if self.warmup_epochs is None
+                else float(self.warmup_epochs))
 
     # --- validation (one place, one-line errors that name the flag) -----------------------------
 
@@ -178,15 +180,16 @@ class TrainConfig:
         if self.loss == "rascal":
             _choice("weights", self.weights or "rank_agreement", WEIGHT_SOURCES)
             _choice("cache", self.cache or "last_seen", CACHE_POLICIES)
-            changes.update(weights=self.weights or "rank_agreement", cache=self.cache or "last_seen")
+            changes.update(weights=self.weights or "rank_agreement",
+                           cache=self.cache or "last_seen")
         else:
             implied = None if self.loss == "ce" else "uniform"
             if self.weights not in (None, implied):
-                raise RascalError(f"--weights {self.weights} applies only to --loss rascal (got --loss "
-                                  f"{self.loss}); drop --weights or use --loss rascal.")
+                raise RascalError(f"--weights {self.weights} applies only to --loss rascal (got "
+                                  f"--loss {self.loss}); drop --weights or use --loss rascal.")
             if self.cache is not None:
-                raise RascalError(f"--cache applies only to --loss rascal (got --loss {self.loss}); "
-                                  "drop --cache or use --loss rascal.")
+                raise RascalError("--cache applies only to --loss rascal (got --loss "
+                                  f"{self.loss}); drop --cache or use --loss rascal.")
             changes["weights"] = implied
         _integer("epochs", self.epochs, 1)
         _integer("batch_size", self.batch_size, 2)
@@ -211,9 +214,11 @@ class TrainConfig:
         _choice("precision", self.precision, PRECISIONS)
         for name in ("head_bn", "monitor"):
             if not isinstance(getattr(self, name), bool):
-                raise RascalError(f"The '{name}' parameter must be true or false. Got {getattr(self, name)!r} instead.")
+                raise RascalError(f"The '{name}' parameter must be true or false. Got "
+                                  f"{getattr(self, name)!r} instead.")
         if self.channels_last is not None and not isinstance(self.channels_last, bool):
-            raise RascalError(f"The 'channels_last' parameter must be true, false or null. Got {self.channels_last!r} instead.")
+            raise RascalError("The 'channels_last' parameter must be true, false or null. Got "
+                              f"{self.channels_last!r} instead.")
         check_device(self.device)
         for name in ("dataset", "data_root", "label_level", "out", "resume"):
             value = getattr(self, name)
@@ -225,13 +230,14 @@ class TrainConfig:
 def check_device(name) -> str:
     """``name`` if it is ``auto``, ``cpu``, ``cuda`` or ``cuda:N``; else a one-line error."""
     if not isinstance(name, str) or not _DEVICE.fullmatch(name):
-        raise RascalError(f"The 'device' parameter must be auto, cpu, cuda or cuda:N (N a GPU index). "
-                          f"Got {name!r} instead.")
+        raise RascalError("The 'device' parameter must be auto, cpu, cuda or cuda:N (N a GPU "
+                          f"index). Got {name!r} instead.")
     return name
 
 
 def config_key_hint(name: str) -> str:
-    """Where a user sets config key ``name``: its flag, or the --config file for keys without one."""
+    """Where a user sets config key ``name``: its flag, or the --config file for keys without
+    one."""
     return "--" + name.replace("_", "-") if name in FLAG_KEYS else f"`{name}:` in the --config file"
 
 
@@ -242,20 +248,23 @@ def _choice(name: str, value, choices) -> None:
 
 
 def _integer(name: str, value, low: int, high: int | None = None) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low or (high is not None and value > high):
+    if (isinstance(value, bool) or not isinstance(value, int) or value < low
+            or (high is not None and value > high)):
         bound = f">= {low}" if high is None else f"in [{low}, {high}]"
         raise RascalError(f"The '{name}' parameter must be an int {bound}. Got {value!r} instead "
                           f"(set it with {config_key_hint(name)}).")
 
 
-def _real(name: str, value, low: float, high: float, low_open: bool = False, high_open: bool = False) -> None:
+def _real(name: str, value, low: float, high: float, low_open: bool = False,
+          high_open: bool = False) -> None:
     ok = isinstance(value, (int, float)) and not isinstance(value, bool) and not math.isnan(value)
     if ok:
-        ok = (value > low if low_open else value >= low) and (value < high if high_open else value <= high)
+        ok = ((value > low if low_open else value >= low)
+              and (value < high if high_open else value <= high))
     if not ok:
         interval = f"{'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
-        raise RascalError(f"The '{name}' parameter must be a float in {interval}. Got {value!r} instead "
-                          f"(set it with {config_key_hint(name)}).")
+        raise RascalError(f"The '{name}' parameter must be a float in {interval}. Got {value!r} "
+                          f"instead (set it with {config_key_hint(name)}).")
 
 
 # --- files, flags, resume -----------------------------------------------------------------------
@@ -269,17 +278,20 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
 
     path = Path(path)
     if not path.is_file():
-        raise RascalError(f"Config file {path} does not exist; pass a JSON or YAML file to --config.")
+        raise RascalError(f"Config file {path} does not exist; pass a JSON or YAML file to "
+                          "--config.")
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
-        raise RascalError(f"Config file {path} is not UTF-8 text; pass a JSON or YAML file.") from None
+        raise RascalError(f"Config file {path} is not UTF-8 text; pass a JSON or YAML "
+                          "file.") from None
     try:
         values = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
     except (json.JSONDecodeError, yaml.YAMLError) as exc:
         first = str(exc).strip().splitlines()[0]
-        raise RascalError(f"Config file {path} is not valid {'JSON' if path.suffix == '.json' else 'YAML'} "
-                          f"({first}); fix the file.") from None
+        raise RascalError(f"Config file {path} is not valid "
+                          f"{'JSON' if path.suffix == '.json' else 'YAML'} ({first}); fix the "
+                          "file.") from None
     if values is None:
         values = {}
     if not isinstance(values, dict):
@@ -309,12 +321,14 @@ def resolve_config(config_file: str | Path | None = None, **flags) -> TrainConfi
 
         run_dir, ckpt_file = resume_source(values["resume"])
         if values.get("out") is not None and Path(values["out"]).resolve() != run_dir:
-            raise RascalError(f"--out {values['out']} differs from the run being resumed ({run_dir}); a resumed "
-                              "run stays in its own directory, so drop --out.")
+            raise RascalError(f"--out {values['out']} differs from the run being resumed "
+                              f"({run_dir}); a resumed run stays in its own directory, so drop "
+                              "--out.")
         if ckpt_file is not None:
             base = load_checkpoint(ckpt_file).get("config")
             if not isinstance(base, dict):
-                raise RascalError(f"{ckpt_file} carries no run config; pass a checkpoint written by `rascal train`.")
+                raise RascalError(f"{ckpt_file} carries no run config; pass a checkpoint written "
+                                  "by `rascal train`.")
         else:
             base = read_run_config(run_dir)
         check_same_run(values, base, ckpt_file or run_dir)
@@ -339,6 +353,6 @@ def check_same_run(values: dict[str, Any], ckpt_config: dict[str, Any], path: Pa
             raise RascalError(f"Run directory {path} already holds a run with "
                               f"{key}={ckpt_config.get(key)!r}, not {values[key]!r}; pass --resume "
                               f"{path} to continue that run, or choose another --out.")
-        raise RascalError(f"Cannot resume {path}: it was trained with {key}={ckpt_config.get(key)!r}, "
-                          f"not {values[key]!r}; drop {config_key_hint(key)} or start a new run "
-                          "with another --out.")
+        raise RascalError(f"Cannot resume {path}: it was trained with "
+                          f"{key}={ckpt_config.get(key)!r}, not {values[key]!r}; drop "
+                          f"{config_key_hint(key)} or start a new run with another --out.")

@@ -57,8 +57,8 @@ def load_grid(path: str | Path) -> dict:
 
     path = Path(path)
     if not path.is_file():
-        raise RascalError(f"Grid file {path} does not exist; pass a YAML file with `base:` and `grid:` "
-                          "(see examples/).")
+        raise RascalError(f"Grid file {path} does not exist; pass a YAML file with `base:` and "
+                          "`grid:` (see examples/).")
     try:
         spec = yaml.safe_load(path.read_text(encoding="utf-8"))  # JSON is YAML
     except UnicodeDecodeError:
@@ -90,7 +90,8 @@ def _check_options(options: dict, where: str, known: set[str]) -> None:
 
 
 def _slug(value: Any) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", str(value).lower() if isinstance(value, bool) else str(value))
+    return re.sub(r"[^A-Za-z0-9._-]+", "_",
+                  str(value).lower() if isinstance(value, bool) else str(value))
 
 
 def expand_grid(spec: dict) -> list[SweepRun]:
@@ -111,11 +112,12 @@ def expand_grid(spec: dict) -> list[SweepRun]:
 
     unknown = sorted(set(spec) - set(_SPEC_KEYS))
     if unknown:
-        raise RascalError(f"Grid has unknown top-level key {unknown[0]!r}; use {', '.join(_SPEC_KEYS)}.")
+        raise RascalError(f"Grid has unknown top-level key {unknown[0]!r}; use "
+                          f"{', '.join(_SPEC_KEYS)}.")
     name, gpus = spec.get("name", "sweep"), spec.get("gpus", 1)
     if not isinstance(name, str) or not _FOLDER_NAME.fullmatch(name):
-        raise RascalError(f"Grid `name` {name!r} must be one folder name of letters, digits, '.', '_' and '-'; "
-                          "fix `name:` in the grid.")
+        raise RascalError(f"Grid `name` {name!r} must be one folder name of letters, digits, '.', "
+                          "'_' and '-'; fix `name:` in the grid.")
     if isinstance(gpus, bool) or not isinstance(gpus, int) or gpus < 1:
         raise RascalError(f"Grid `gpus` must be an int >= 1; got {gpus!r}.")
     known = _train_option_names()
@@ -123,12 +125,14 @@ def expand_grid(spec: dict) -> list[SweepRun]:
     grid = spec.get("grid") or {}
     include = spec.get("include") or []
     if not isinstance(base, dict) or not isinstance(grid, dict) or not isinstance(include, list):
-        raise RascalError("Grid `base` and `grid` must be mappings and `include` a list of mappings.")
+        raise RascalError("Grid `base` and `grid` must be mappings and `include` a list of "
+                          "mappings.")
     _check_options(base, "Grid `base`", known)
     _check_options(grid, "Grid `grid`", known)
     for key, values in grid.items():
         if not isinstance(values, list) or not values:
-            raise RascalError(f"Grid option {key!r} must be a non-empty list of values; got {values!r}.")
+            raise RascalError(f"Grid option {key!r} must be a non-empty list of values; got "
+                              f"{values!r}.")
     for i, extra in enumerate(include):
         if not isinstance(extra, dict):
             raise RascalError(f"Grid `include` entry {i + 1} must be a mapping of options.")
@@ -173,8 +177,8 @@ def _check_datasets(runs) -> None:
     for run in runs:
         dataset = run.options.get("dataset", "synthetic")
         if dataset not in known:
-            raise RascalError(f"Grid run {run.name} has dataset {dataset!r}, which does not exist; choose one of "
-                              f"{', '.join(known)}.")
+            raise RascalError(f"Grid run {run.name} has dataset {dataset!r}, which does not exist; "
+                              f"choose one of {', '.join(known)}.")
 
 
 def _check_baseline(baseline, runs: list[SweepRun]) -> None:
@@ -187,8 +191,8 @@ def _check_baseline(baseline, runs: list[SweepRun]) -> None:
     names = {run.name for run in runs} | {SEED_SUFFIX.sub("", run.name) for run in runs}
     names |= {TrainConfig.from_dict(run.options).loss for run in runs}
     if not isinstance(baseline, str) or baseline not in names:
-        raise RascalError(f"Grid `baseline` {baseline!r} names no run group or loss of this sweep; choose one of "
-                          f"{', '.join(sorted(names))}.")
+        raise RascalError(f"Grid `baseline` {baseline!r} names no run group or loss of this sweep; "
+                          f"choose one of {', '.join(sorted(names))}.")
 
 
 def _flag(key: str, value: Any) -> list[str]:
@@ -207,7 +211,8 @@ def train_command(run: SweepRun, run_dir: Path, gpus: int = 1, resume: bool | No
             "--out", str(run_dir)]
     if resume or (resume is None and run_status(run_dir, run.options) == "partial"):
         args += ["--resume", str(run_dir)]
-    prefix = ["torchrun", f"--nproc-per-node={gpus}", "--no-python", "rascal"] if gpus > 1 else ["rascal"]
+    prefix = (["torchrun", f"--nproc-per-node={gpus}", "--no-python", "rascal"] if gpus > 1
+              else ["rascal"])
     return shlex.join(prefix + args)
 
 
@@ -219,12 +224,14 @@ def array_command(run: SweepRun, run_dir: Path, gpus: int = 1) -> str:
     ckpts = Path(run_dir) / "checkpoints"
     done = shlex.quote(str(ckpts / f"epoch_{TrainConfig.from_dict(run.options).epochs:04d}.pt"))
     last = shlex.quote(str(ckpts / "last.pt"))
-    return (f"test -f {done} || if test -f {last}; then {train_command(run, run_dir, gpus, resume=True)}; "
-            f"else {train_command(run, run_dir, gpus, resume=False)}; fi")
+    return (f"test -f {done} || if test -f {last}; then "
+            f"{train_command(run, run_dir, gpus, resume=True)}; else "
+            f"{train_command(run, run_dir, gpus, resume=False)}; fi")
 
 
 def run_status(run_dir: Path, options: dict) -> str:
-    """``"done"`` (the final epoch's checkpoint exists), ``"partial"`` (a checkpoint or a config) or ``"new"``."""
+    """``"done"`` (the final epoch's checkpoint exists), ``"partial"`` (a checkpoint or a config) or
+    ``"new"``."""
     from rascal_train.config import TrainConfig
 
     epochs = TrainConfig.from_dict(options).epochs
@@ -232,7 +239,8 @@ def run_status(run_dir: Path, options: dict) -> str:
     if (ckpts / f"epoch_{epochs:04d}.pt").is_file():
         return "done"
     # A run killed before its first checkpoint has only its config: it restarts from epoch 0.
-    return "partial" if (ckpts / "last.pt").is_file() or (Path(run_dir) / "config.json").is_file() else "new"
+    return ("partial" if (ckpts / "last.pt").is_file() or (Path(run_dir) / "config.json").is_file()
+            else "new")
 
 
 def describe(runs: list[SweepRun]) -> str:

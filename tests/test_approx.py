@@ -14,7 +14,8 @@ from rascal_train.errors import RascalError
 def _clustered(n, d, classes, seed=0, noise=0.6):
     rng = np.random.default_rng(seed)
     y = rng.integers(0, classes, n)
-    x = (rng.standard_normal((classes, d))[y] + noise * rng.standard_normal((n, d))).astype(np.float32)
+    x = (rng.standard_normal((classes, d))[y]
+         + noise * rng.standard_normal((n, d))).astype(np.float32)
     return x / np.linalg.norm(x, axis=1, keepdims=True), y
 
 
@@ -70,11 +71,13 @@ def test_check_reports_recall_and_metric_moves(monkeypatch):
     check = check_search(x, neighbours, rows, (1, 20), {"knn": acc}, seed=0)
     exact = knn_search(x, x, 20, exclude_self=True)
     assert check["queries"] == 300
-    assert check["recall_at_k"]["20"] == pytest.approx(approx.recall_at_k(neighbours[1][rows], exact[1][rows]))
+    assert check["recall_at_k"]["20"] == pytest.approx(
+        approx.recall_at_k(neighbours[1][rows], exact[1][rows]))
     m = check["metrics"]["knn"]
     assert m["exact"] == pytest.approx(acc(exact[0][rows], exact[1][rows], rows).mean())
     assert m["delta"] == pytest.approx(m["approx"] - m["exact"])
-    assert check["below_floor"] == [k for k, r in check["recall_at_k"].items() if r < approx.RECALL_FLOOR]
+    assert check["below_floor"] == [k for k, r in check["recall_at_k"].items()
+                                    if r < approx.RECALL_FLOOR]
 
 
 def test_stratified_sample_is_seeded_and_proportional():
@@ -101,8 +104,8 @@ def _analyze(tmp_path, *args):
     from rascal_cli.main import cli
 
     out = tmp_path / "r.html"
-    res = CliRunner().invoke(cli, ["analyze", str(tmp_path / "e.npz"), "--out", str(out), "--no-umap", "--quiet",
-                                   *args])
+    res = CliRunner().invoke(cli, ["analyze", str(tmp_path / "e.npz"), "--out", str(out),
+                                   "--no-umap", "--quiet", *args])
     doc = json.loads(out.with_suffix(".json").read_text()) if res.exit_code == 0 else None
     return res, doc, out
 
@@ -114,7 +117,8 @@ def test_cli_knn_approx_writes_its_check_in_json_and_report(tmp_path, monkeypatc
     res, doc, out = _analyze(tmp_path, "--knn", "approx")
     assert res.exit_code == 0, res.output
     search = doc["neighbour_search"]
-    assert search["method"] == "approx" and search["index"]["nlist"] == 16 and search["index"]["nprobe"] == 4
+    assert (search["method"] == "approx" and search["index"]["nlist"] == 16
+            and search["index"]["nprobe"] == 4)
     check = search["check"]
     assert check["queries"] == 200 and set(check["recall_at_k"]) == {"1", "20", "200"}
     assert "knn_accuracy[variant][20]" in check["metrics"]

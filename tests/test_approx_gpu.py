@@ -1,4 +1,5 @@
-"""Many-GPU neighbour search on whatever GPUs a GPU session has (one is enough to check agreement)."""
+"""Many-GPU neighbour search on whatever GPUs a GPU session has (one is enough to check
+agreement)."""
 
 import numpy as np
 import pytest
@@ -8,7 +9,8 @@ from rascal_geom.neighbors import faiss_build, knn_search, visible_gpus
 
 pytestmark = pytest.mark.gpu
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-needs_faiss_gpu = pytest.mark.skipif(faiss_build()["gpus"] < 1, reason="needs the FAISS GPU build and a GPU")
+needs_faiss_gpu = pytest.mark.skipif(faiss_build()["gpus"] < 1,
+                                     reason="needs the FAISS GPU build and a GPU")
 
 
 def _unit(n, d, seed):
@@ -23,8 +25,8 @@ def test_torch_query_blocks_split_over_gpus_agree_with_cpu():
     gpus = visible_gpus()
     # Every visible GPU, and GPU 0 listed twice: the round-robin over blocks runs even on one GPU.
     for devices in (gpus, [gpus[0], gpus[0]]):
-        s, i = knn_search(x, x, 20, exclude_self=True, backend="torch", device="cuda", devices=devices,
-                          chunk_size=256)
+        s, i = knn_search(x, x, 20, exclude_self=True, backend="torch", device="cuda",
+                          devices=devices, chunk_size=256)
         np.testing.assert_allclose(s, s_cpu, atol=1e-4)
         assert (i == i_cpu).mean() > 0.999
 

@@ -64,7 +64,8 @@ def test_query_subsample_averages_the_same_per_row_values():
     attrs = np.random.default_rng(3).random((len(x), 8)) < 0.4
     a_full = attribute_consistency(x, y, attrs, k=4)
     a_part = attribute_consistency(x, y, attrs, k=4, rows=np.arange(len(x)))
-    _close({k: a_full[k] for k in ("agreement", "chance", "lift")}, {k: a_part[k] for k in ("agreement", "chance", "lift")})
+    _close({k: a_full[k] for k in ("agreement", "chance", "lift")},
+           {k: a_part[k] for k in ("agreement", "chance", "lift")})
 
 
 def test_rank_stability_anchors_keep_each_anchors_value():
@@ -73,6 +74,7 @@ def test_rank_stability_anchors_keep_each_anchors_value():
     full = rank_stability(x, later, y)
     anchors = np.arange(1, len(x), 4)
     part = rank_stability(x, later, y, anchors=anchors)
-    np.testing.assert_allclose(part["per_sample_spearman"][anchors], full["per_sample_spearman"][anchors])
+    np.testing.assert_allclose(part["per_sample_spearman"][anchors],
+                               full["per_sample_spearman"][anchors])
     assert np.isnan(np.delete(part["per_sample_spearman"], anchors)).all()
     assert part["n_samples"] == len(anchors)

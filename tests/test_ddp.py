@@ -58,8 +58,8 @@ def _worker(rank, port, out_dir, run_dir):
         from rascal_train.engine import train
         from test_train import TINY
 
-        train({"dataset": TINY, "loss": "rascal", "epochs": 1, "batch_size": 16, "limit": 32, "monitor": False,
-               "device": "cpu", "out": run_dir}, progress=False)
+        train({"dataset": TINY, "loss": "rascal", "epochs": 1, "batch_size": 16, "limit": 32,
+               "monitor": False, "device": "cpu", "out": run_dir}, progress=False)
     finally:
         dist.destroy_process_group()
 
@@ -95,14 +95,15 @@ def test_ddp_gradients_equal_one_process_on_the_global_batch(tmp_path):
 
 def _torchrun_worker(rank, port, run_dir):
     # What torchrun sets; the engine joins the NCCL group and picks cuda:LOCAL_RANK itself.
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE=str(WORLD), RANK=str(rank),
-                      LOCAL_RANK=str(rank))
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE=str(WORLD),
+                      RANK=str(rank), LOCAL_RANK=str(rank))
     from rascal_geom.monitor import GeometryMonitor
     from rascal_train.engine import train
     from test_train import TINY
 
-    train({"dataset": TINY, "loss": "rascal", "epochs": 1, "batch_size": 16, "limit": 32, "monitor": True,
-           "device": "cuda", "out": run_dir}, progress=False, callbacks=[GeometryMonitor()])
+    train({"dataset": TINY, "loss": "rascal", "epochs": 1, "batch_size": 16, "limit": 32,
+           "monitor": True, "device": "cuda", "out": run_dir}, progress=False,
+          callbacks=[GeometryMonitor()])
 
 
 @pytest.mark.gpu

@@ -13,7 +13,8 @@ def test_every_loss_gets_the_same_budget():
     runs = expand_grid(demo.demo_spec(quick=False, seeds=2))
     assert sorted((r.options["loss"], r.options["seed"]) for r in runs) == [
         ("ce", 0), ("ce", 1), ("rascal", 0), ("rascal", 1), ("supcon", 0), ("supcon", 1)]
-    budgets = {json.dumps({k: v for k, v in r.options.items() if k not in ("loss", "seed")}, sort_keys=True)
+    budgets = {json.dumps({k: v for k, v in r.options.items() if k not in ("loss", "seed")},
+                          sort_keys=True)
                for r in runs}
     assert len(budgets) == 1
 
@@ -34,6 +35,8 @@ def test_quick_demo_end_to_end_and_rerun_retrains_nothing(tmp_path, monkeypatch)
         assert analysis["headline"]["retention"]["variant"] is not None
         assert json.loads((run / "eval.json").read_text())["epoch"] == 1
         assert f"loss={loss}" in html
-    stamp = (tmp_path / "runs" / "quick" / "loss=rascal" / "checkpoints" / "last.pt").stat().st_mtime_ns
+    stamp = (tmp_path / "runs" / "quick" / "loss=rascal" / "checkpoints"
+             / "last.pt").stat().st_mtime_ns
     assert CliRunner().invoke(cli, args).exit_code == 0
-    assert (tmp_path / "runs" / "quick" / "loss=rascal" / "checkpoints" / "last.pt").stat().st_mtime_ns == stamp
+    assert (tmp_path / "runs" / "quick" / "loss=rascal" / "checkpoints"
+            / "last.pt").stat().st_mtime_ns == stamp

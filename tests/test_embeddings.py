@@ -37,19 +37,23 @@ def test_npz_levels_ordered_and_round_trip(tmp_path):
 
 def test_single_labels_array_and_explicit_levels(tmp_path):
     e = np.eye(3)[np.arange(9) % 3]
-    assert load_npz(_write(tmp_path / "a.npz", embeddings=e, labels=np.arange(9) % 3)).levels == ["label"]
-    p = _write(tmp_path / "b.npz", embeddings=e, labels_x=np.arange(9) % 3, labels_y=np.zeros(9, int),
-               levels=np.array(["x", "y"]))
+    assert load_npz(_write(tmp_path / "a.npz", embeddings=e,
+                           labels=np.arange(9) % 3)).levels == ["label"]
+    p = _write(tmp_path / "b.npz", embeddings=e, labels_x=np.arange(9) % 3,
+               labels_y=np.zeros(9, int), levels=np.array(["x", "y"]))
     assert load_npz(p).levels == ["x", "y"]
 
 
 @pytest.mark.parametrize("arrays,match", [
     ({"labels": np.zeros(5, int)}, "no 'embeddings'"),
     ({"embeddings": np.zeros((5, 2))}, "has no labels"),
-    ({"embeddings": np.zeros((5, 2)), "labels": np.zeros(4, int)}, "expected non-negative integers of shape"),
+    ({"embeddings": np.zeros((5, 2)), "labels": np.zeros(4, int)},
+     "expected non-negative integers of shape"),
     ({"embeddings": np.zeros((5, 2)), "labels": np.zeros(5)}, "dtype float64"),
-    ({"embeddings": np.zeros((5, 2)), "labels": np.zeros(5, int), "attributes": np.zeros((4, 2))}, "attributes"),
-    ({"embeddings": np.zeros((5, 2)), "labels": np.zeros(5, int), "labels_x": np.zeros(5, int)}, "keep one form"),
+    ({"embeddings": np.zeros((5, 2)), "labels": np.zeros(5, int), "attributes": np.zeros((4, 2))},
+     "attributes"),
+    ({"embeddings": np.zeros((5, 2)), "labels": np.zeros(5, int), "labels_x": np.zeros(5, int)},
+     "keep one form"),
 ])
 def test_invalid_files_are_one_line_errors(tmp_path, arrays, match):
     with pytest.raises(RascalError, match=match) as err:
@@ -73,11 +77,12 @@ def checkpoint(tmp_path):
     from rascal_train.models import CHECKPOINT_FORMAT, build_model
 
     torch.manual_seed(0)
-    config = {"dataset": "synthetic", "arch": "small_cnn", "loss": "supcon", "proj_dim": 16, "image_size": 32,
-              "label_level": "family"}
+    config = {"dataset": "synthetic", "arch": "small_cnn", "loss": "supcon", "proj_dim": 16,
+              "image_size": 32, "label_level": "family"}
     model = build_model(config)
     path = tmp_path / "run" / "checkpoints" / "epoch_0001.pt"
-    atomic_torch_save({"format": CHECKPOINT_FORMAT, "config": config, "epoch": 1, "model": model.state_dict()}, path)
+    atomic_torch_save({"format": CHECKPOINT_FORMAT, "config": config, "epoch": 1,
+                       "model": model.state_dict()}, path)
     (tmp_path / "run" / "config.json").write_text("{}")
     return path, model
 
@@ -90,7 +95,8 @@ def test_extract_runs_model_once_then_reads_cache(checkpoint, tmp_path, monkeypa
     path, model = checkpoint
     emb = extract_embeddings(path, split="test", cache_dir=tmp_path / "cache", progress=False)
     ds = get_dataset("synthetic", split="test")
-    assert isinstance(emb, EmbeddingSet) and len(emb) == len(ds) and emb.levels == ["family", "variant"]
+    assert (isinstance(emb, EmbeddingSet) and len(emb) == len(ds)
+            and emb.levels == ["family", "variant"])
     assert emb.embeddings.shape[1] == 16 and emb.features.shape[1] == model.feature_dim
     np.testing.assert_allclose(np.linalg.norm(emb.embeddings, axis=1), 1.0, atol=1e-5)
     with torch.no_grad():
@@ -134,8 +140,8 @@ def test_cache_key_covers_everything_that_changes_the_embeddings(checkpoint, tmp
     # checkpoint: the same weights under another --limit / imbalance / noise / image size are
     # another file, hence another key.
     ckpt = load_checkpoint(path)
-    for name, value in (("limit", 100), ("imbalance", 10.0), ("label_noise", 0.2), ("image_size", 24),
-                        ("label_level", "variant"), ("dataset", "cifar100")):
+    for name, value in (("limit", 100), ("imbalance", 10.0), ("label_noise", 0.2),
+                        ("image_size", 24), ("label_level", "variant"), ("dataset", "cifar100")):
         other = tmp_path / f"{name}.pt"
         atomic_torch_save({**ckpt, "config": {**ckpt["config"], name: value}}, other)
         changed[name] = cache_path(other, "test", tmp_path / "cache", device="cpu")
@@ -162,6 +168,8 @@ def test_another_data_root_misses_the_cache(checkpoint, tmp_path, monkeypatch):
     assert seen == ["fp32"]  # the second call read the cache; the first extracted in float32
     elsewhere = tmp_path / "data"
     elsewhere.mkdir()
-    emb = extract_embeddings(path, split="test", data_root=elsewhere, cache_dir=tmp_path / "cache", progress=False)
-    assert seen == ["fp32", "fp32"] and emb.source["extraction"]["data_root"] == str(elsewhere.resolve())
+    emb = extract_embeddings(path, split="test", data_root=elsewhere, cache_dir=tmp_path / "cache",
+                             progress=False)
+    assert (seen == ["fp32", "fp32"]
+            and emb.source["extraction"]["data_root"] == str(elsewhere.resolve()))
     assert len(list((tmp_path / "cache").glob("*.npz"))) == 2

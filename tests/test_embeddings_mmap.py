@@ -8,7 +8,8 @@ from rascal_geom.embeddings import load_npz
 
 def _write(path, x, compressed=False):
     y = np.arange(len(x)) % 3
-    (np.savez_compressed if compressed else np.savez)(path, embeddings=x, labels=y, features=x[:, :4])
+    (np.savez_compressed if compressed else np.savez)(path, embeddings=x, labels=y,
+                                                      features=x[:, :4])
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float16])
@@ -52,4 +53,5 @@ def test_float16_file_analyses_like_its_float32_widening(tmp_path):
     half = analyze(tmp_path / "h.npz", umap=False, progress=False)
     full = analyze(tmp_path / "f.npz", umap=False, progress=False)
     assert half["metrics"]["knn_accuracy"] == full["metrics"]["knn_accuracy"]
-    assert half["headline"]["geodesic_variance"] == pytest.approx(full["headline"]["geodesic_variance"])
+    assert half["headline"]["geodesic_variance"] == pytest.approx(
+        full["headline"]["geodesic_variance"])

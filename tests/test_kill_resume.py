@@ -18,8 +18,8 @@ from rascal_train.files import atomic_torch_save, load_checkpoint
 from test_train import TINY
 
 TESTS = Path(__file__).parent
-ARGS = ["train", "--dataset", TINY, "--loss", "rascal", "--epochs", "2", "--batch-size", "16", "--limit", "48",
-        "--log-every", "1", "--no-monitor", "--device", "cpu", "--quiet"]
+ARGS = ["train", "--dataset", TINY, "--loss", "rascal", "--epochs", "2", "--batch-size", "16",
+        "--limit", "48", "--log-every", "1", "--no-monitor", "--device", "cpu", "--quiet"]
 
 # Runs `rascal` in a child process. STOP_AT makes the kill point deterministic: the child touches
 # READY and sleeps where it stops (just before epoch 1's checkpoint is written, or with that
@@ -101,15 +101,20 @@ def test_killed_first_epoch_continues_bit_identically(tmp_path, straight, signum
     out = tmp_path / "run"
     err = _kill_when_parked(_child([*ARGS, "--out", str(out)], stop_at, tmp_path / "ready"),
                             tmp_path / "ready", signum)
-    assert not (out / "checkpoints" / "epoch_0001.pt").exists()  # killed before any checkpoint existed
-    assert [r["kind"] for r in map(json.loads, (out / "train_log.jsonl").read_text().splitlines())][:3] == ["step"] * 3
+    # killed before any checkpoint existed
+    assert not (out / "checkpoints" / "epoch_0001.pt").exists()
+    assert ([r["kind"] for r in map(json.loads, (out / "train_log.jsonl").read_text().splitlines())]
+            [:3] == ["step"] * 3)
     if signum == signal.SIGTERM:
-        assert err.strip().splitlines() == ["Error: Interrupted; files already written are complete (writes are "
-                                            "atomic), and the same command continues from there."]
+        assert err.strip().splitlines() == ["Error: Interrupted; files already written are "
+                                            "complete (writes are atomic), and the same command "
+                                            "continues from there."]
     if stop_at == "mid_checkpoint" and signum == signal.SIGKILL:
-        assert list((out / "checkpoints").glob(".epoch_0001.pt.*.tmp"))  # the killed writer's partial file
+        # the killed writer's partial file
+        assert list((out / "checkpoints").glob(".epoch_0001.pt.*.tmp"))
 
-    args = ["train", "--resume", str(out), "--quiet"] if again == "resume" else [*ARGS, "--out", str(out)]
+    args = (["train", "--resume", str(out), "--quiet"] if again == "resume"
+            else [*ARGS, "--out", str(out)])
     proc = _child(args)
     stdout, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 0, stderr
@@ -130,8 +135,9 @@ def test_second_writer_is_refused_with_the_holder(tmp_path):
             result = CliRunner().invoke(cli, args)
             assert result.exit_code == 1
             assert result.output.strip().splitlines() == [
-                f"Error: Run directory {out if '--out' in args else out.resolve()} is being written by pid "
-                f"{first.pid} on {os.uname().nodename}; wait for it to finish or choose another --out."]
+                f"Error: Run directory {out if '--out' in args else out.resolve()} is being "
+                f"written by pid {first.pid} on {os.uname().nodename}; wait for it to finish or "
+                "choose another --out."]
         assert (out / "train_log.jsonl").read_bytes() == log_before
     finally:
         first.kill()
@@ -139,8 +145,10 @@ def test_second_writer_is_refused_with_the_holder(tmp_path):
 
 
 @pytest.mark.parametrize("key, value, message", [
-    ("world_size", 2, "it was trained by 2 process(es), not 1; resume it with torchrun --nproc-per-node 2"),
-    ("device_type", "cuda", "it was trained on cuda, not cpu (the precision differs); resume it with --device cuda"),
+    ("world_size", 2,
+     "it was trained by 2 process(es), not 1; resume it with torchrun --nproc-per-node 2"),
+    ("device_type", "cuda",
+     "it was trained on cuda, not cpu (the precision differs); resume it with --device cuda"),
 ])
 def test_resume_refuses_a_changed_setting(tmp_path, straight, key, value, message):
     run = tmp_path / "run"
@@ -152,7 +160,8 @@ def test_resume_refuses_a_changed_setting(tmp_path, straight, key, value, messag
     atomic_torch_save(ckpt, run / "checkpoints" / "last.pt")
     result = CliRunner().invoke(cli, ["train", "--resume", str(run), "--epochs", "2", "--quiet"])
     assert result.exit_code == 1
-    assert result.output.strip().splitlines() == [f"Error: Cannot resume {run.resolve()}: {message}."]
+    assert result.output.strip().splitlines() == [
+        f"Error: Cannot resume {run.resolve()}: {message}."]
     assert not (run / "checkpoints" / "epoch_0002.pt").exists()
 
 
@@ -167,19 +176,21 @@ def test_resume_of_a_file_backed_run_refuses_other_num_workers(tmp_path):
     config = tmp_path / "c.yaml"
     config.write_text("num_workers: 0\nimage_size: 8\n")
     run = tmp_path / "run"
-    args = ["train", "--dataset", "imagefolder", "--data-root", str(tmp_path / "data"), "--loss", "supcon",
-            "--epochs", "2", "--batch-size", "4", "--no-monitor", "--device", "cpu", "-q", "--out", str(run)]
+    args = ["train", "--dataset", "imagefolder", "--data-root", str(tmp_path / "data"), "--loss",
+            "supcon", "--epochs", "2", "--batch-size", "4", "--no-monitor", "--device", "cpu", "-q",
+            "--out", str(run)]
     first = CliRunner().invoke(cli, [*args, "--config", str(config)])
     assert first.exit_code == 0, first.output
     # Make the run half-finished: its last checkpoint is epoch 1's.
     (run / "checkpoints" / "epoch_0002.pt").unlink()
-    atomic_torch_save(load_checkpoint(run / "checkpoints" / "epoch_0001.pt"), run / "checkpoints" / "last.pt")
+    atomic_torch_save(load_checkpoint(run / "checkpoints" / "epoch_0001.pt"),
+                      run / "checkpoints" / "last.pt")
     config.write_text("num_workers: 1\nimage_size: 8\n")
     result = CliRunner().invoke(cli, ["train", "--resume", str(run), "--config", str(config), "-q"])
     assert result.exit_code == 1
     assert result.output.strip().splitlines() == [
-        f"Error: Cannot resume {run.resolve()}: it was trained with num_workers=0, not 1 (each worker seeds "
-        "its own augmentations); set num_workers: 0 in the --config file."]
+        f"Error: Cannot resume {run.resolve()}: it was trained with num_workers=0, not 1 (each "
+        "worker seeds its own augmentations); set num_workers: 0 in the --config file."]
     assert not (run / "checkpoints" / "epoch_0002.pt").exists()
 
 

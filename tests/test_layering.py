@@ -1,4 +1,5 @@
-"""Dependencies run one way: rascal_cli -> rascal_geom -> rascal_train, function-level imports included.
+"""Dependencies run one way: rascal_cli -> rascal_geom -> rascal_train, function-level imports
+included.
 
 Every import statement of every module is read from its syntax tree (so an import inside a
 function counts as much as one at the top), and an import that points up the stack fails.
@@ -48,5 +49,6 @@ def test_no_import_against_the_direction(package):
 def test_the_walk_sees_function_level_imports(tmp_path):
     # The check itself must catch a lazy import inside a function body, the form the old code used.
     module = tmp_path / "m.py"
-    module.write_text("def f():\n    from rascal_geom.metrics import knn_accuracy\n    import rascal_cli.main\n")
+    module.write_text("def f():\n    from rascal_geom.metrics import knn_accuracy\n"
+                      "    import rascal_cli.main\n")
     assert imported_packages(module) == [(2, "rascal_geom"), (3, "rascal_cli")]

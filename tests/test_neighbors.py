@@ -127,7 +127,8 @@ def test_both_faiss_builds_installed_is_named(monkeypatch):
     assert info["build"] == "cpu" and info["installed"] == ["faiss-cpu 1.15.1", "faiss-gpu 1.15.1"]
     assert "share the faiss package, so the cpu build loaded" in info["conflict"]
     note = backend_note("torch", device="cpu")
-    assert note.startswith("neighbour search: torch on cpu (faiss-cpu 1.15.1, faiss-gpu 1.15.1: the CPU build)")
+    assert note.startswith("neighbour search: torch on cpu (faiss-cpu 1.15.1, faiss-gpu 1.15.1: "
+                           "the CPU build)")
     assert "warning: faiss-cpu 1.15.1 and faiss-gpu 1.15.1 are installed" in note
     assert "\n" not in note
 
@@ -141,7 +142,8 @@ def test_gpu_build_alone_is_chosen_and_said(monkeypatch):
     try:
         assert neighbors.select_backend() == "faiss_gpu"
         assert neighbors.faiss_build()["conflict"] is None
-        assert neighbors.backend_note() == "neighbour search: FAISS 1.15.1 GPU build, 1 GPU(s) visible"
+        assert neighbors.backend_note() == ("neighbour search: FAISS 1.15.1 GPU build, "
+                                            "1 GPU(s) visible")
     finally:
         neighbors.select_backend.cache_clear()
 

@@ -24,7 +24,8 @@ def _stop_after_first_epoch(monkeypatch):
 
 @pytest.mark.parametrize("cache", ["last_seen", "epoch_end"])
 def test_resumed_run_is_bit_identical(tmp_path, monkeypatch, cache):
-    straight = engine.train(tiny_config(tmp_path / "a", loss="rascal", cache=cache, limit=32), progress=False)
+    straight = engine.train(tiny_config(tmp_path / "a", loss="rascal", cache=cache, limit=32),
+                            progress=False)
 
     config = tiny_config(tmp_path / "b", loss="rascal", cache=cache, limit=32)
     with monkeypatch.context() as m:
@@ -34,7 +35,8 @@ def test_resumed_run_is_bit_identical(tmp_path, monkeypatch, cache):
     run_dir = tmp_path / "b" / "run"
     # a killed run may leave step records of the epoch in progress and a torn line
     with open(run_dir / "train_log.jsonl", "a") as fh:
-        fh.write(json.dumps({"kind": "step", "epoch": 2, "step": 3, "loss": 9.0}) + "\n{\"kind\": \"st")
+        fh.write(json.dumps({"kind": "step", "epoch": 2, "step": 3, "loss": 9.0})
+                 + "\n{\"kind\": \"st")
     resumed = engine.train(config.replace(resume=str(run_dir)), progress=False)
     assert resumed == run_dir
 
@@ -53,7 +55,8 @@ def test_resumed_run_is_bit_identical(tmp_path, monkeypatch, cache):
         return [json.loads(line) for line in (run / "train_log.jsonl").read_text().splitlines()]
 
     log_a, log_b = records(straight), records(resumed)
-    assert [(r["kind"], r["epoch"], r["step"]) for r in log_a] == [(r["kind"], r["epoch"], r["step"]) for r in log_b]
+    assert ([(r["kind"], r["epoch"], r["step"]) for r in log_a]
+            == [(r["kind"], r["epoch"], r["step"]) for r in log_b])
     assert [r["loss"] for r in log_a] == [r["loss"] for r in log_b]
 
 
@@ -63,11 +66,12 @@ def test_the_monitor_state_resumes_exactly(tmp_path, monkeypatch):
     from rascal_geom.monitor import GeometryMonitor
 
     def monitored(run):
-        return [(r["knn_acc"], r["rank_stability"]) for r in map(json.loads, (run / "train_log.jsonl").open())
+        return [(r["knn_acc"], r["rank_stability"])
+                for r in map(json.loads, (run / "train_log.jsonl").open())
                 if r["kind"] == "epoch"]
 
-    straight = engine.train(tiny_config(tmp_path / "a", loss="supcon", monitor=True), progress=False,
-                            callbacks=[GeometryMonitor()])
+    straight = engine.train(tiny_config(tmp_path / "a", loss="supcon", monitor=True),
+                            progress=False, callbacks=[GeometryMonitor()])
     config = tiny_config(tmp_path / "b", loss="supcon", monitor=True)
     with monkeypatch.context() as m:
         _stop_after_first_epoch(m)

@@ -17,8 +17,10 @@ EXAMPLES = sorted((Path(__file__).parent.parent / "examples").glob("*.yaml"))
 
 
 def test_grid_expands_to_the_product_then_include_with_stable_names():
-    spec = {"base": {"epochs": 3}, "grid": {"weights": ["current_rank", "rank_agreement"], "seed": [0, 1]},
-            "include": [{"loss": "supcon", "seed": 0}, {"loss": "supcon", "seed": 1}, {"loss": "ce", "seed": 0}]}
+    spec = {"base": {"epochs": 3},
+            "grid": {"weights": ["current_rank", "rank_agreement"], "seed": [0, 1]},
+            "include": [{"loss": "supcon", "seed": 0}, {"loss": "supcon", "seed": 1},
+                        {"loss": "ce", "seed": 0}]}
     runs = expand_grid(spec)
     assert [r.name for r in runs] == [
         "weights=current_rank,seed=0", "weights=current_rank,seed=1",
@@ -32,7 +34,8 @@ def test_sweep_names_group_over_seeds_in_the_report():
     from rascal_train.sweep import SEED_SUFFIX
 
     runs = expand_grid({"grid": {"seed": [0, 1], "weights": ["rank_agreement", "current_rank"]}})
-    assert {SEED_SUFFIX.sub("", r.name) for r in runs} == {"weights=rank_agreement", "weights=current_rank"}
+    assert ({SEED_SUFFIX.sub("", r.name) for r in runs}
+            == {"weights=rank_agreement", "weights=current_rank"})
 
 
 def test_identical_runs_listed_twice_appear_once_and_clashing_names_fail():
@@ -66,13 +69,15 @@ def test_example_grids_expand(path):
 
 def test_print_commands_gives_one_train_command_per_run(tmp_path):
     grid = tmp_path / "g.yaml"
-    grid.write_text(yaml.safe_dump({"base": {"epochs": 1, "monitor": False}, "grid": {"seed": [0, 1]},
-                                    "gpus": 2}))
-    res = CliRunner().invoke(cli, ["sweep", str(grid), "--out", str(tmp_path / "o"), "--print-commands"])
+    grid.write_text(yaml.safe_dump({"base": {"epochs": 1, "monitor": False},
+                                    "grid": {"seed": [0, 1]}, "gpus": 2}))
+    res = CliRunner().invoke(cli, ["sweep", str(grid), "--out", str(tmp_path / "o"),
+                                   "--print-commands"])
     assert res.exit_code == 0, res.output
     lines = res.output.strip().splitlines()
-    assert lines == [f"torchrun --nproc-per-node=2 --no-python rascal train --epochs 1 --no-monitor "
-                     f"--seed {s} --out {tmp_path / 'o' / f'seed={s}'}" for s in (0, 1)]
+    assert lines == ["torchrun --nproc-per-node=2 --no-python rascal train --epochs 1 "
+                     f"--no-monitor --seed {s} --out {tmp_path / 'o' / f'seed={s}'}"
+                     for s in (0, 1)]
 
 
 def test_bad_grid_file_is_one_line_and_exit_1(tmp_path):
@@ -101,13 +106,14 @@ def test_interrupted_sweep_reruns_nothing_finished(tmp_path):
     stamp_b1 = (b / "checkpoints" / "epoch_0001.pt").stat().st_mtime_ns
     run_sweep(spec, out, progress=False, analyze=False)
     assert (a / "checkpoints" / "epoch_0002.pt").stat().st_mtime_ns == stamp_a   # not retrained
-    assert (b / "checkpoints" / "epoch_0001.pt").stat().st_mtime_ns == stamp_b1  # resumed, not redone
+    # resumed, not redone
+    assert (b / "checkpoints" / "epoch_0001.pt").stat().st_mtime_ns == stamp_b1
     assert run_status(b, runs[1].options) == "done"
 
 
 def test_sweep_continues_a_run_killed_before_its_first_checkpoint(tmp_path):
-    spec = {"base": {"dataset": "synthetic", "epochs": 1, "limit": 64, "batch_size": 32, "monitor": False,
-                     "device": "cpu", "loss": "supcon"}}
+    spec = {"base": {"dataset": "synthetic", "epochs": 1, "limit": 64, "batch_size": 32,
+                     "monitor": False, "device": "cpu", "loss": "supcon"}}
     out = tmp_path / "sweep"
     (run,) = expand_grid(spec)
     assert run_sweep(spec, out, progress=False, analyze=False) is None

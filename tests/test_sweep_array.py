@@ -11,9 +11,11 @@ from rascal_cli.main import cli
 
 def test_array_lines_skip_resume_or_start_their_run_when_run(tmp_path):
     grid = tmp_path / "g.yaml"
-    grid.write_text(yaml.safe_dump({"base": {"epochs": 2, "monitor": False}, "grid": {"seed": [0, 1, 2]}}))
+    grid.write_text(yaml.safe_dump({"base": {"epochs": 2, "monitor": False},
+                                    "grid": {"seed": [0, 1, 2]}}))
     out = tmp_path / "o"
-    res = CliRunner().invoke(cli, ["sweep", str(grid), "--out", str(out), "--print-commands", "--array"])
+    res = CliRunner().invoke(cli, ["sweep", str(grid), "--out", str(out), "--print-commands",
+                                   "--array"])
     assert res.exit_code == 0, res.output
     lines = res.output.strip().splitlines()
     assert len(lines) == 3 and all(f"--seed {s} " in line for s, line in zip((0, 1, 2), lines))
@@ -33,9 +35,11 @@ def test_array_lines_skip_resume_or_start_their_run_when_run(tmp_path):
     script = Path(__file__).resolve().parents[1] / "examples" / "slurm" / "sweep_array.sbatch"
     for i in (1, 2, 3):  # the array's tasks, run by the example script itself
         env = dict(os.environ, PATH=f"{bin_dir}:{os.environ['PATH']}", SLURM_ARRAY_TASK_ID=str(i))
-        assert subprocess.run(["bash", str(script), str(jobs)], env=env, capture_output=True).returncode == 0
+        assert subprocess.run(["bash", str(script), str(jobs)], env=env,
+                              capture_output=True).returncode == 0
     env["SLURM_ARRAY_TASK_ID"] = "4"
-    assert subprocess.run(["bash", str(script), str(jobs)], env=env, capture_output=True).returncode == 1
+    assert subprocess.run(["bash", str(script), str(jobs)], env=env,
+                          capture_output=True).returncode == 1
     calls = log.read_text().splitlines()
     assert len(calls) == 2  # the finished run is skipped
     assert "--seed 1" in calls[0] and f"--resume {out / 'seed=1'}" in calls[0]

@@ -21,13 +21,14 @@ TINY = "h3_tiny_synthetic"
 if TINY not in list_datasets():
     @register_dataset(TINY)
     def _tiny(root=None, split="train", label_level=None, **options):
-        return get_dataset("synthetic", split=split, label_level=label_level, size=96, image_size=16, **options)
+        return get_dataset("synthetic", split=split, label_level=label_level, size=96,
+                           image_size=16, **options)
 
 
 def tiny_config(tmp_path, **changes) -> TrainConfig:
     # device="cpu": the expectations here are CPU facts (see conftest.py); GPU tests pass device.
-    values = dict(dataset=TINY, epochs=2, batch_size=16, limit=48, lr=0.05, monitor=False, log_every=1,
-                  device="cpu", out=str(tmp_path / "run"))
+    values = dict(dataset=TINY, epochs=2, batch_size=16, limit=48, lr=0.05, monitor=False,
+                  log_every=1, device="cpu", out=str(tmp_path / "run"))
     values.update(changes)
     return TrainConfig.from_dict(values)
 
@@ -63,7 +64,8 @@ def test_scheduler_follows_the_function_and_round_trips():
     sched2.load_state_dict(sched.state_dict())
     opt2.load_state_dict(opt.state_dict())
     opt.step(), sched.step(), opt2.step(), sched2.step()
-    assert opt2.param_groups[0]["lr"] == opt.param_groups[0]["lr"] == pytest.approx(warmup_cosine(7, 10, 3, 0.2, 0.002))
+    assert opt2.param_groups[0]["lr"] == opt.param_groups[0]["lr"] == pytest.approx(
+        warmup_cosine(7, 10, 3, 0.2, 0.002))
 
 
 # --- config -----------------------------------------------------------------------------------
@@ -80,14 +82,16 @@ def test_config_defaults_follow_the_loss():
 @pytest.mark.parametrize("values, message", [
     ({"lr": -1.0}, r"'lr' parameter must be a float in \(0, inf\)\. Got -1.0"),
     ({"lr": math.inf}, r"'lr' parameter must be a float in \(0, inf\)\. Got inf"),
-    ({"weight_decay": math.inf}, r"'weight_decay' parameter must be a float in \[0, inf\)\. Got inf instead "
-                                 r"\(set it with `weight_decay:` in the --config file\)"),
+    ({"weight_decay": math.inf},
+     r"'weight_decay' parameter must be a float in \[0, inf\)\. Got inf instead "
+     r"\(set it with `weight_decay:` in the --config file\)"),
     ({"momentum": 2.0}, r"\(set it with `momentum:` in the --config file\)"),
     ({"seed": 10**20}, r"'seed' parameter must be an int in \[0, 9223372036854775807\]"),
     ({"device": "cuda:abc"}, "'device' parameter must be auto, cpu, cuda or cuda:N"),
     ({"loss": "triplet"}, "'loss' parameter must be one of ce, supcon, rascal, simclr"),
     ({"arch": "vgg"}, "'arch' parameter must be one of"),
-    ({"loss": "supcon", "weights": "rank_agreement"}, "--weights rank_agreement applies only to --loss rascal"),
+    ({"loss": "supcon", "weights": "rank_agreement"},
+     "--weights rank_agreement applies only to --loss rascal"),
     ({"loss": "ce", "cache": "epoch_end"}, "--cache applies only to --loss rascal"),
     ({"batch_size": 1}, "'batch_size' parameter must be an int >= 2"),
     ({"label_noise": 1.0}, r"'label_noise' parameter must be a float in \[0, 1\)"),
@@ -113,8 +117,8 @@ def test_config_file_then_flags(tmp_path):
 
 # --- tiny runs --------------------------------------------------------------------------------
 
-STAT_KEYS = ("pos_per_anchor", "weight_entropy", "eff_positives", "uniform_fallback", "drift", "pos_sim",
-             "neg_sim", "sim_gap", "margin_violation")
+STAT_KEYS = ("pos_per_anchor", "weight_entropy", "eff_positives", "uniform_fallback", "drift",
+             "pos_sim", "neg_sim", "sim_gap", "margin_violation")
 
 
 @pytest.mark.parametrize("loss", ["ce", "supcon", "rascal", "simclr"])
@@ -127,7 +131,8 @@ def test_tiny_run_learns_and_writes_a_reloadable_run(tmp_path, loss):
     epochs = [r for r in log if r["kind"] == "epoch"]
     steps = [r for r in log if r["kind"] == "step"]
     assert [r["epoch"] for r in epochs] == [1, 2, 3]
-    assert [r["step"] for r in steps] == list(range(1, 7)) and [r["epoch"] for r in steps] == [1, 1, 2, 2, 3, 3]
+    assert ([r["step"] for r in steps] == list(range(1, 7))
+            and [r["epoch"] for r in steps] == [1, 1, 2, 2, 3, 3])
     assert epochs[-1]["loss"] < epochs[0]["loss"]
     # the epoch loss is the mean of its step losses (log_every=1)
     assert epochs[0]["loss"] == pytest.approx((steps[0]["loss"] + steps[1]["loss"]) / 2, rel=1e-6)
@@ -142,14 +147,16 @@ def test_tiny_run_learns_and_writes_a_reloadable_run(tmp_path, loss):
             for r in steps:
                 assert r["alignment"] == pytest.approx(2 - 2 * r["pos_sim"], rel=1e-5)
         else:
-            assert 0 < epochs[0]["alignment"] < 2 - 2 * epochs[0]["pos_sim"]  # views agree more than classes
+            # views agree more than classes
+            assert 0 < epochs[0]["alignment"] < 2 - 2 * epochs[0]["pos_sim"]
     if loss == "rascal":
         assert epochs[0]["uniform_fallback"] > epochs[-1]["uniform_fallback"]  # the cache fills
         assert epochs[-1]["drift"] is not None and 0 <= epochs[-1]["drift"] <= 1
         assert sum(epochs[-1]["weight_hist"]) > 0
 
     config_json = json.loads((run_dir / "config.json").read_text())
-    assert config_json["loss"] == loss and config_json["num_classes"] == 8 and config_json["image_size"] == 16
+    assert (config_json["loss"] == loss and config_json["num_classes"] == 8
+            and config_json["image_size"] == 16)
     names = sorted(p.name for p in (run_dir / "checkpoints").iterdir())
     assert names == ["epoch_0001.pt", "epoch_0002.pt", "epoch_0003.pt", "last.pt"]
     ckpt = load_checkpoint(run_dir / "last.pt")  # weights_only=True
@@ -236,10 +243,12 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch
 
     monkeypatch.setattr(losses.RascalLoss, "forward", poisoned)
     config = tiny_config(tmp_path, loss="supcon", epochs=3, log_every=10)
-    with pytest.raises(RascalError, match=r"loss became nan in epoch 2.*epoch_0001\.pt \(epoch 1\) is the last good"):
+    with pytest.raises(RascalError, match=r"loss became nan in epoch 2.*epoch_0001\.pt "
+                                          r"\(epoch 1\) is the last good"):
         engine.train(config, progress=False)
     run_dir = tmp_path / "run"
-    assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["epoch_0001.pt", "last.pt"]
+    assert (sorted(p.name for p in (run_dir / "checkpoints").iterdir())
+            == ["epoch_0001.pt", "last.pt"])
     ckpt = load_checkpoint(run_dir / "last.pt")
     assert ckpt["epoch"] == 1 and all(torch.isfinite(t).all() for t in ckpt["model"].values())
 
@@ -254,20 +263,25 @@ def invoke(*args):
 
 def test_cli_trains_a_run(tmp_path):
     out = tmp_path / "cli_run"
-    result = invoke("--dataset", TINY, "--loss", "rascal", "--weights", "current_rank", "--epochs", "1",
-                    "--batch-size", "16", "--limit", "32", "--no-monitor", "--quiet", "--out", str(out))
+    result = invoke("--dataset", TINY, "--loss", "rascal", "--weights", "current_rank", "--epochs",
+                    "1", "--batch-size", "16", "--limit", "32", "--no-monitor", "--quiet", "--out",
+                    str(out))
     assert result.exit_code == 0, result.output
     assert result.stdout.strip() == str(out)
     config = json.loads((out / "config.json").read_text())
-    assert (config["weights"], config["cache"], config["limit"]) == ("current_rank", "last_seen", 32)
+    assert ((config["weights"], config["cache"], config["limit"])
+            == ("current_rank", "last_seen", 32))
     assert load_checkpoint(out / "last.pt")["step"] == 2
 
 
 @pytest.mark.parametrize("args, message", [
     (["--dataset", "imagenet21k"], "Unknown dataset 'imagenet21k'; choose --dataset from"),
-    (["--dataset", TINY, "--label-level", "species"], "has no label level 'species'; choose --label-level from family, variant"),
-    (["--dataset", TINY, "--loss", "supcon", "--weights", "rank_agreement"], "applies only to --loss rascal"),
-    (["--dataset", TINY, "--batch-size", "512"], "--batch-size 512 is larger than the 96 training samples"),
+    (["--dataset", TINY, "--label-level", "species"],
+     "has no label level 'species'; choose --label-level from family, variant"),
+    (["--dataset", TINY, "--loss", "supcon", "--weights", "rank_agreement"],
+     "applies only to --loss rascal"),
+    (["--dataset", TINY, "--batch-size", "512"],
+     "--batch-size 512 is larger than the 96 training samples"),
 ])
 def test_cli_bad_flags_give_one_line_and_exit_1(tmp_path, args, message):
     result = invoke(*args, "--no-monitor", "--quiet", "--out", str(tmp_path / "bad"))
@@ -279,17 +293,20 @@ def test_cli_bad_flags_give_one_line_and_exit_1(tmp_path, args, message):
 
 def test_cli_refuses_to_overwrite_or_resume_another_config(tmp_path):
     out = tmp_path / "r"
-    base = ["--dataset", TINY, "--loss", "supcon", "--epochs", "2", "--batch-size", "16", "--limit", "16",
-            "--no-monitor", "--quiet", "--out", str(out)]
+    base = ["--dataset", TINY, "--loss", "supcon", "--epochs", "2", "--batch-size", "16", "--limit",
+            "16", "--no-monitor", "--quiet", "--out", str(out)]
     assert invoke(*base).exit_code == 0
     stamp = (out / "checkpoints" / "epoch_0002.pt").stat().st_mtime_ns
     again = invoke(*base)  # the same command continues the run: finished, so nothing is redone
-    assert again.exit_code == 0 and (out / "checkpoints" / "epoch_0002.pt").stat().st_mtime_ns == stamp
+    assert (again.exit_code == 0
+            and (out / "checkpoints" / "epoch_0002.pt").stat().st_mtime_ns == stamp)
     changed = invoke(*base, "--lr", "0.9")
-    assert changed.exit_code == 1 and "already holds a run with lr=0.125, not 0.9; pass --resume" in changed.output
+    assert (changed.exit_code == 1
+            and "already holds a run with lr=0.125, not 0.9; pass --resume" in changed.output)
     other = invoke("--resume", str(out), "--lr", "0.9", "--quiet")
     assert other.exit_code == 1
-    assert "Cannot resume" in other.output and "lr=0.125" in other.output and "not 0.9" in other.output
+    assert ("Cannot resume" in other.output and "lr=0.125" in other.output
+            and "not 0.9" in other.output)
     loss = invoke("--resume", str(out / "checkpoints" / "epoch_0001.pt"), "--loss", "ce", "--quiet")
     assert loss.exit_code == 1 and "trained with loss='supcon'" in loss.output
 
@@ -300,7 +317,8 @@ def test_cli_refuses_to_overwrite_or_resume_another_config(tmp_path):
 def test_cuda_bf16_run_is_finite_and_reloads_on_cpu(tmp_path, loss):
     from rascal_train.engine import train
 
-    run_dir = train(tiny_config(tmp_path, loss=loss, device="cuda", precision="bf16"), progress=False)
+    run_dir = train(tiny_config(tmp_path, loss=loss, device="cuda", precision="bf16"),
+                    progress=False)
     epochs = [r for r in read_log(run_dir) if r["kind"] == "epoch"]
     assert all(math.isfinite(r["loss"]) for r in epochs)
     ckpt = load_checkpoint(run_dir / "last.pt", map_location="cpu")
@@ -340,7 +358,7 @@ def test_bf16_channels_last_step_recipe_runs_on_cpu_autocast(loss):
         assert p.grad is not None and p.grad.dtype == torch.float32 and torch.isfinite(p.grad).all()
 
 
-# --- on a GPU (gpu-marked: run by `make gpu-check`) --------------------------------------------------
+# --- on a GPU (gpu-marked: run by `make gpu-check`) -----------------------------------------------
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
@@ -366,19 +384,22 @@ def test_cuda_run_with_the_monitor_and_analysis_of_its_checkpoint(tmp_path):
     from rascal_cli.main import cli
     from rascal_train.engine import train
 
-    run_dir = train(tiny_config(tmp_path, loss="rascal", device="cuda", monitor=True), progress=False,
-                    callbacks=[GeometryMonitor()])
+    run_dir = train(tiny_config(tmp_path, loss="rascal", device="cuda", monitor=True),
+                    progress=False, callbacks=[GeometryMonitor()])
     epochs = [r for r in read_log(run_dir) if r["kind"] == "epoch"]
     assert 0 <= epochs[1]["knn_acc"] <= 1 and -1 <= epochs[1]["rank_stability"] <= 1
     env = {"RASCAL_CACHE_DIR": str(tmp_path / "cache")}
-    res = CliRunner(env=env).invoke(cli, ["analyze", str(run_dir), "--device", "cuda", "--no-umap", "-q",
-                                          "--out", str(tmp_path / "a.html")])
+    res = CliRunner(env=env).invoke(cli, ["analyze", str(run_dir), "--device", "cuda", "--no-umap",
+                                          "-q", "--out", str(tmp_path / "a.html")])
     assert res.exit_code == 0, res.output
-    assert "neighbour search: torch on cuda" in res.output or "neighbour search: FAISS" in res.output
-    res = CliRunner().invoke(cli, ["eval", str(run_dir), "--device", "cuda", "-q", "--out", str(tmp_path / "e.json")])
+    assert ("neighbour search: torch on cuda" in res.output
+            or "neighbour search: FAISS" in res.output)
+    res = CliRunner().invoke(cli, ["eval", str(run_dir), "--device", "cuda", "-q", "--out",
+                                   str(tmp_path / "e.json")])
     assert res.exit_code == 0, res.output
     # Evaluation is float32 on every device: the GPU's kNN accuracy is the CPU's (up to ties).
-    on_cpu = CliRunner().invoke(cli, ["eval", str(run_dir), "--device", "cpu", "-q", "--out", str(tmp_path / "c.json")])
+    on_cpu = CliRunner().invoke(cli, ["eval", str(run_dir), "--device", "cpu", "-q", "--out",
+                                      str(tmp_path / "c.json")])
     assert on_cpu.exit_code == 0, on_cpu.output
     gpu, cpu = (json.loads((tmp_path / f).read_text()) for f in ("e.json", "c.json"))
     assert gpu["knn"]["top1"] == pytest.approx(cpu["knn"]["top1"], abs=0.03)
@@ -390,7 +411,8 @@ def test_cuda_run_with_the_monitor_and_analysis_of_its_checkpoint(tmp_path):
 def test_cuda_resume_continues_the_run(tmp_path, monkeypatch, precision):
     from rascal_train import engine
 
-    straight = engine.train(tiny_config(tmp_path / "a", loss="rascal", device="cuda", precision=precision),
+    straight = engine.train(tiny_config(tmp_path / "a", loss="rascal", device="cuda",
+                                        precision=precision),
                             progress=False)
     config = tiny_config(tmp_path / "b", loss="rascal", device="cuda", precision=precision)
     with monkeypatch.context() as m:
@@ -419,7 +441,8 @@ def test_resume_across_devices(tmp_path, monkeypatch, first, then):
         _stop_after_first_epoch(m)
         with pytest.raises(KeyboardInterrupt):
             engine.train(config, progress=False)
-    run_dir = engine.train(config.replace(resume=str(tmp_path / "run"), device=then), progress=False)
+    run_dir = engine.train(config.replace(resume=str(tmp_path / "run"), device=then),
+                           progress=False)
     epochs = [r for r in read_log(run_dir) if r["kind"] == "epoch"]
     assert [r["epoch"] for r in epochs] == [1, 2] and all(math.isfinite(r["loss"]) for r in epochs)
     ckpt = load_checkpoint(run_dir / "last.pt")
@@ -446,8 +469,9 @@ def test_cuda_run_through_the_dataloader(tmp_path):
     # File-backed sets go through a DataLoader with workers and pinned memory on the GPU.
     from rascal_train.engine import train
 
-    run_dir = train(tiny_config(tmp_path, dataset=FILES, loss="supcon", device="cuda", num_workers=2,
-                                monitor=True), progress=False, callbacks=[GeometryMonitor()])
+    run_dir = train(tiny_config(tmp_path, dataset=FILES, loss="supcon", device="cuda",
+                                num_workers=2, monitor=True), progress=False,
+                    callbacks=[GeometryMonitor()])
     epochs = [r for r in read_log(run_dir) if r["kind"] == "epoch"]
     assert len(epochs) == 2 and all(math.isfinite(r["loss"]) for r in epochs)
 
@@ -458,7 +482,7 @@ def test_second_gpu_is_used_for_everything(tmp_path):
     from rascal_train.engine import train
 
     before = torch.cuda.memory_allocated(0)
-    run_dir = train(tiny_config(tmp_path, loss="rascal", device="cuda:1", monitor=True), progress=False,
-                    callbacks=[GeometryMonitor()])
+    run_dir = train(tiny_config(tmp_path, loss="rascal", device="cuda:1", monitor=True),
+                    progress=False, callbacks=[GeometryMonitor()])
     assert load_checkpoint(run_dir / "last.pt")["epoch"] == 2
     assert torch.cuda.max_memory_allocated(1) > 0 and torch.cuda.memory_allocated(0) == before

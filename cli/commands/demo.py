@@ -14,8 +14,10 @@ from rascal_cli.paths import OutputPath
 @click.option("--out", type=OutputPath(folder=True), default=Path("runs/demo"),
               show_default=True, help="Where the demo's runs go.")
 @click.option("--report", "report_html", type=OutputPath(suffixes=(".html",)),
-              default=Path("reports/demo.html"), show_default=True, help="The HTML report to write.")
-@click.option("--quick", is_flag=True, help="A smaller set and fewer epochs (about a minute); for a smoke test.")
+              default=Path("reports/demo.html"), show_default=True,
+              help="The HTML report to write.")
+@click.option("--quick", is_flag=True,
+              help="A smaller set and fewer epochs (about a minute); for a smoke test.")
 @click.option("--seeds", type=click.IntRange(1, 10), default=1, show_default=True,
               help="Seeds per loss; differences need several to be told apart from seed noise.")
 @click.option("--device", default="auto", show_default=True,

@@ -16,11 +16,14 @@ from rascal_cli.paths import OutputPath
               help="Where the runs and report go (default: runs/sweeps/<grid name>).")
 @click.option("--dry-run", is_flag=True, help="List the runs and their status; train nothing.")
 @click.option("--print-commands", is_flag=True,
-              help="Print one `rascal train` (or `torchrun`) command per unfinished run, for a job array.")
+              help="Print one `rascal train` (or `torchrun`) command per unfinished run, for a job "
+                   "array.")
 @click.option("--array", is_flag=True,
-              help="With --print-commands: every run, finished ones included, in grid order, so line i is run i "
-                   "(a job array's task i); each line skips, resumes or starts its run when it runs.")
-@click.option("--no-analysis", is_flag=True, help="Train only; skip evaluation, analysis and the report.")
+              help="With --print-commands: every run, finished ones included, in grid order, so "
+                   "line i is run i (a job array's task i); each line skips, resumes or starts its "
+                   "run when it runs.")
+@click.option("--no-analysis", is_flag=True,
+              help="Train only; skip evaluation, analysis and the report.")
 @click.option("--device", default=None,
               help="Where every run trains and is evaluated: auto, cpu, cuda or cuda:N "
                    "(default: the grid's `device`, else auto).")

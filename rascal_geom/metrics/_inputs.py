@@ -17,7 +17,8 @@ def as_matrix(x, name: str, dtype=np.float64) -> np.ndarray:
         raise RascalError(f"The {name!r} parameter must be a non-empty 2-D array (n_samples, dim). "
                           f"Got shape {x.shape} instead.")
     if not np.isfinite(x).all():
-        raise RascalError(f"The {name!r} parameter holds NaN or infinite values; drop or fix those rows.")
+        raise RascalError(f"The {name!r} parameter holds NaN or infinite values; drop or fix those "
+                          "rows.")
     return x
 
 
@@ -37,8 +38,9 @@ def unit_rows(x, name: str, dtype=np.float64) -> np.ndarray:
     zero = np.flatnonzero(~np.any(x != 0, axis=1))
     if zero.size:
         shown = ", ".join(map(str, zero[:5].tolist())) + (", ..." if zero.size > 5 else "")
-        raise RascalError(f"The {name!r} parameter has {zero.size} all-zero row(s) of {len(x)} (rows {shown}); "
-                          "a zero vector has no direction, drop those rows before measuring.")
+        raise RascalError(f"The {name!r} parameter has {zero.size} all-zero row(s) of {len(x)} "
+                          f"(rows {shown}); a zero vector has no direction, drop those rows before "
+                          "measuring.")
     return normalize_rows(x)
 
 
@@ -73,7 +75,8 @@ def as_labels(y, n: int, name: str) -> np.ndarray:
 
 def check_positive_int(value, name: str, owner: str) -> int:
     if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
-        raise RascalError(f"The {name!r} parameter of {owner} must be an int in [1, inf). Got {value!r} instead.")
+        raise RascalError(f"The {name!r} parameter of {owner} must be an int in [1, inf). Got "
+                          f"{value!r} instead.")
     return int(value)
 
 
@@ -106,7 +109,8 @@ def gram64(x: np.ndarray) -> np.ndarray:
     return out
 
 
-def class_sums(x: np.ndarray, labels: np.ndarray, n_classes: int, weights: np.ndarray | None = None) -> np.ndarray:
+def class_sums(x: np.ndarray, labels: np.ndarray, n_classes: int,
+               weights: np.ndarray | None = None) -> np.ndarray:
     """(Weighted) float64 row sums per label, ndarray of shape (n_classes, dim), via a sparse
     one-hot product per block of rows (``np.add.at`` is ~50x slower on 50,000 x 512)."""
     from scipy import sparse
@@ -115,6 +119,7 @@ def class_sums(x: np.ndarray, labels: np.ndarray, n_classes: int, weights: np.nd
     out = np.zeros((n_classes, x.shape[1]))
     for rows in row_blocks(len(x), x.shape[1]):
         m = rows.stop - rows.start
-        onehot = sparse.csr_matrix((values[rows], (labels[rows], np.arange(m))), shape=(n_classes, m))
+        onehot = sparse.csr_matrix((values[rows], (labels[rows], np.arange(m))),
+                                   shape=(n_classes, m))
         out += onehot @ np.asarray(x[rows], dtype=np.float64)
     return out

@@ -17,7 +17,8 @@ from rascal_train.errors import RascalError
 
 
 def _pair_jaccard(attrs: np.ndarray, partners: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """Jaccard of row ``rows[i]`` with each ``partners[i, j]`` (NaN for padding or two empty sets)."""
+    """Jaccard of row ``rows[i]`` with each ``partners[i, j]`` (NaN for padding or two empty
+    sets)."""
     a = attrs.astype(np.float32)
     safe = np.where(partners >= 0, partners, 0)
     inter = np.einsum("nm,nkm->nk", a[rows], a[safe])
@@ -116,7 +117,8 @@ def attribute_consistency(emb, labels, attributes, k: int = 10, groups=None, see
         out["per_group"] = {}
         for g in dict.fromkeys(groups.tolist()):
             cols = groups == g
-            gj, gc = _pair_jaccard(attrs[:, cols], nbrs, rows), _pair_jaccard(attrs[:, cols], rand, rows)
+            gj, gc = (_pair_jaccard(attrs[:, cols], nbrs, rows),
+                      _pair_jaccard(attrs[:, cols], rand, rows))
             gc[nbrs < 0] = np.nan
             out["per_group"][str(g)] = _summary(gj, gc)
     return out

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from rascal_geom.metrics._inputs import as_labels, class_sums, kept_precision, normalize_rows, row_blocks, unit_rows
+from rascal_geom.metrics._inputs import (as_labels, class_sums, kept_precision, normalize_rows,
+                                         row_blocks, unit_rows)
 
 
 def _own_cos(x: np.ndarray, labels: np.ndarray, mu: np.ndarray) -> np.ndarray:
-    """``x_i . mu_{labels_i}`` in float64, clipped to [-1, 1], block by block (never n x n_classes)."""
+    """``x_i . mu_{labels_i}`` in float64, clipped to [-1, 1], block by block (never n x
+    n_classes)."""
     out = np.empty(len(x))
     for rows in row_blocks(len(x), x.shape[1]):
         out[rows] = np.einsum("nd,nd->n", np.asarray(x[rows], dtype=np.float64), mu[labels[rows]])
@@ -17,7 +19,8 @@ def _own_cos(x: np.ndarray, labels: np.ndarray, mu: np.ndarray) -> np.ndarray:
 
 def _iterate(x: np.ndarray, labels: np.ndarray, mu: np.ndarray, counts: np.ndarray, tol: float,
              max_iter: int) -> tuple[np.ndarray, int]:
-    """``mu <- Exp_mu(mean_i Log_mu(x_i))`` per class from the unit rows ``mu`` until every step < ``tol``."""
+    """``mu <- Exp_mu(mean_i Log_mu(x_i))`` per class from the unit rows ``mu`` until every step <
+    ``tol``."""
     n_classes = len(mu)
     for it in range(1, max_iter + 1):
         # One pass over the rows per iteration, a float64 block at a time.
@@ -26,7 +29,8 @@ def _iterate(x: np.ndarray, labels: np.ndarray, mu: np.ndarray, counts: np.ndarr
             block, lab = np.asarray(x[rows], dtype=np.float64), labels[rows]
             cos = np.clip(np.einsum("nd,nd->n", block, mu[lab]), -1.0, 1.0)
             theta = np.arccos(cos)
-            # Log_mu(x) = theta / sin(theta) * (x - cos(theta) mu); theta/sin(theta) -> 1 as theta -> 0.
+            # Log_mu(x) = theta / sin(theta) * (x - cos(theta) mu);
+            # theta/sin(theta) -> 1 as theta -> 0.
             scale = np.where(theta > 1e-12, theta / np.maximum(np.sin(theta), 1e-300), 1.0)
             v += class_sums(block, lab, n_classes, weights=scale)
             along += np.bincount(lab, weights=scale * cos, minlength=n_classes)
@@ -95,8 +99,10 @@ def karcher_means(x: np.ndarray, labels: np.ndarray, n_classes: int, tol: float 
         # Every start is its own "class" over a copy of the members: one batched iteration.
         reps = np.repeat(np.arange(len(starts)), len(members))
         tiled = np.tile(members, (len(starts), 1))
-        cands, it = _iterate(tiled, reps, starts, np.full(len(starts), float(len(members))), tol, max_iter)
-        variances = np.bincount(reps, np.arccos(np.clip((tiled * cands[reps]).sum(1), -1.0, 1.0)) ** 2)
+        cands, it = _iterate(tiled, reps, starts, np.full(len(starts), float(len(members))), tol,
+                             max_iter)
+        variances = np.bincount(reps,
+                                np.arccos(np.clip((tiled * cands[reps]).sum(1), -1.0, 1.0)) ** 2)
         mu[c] = cands[np.argmin(variances)]
         iters = max(iters, it)
     return mu, iters
@@ -137,7 +143,8 @@ def geodesic_variance(emb, labels, tol: float = 1e-10, max_iter: int = 100) -> d
     present = counts > 0
     spread = counts > 1
     per_class = np.full(n_classes, np.nan)
-    per_class[spread] = np.bincount(labels, weights=d2, minlength=n_classes)[spread] / counts[spread]
+    per_class[spread] = (np.bincount(labels, weights=d2, minlength=n_classes)[spread]
+                         / counts[spread])
     mean = float(per_class[spread].mean()) if spread.any() else float("nan")
     means = mu[present]
     if len(means) >= 2:

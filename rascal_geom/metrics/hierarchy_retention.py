@@ -49,11 +49,13 @@ def hierarchy_retention(emb, coarse_labels, fine_labels, k: int = 20, temperatur
     fine = as_labels(fine_labels, len(x), "fine_labels")
     rows = np.arange(len(x)) if rows is None else np.asarray(rows)
     sims, idx = grouped_knn(x, coarse, k, backend=backend, rows=rows)
-    correct = knn_correct(sims, fine[np.where(idx >= 0, idx, 0)], fine[rows], int(fine.max()) + 1, k, temperature)
+    correct = knn_correct(sims, fine[np.where(idx >= 0, idx, 0)], fine[rows], int(fine.max()) + 1,
+                          k, temperature)
     # p(v | coarse) for each sample's own fine label, summed over v: sum_v p(v|c)^2 per coarse c.
     n_coarse = int(coarse.max()) + 1
     n_fine = int(fine.max()) + 1
-    pair_counts = np.bincount(coarse * n_fine + fine, minlength=n_coarse * n_fine).reshape(n_coarse, n_fine)
+    pair_counts = np.bincount(coarse * n_fine + fine,
+                              minlength=n_coarse * n_fine).reshape(n_coarse, n_fine)
     sizes = pair_counts.sum(1)
     chance_c = (pair_counts ** 2).sum(1) / np.maximum(sizes, 1) ** 2
     counted = idx[:, 0] >= 0
@@ -65,5 +67,5 @@ def hierarchy_retention(emb, coarse_labels, fine_labels, k: int = 20, temperatur
         a = float(correct[counted & (coarse_q == c)].mean())
         per_class["accuracy"][c], per_class["chance"][c] = a, chance_c[c]
         per_class["retention"][c] = _retention(a, chance_c[c])
-    return {"accuracy": acc, "chance": chance, "retention": _retention(acc, chance), **neighbour_counts(idx, k),
-            "n_queries": int(len(rows)), "per_class": per_class}
+    return {"accuracy": acc, "chance": chance, "retention": _retention(acc, chance),
+            **neighbour_counts(idx, k), "n_queries": int(len(rows)), "per_class": per_class}

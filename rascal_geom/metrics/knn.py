@@ -42,11 +42,13 @@ def knn_vote(sims: np.ndarray, nbr_labels: np.ndarray, num_classes: int, k: int,
     valid = np.isfinite(s)
     weights = np.where(valid, np.exp((np.where(valid, s, 0.0) - 1.0) / temperature), 0.0)
     flat = (np.arange(len(s))[:, None] * num_classes + np.where(valid, lab, 0)).ravel()
-    return np.bincount(flat, weights.ravel(), minlength=len(s) * num_classes).reshape(len(s), num_classes)
+    return np.bincount(flat, weights.ravel(),
+                       minlength=len(s) * num_classes).reshape(len(s), num_classes)
 
 
-def knn_correct(sims: np.ndarray, nbr_labels: np.ndarray, labels: np.ndarray, num_classes: int, k: int,
-                temperature: float = KNN_TEMPERATURE, topk: int = 1, chunk: int = 8192) -> np.ndarray:
+def knn_correct(sims: np.ndarray, nbr_labels: np.ndarray, labels: np.ndarray, num_classes: int,
+                k: int, temperature: float = KNN_TEMPERATURE, topk: int = 1,
+                chunk: int = 8192) -> np.ndarray:
     """Whether each row's weighted vote (:func:`knn_vote`) ranks its true label in the top ``topk``.
 
     A class no neighbour voted for is never in the top ``topk``: with fewer than ``topk`` voted
@@ -68,7 +70,8 @@ def knn_correct(sims: np.ndarray, nbr_labels: np.ndarray, labels: np.ndarray, nu
 
 
 def topk_correct(scores: np.ndarray, labels: np.ndarray, topk: int = 1) -> np.ndarray:
-    """Whether each row's true label is among its ``topk`` highest scores (bool array of shape (n,)).
+    """Whether each row's true label is among its ``topk`` highest scores (bool array of shape
+    (n,)).
 
     For ``topk > 1`` a label counts when fewer than ``topk`` classes score strictly higher, so
     ties are resolved without looking at class ids.
@@ -80,7 +83,8 @@ def topk_correct(scores: np.ndarray, labels: np.ndarray, topk: int = 1) -> np.nd
 
 
 def knn_accuracy(bank, bank_labels, queries=None, query_labels=None, k: int = KNN_K,
-                 temperature: float = KNN_TEMPERATURE, topk: int = 1, backend: str | None = None) -> float:
+                 temperature: float = KNN_TEMPERATURE, topk: int = 1,
+                 backend: str | None = None) -> float:
     """Weighted-vote cosine kNN accuracy.
 
     Parameters
@@ -104,7 +108,8 @@ def knn_accuracy(bank, bank_labels, queries=None, query_labels=None, k: int = KN
     check_positive_int(k, "k", "knn_accuracy")
     check_positive_int(topk, "topk", "knn_accuracy")
     if not temperature > 0:
-        raise RascalError(f"The 'temperature' parameter of knn_accuracy must be a float in (0, inf). Got {temperature!r} instead.")
+        raise RascalError("The 'temperature' parameter of knn_accuracy must be a float in "
+                          f"(0, inf). Got {temperature!r} instead.")
     bank = unit_rows(bank, "bank", np.float32)
     bank_labels = as_labels(bank_labels, len(bank), "bank_labels")
     if queries is None:
@@ -112,16 +117,18 @@ def knn_accuracy(bank, bank_labels, queries=None, query_labels=None, k: int = KN
     else:
         q = unit_rows(queries, "queries", np.float32)
         if query_labels is None:
-            raise RascalError("knn_accuracy got queries without query_labels; pass both or neither.")
+            raise RascalError("knn_accuracy got queries without query_labels; pass both or "
+                              "neither.")
         q_labels, loo = as_labels(query_labels, len(q), "query_labels"), False
     k = min(k, len(bank) - int(loo))
     sims, idx = knn_search(q, bank, k, exclude_self=loo, backend=backend)
     num_classes = int(max(bank_labels.max(), q_labels.max())) + 1
-    return float(knn_correct(sims, bank_labels[idx], q_labels, num_classes, k, temperature, topk).mean())
+    return float(knn_correct(sims, bank_labels[idx], q_labels, num_classes, k, temperature,
+                             topk).mean())
 
 
-def knn_accuracies(emb, labels, ks=(1, 20, 200), temperature: float = KNN_TEMPERATURE, topk: int = 1,
-                   neighbours: tuple[np.ndarray, np.ndarray] | None = None,
+def knn_accuracies(emb, labels, ks=(1, 20, 200), temperature: float = KNN_TEMPERATURE,
+                   topk: int = 1, neighbours: tuple[np.ndarray, np.ndarray] | None = None,
                    backend: str | None = None) -> dict[str, float]:
     """Leave-one-out kNN accuracy for several ``k`` from one neighbour search.
 
@@ -143,14 +150,15 @@ def knn_accuracies(emb, labels, ks=(1, 20, 200), temperature: float = KNN_TEMPER
     labels = as_labels(labels, len(emb), "labels")
     if neighbours is None:
         emb = unit_rows(emb, "emb", np.float32)
-        neighbours = knn_search(emb, emb, min(max(ks), len(emb) - 1), exclude_self=True, backend=backend)
+        neighbours = knn_search(emb, emb, min(max(ks), len(emb) - 1), exclude_self=True,
+                                backend=backend)
     sims, idx = neighbours
     num_classes = int(labels.max()) + 1
     out = {}
     for k in ks:
         kk = min(k, sims.shape[1])
         # Blocks of rows: the neighbours' labels are (block, k), never (n_samples, k) at once.
-        correct = sum(int(knn_correct(sims[r], labels[idx[r, :kk]], labels[r], num_classes, kk, temperature,
-                                      topk).sum()) for r in row_blocks(len(idx), kk))
+        correct = sum(int(knn_correct(sims[r], labels[idx[r, :kk]], labels[r], num_classes, kk,
+                                      temperature, topk).sum()) for r in row_blocks(len(idx), kk))
         out[str(kk)] = correct / len(idx)
     return out

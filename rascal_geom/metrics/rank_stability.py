@@ -106,10 +106,12 @@ def rank_stability(emb_a, emb_b, labels, topk: int | None = None, backend: str |
     a = unit_rows(emb_a, "emb_a", kept_precision(emb_a))
     b = unit_rows(emb_b, "emb_b", kept_precision(emb_b))
     if len(a) != len(b):
-        raise RascalError(f"rank_stability needs the same samples in both embeddings; got {len(a)} and {len(b)} rows.")
+        raise RascalError(f"rank_stability needs the same samples in both embeddings; got {len(a)} "
+                          f"and {len(b)} rows.")
     labels = as_labels(labels, len(a), "labels")
     if topk is not None and (not isinstance(topk, (int, np.integer)) or topk < 2):
-        raise RascalError(f"The 'topk' parameter of rank_stability must be None or an int in [2, inf). Got {topk!r} instead.")
+        raise RascalError("The 'topk' parameter of rank_stability must be None or an int in "
+                          f"[2, inf). Got {topk!r} instead.")
     n_classes = int(labels.max()) + 1
     rho = np.full(len(a), np.nan)
     drift = np.full(len(a), np.nan)
@@ -117,7 +119,8 @@ def rank_stability(emb_a, emb_b, labels, topk: int | None = None, backend: str |
     per_class = np.full(n_classes, np.nan)
     per_class_drift = np.full(n_classes, np.nan)
     skipped = 0
-    is_anchor = np.ones(len(a), dtype=bool) if anchors is None else np.isin(np.arange(len(a)), anchors)
+    is_anchor = (np.ones(len(a), dtype=bool) if anchors is None
+                 else np.isin(np.arange(len(a)), anchors))
     for c in np.unique(labels):
         members = np.flatnonzero(labels == c)
         if len(members) < 3:
@@ -134,7 +137,8 @@ def rank_stability(emb_a, emb_b, labels, topk: int | None = None, backend: str |
         else:
             r, d, _ = _exact_class(xa, xb, pos)
         rho[members[pos]], drift[members[pos]] = r, d
-        per_class[c], per_class_drift[c] = np.nanmean(r) if np.isfinite(r).any() else np.nan, d.mean()
+        per_class[c], per_class_drift[c] = (np.nanmean(r) if np.isfinite(r).any() else np.nan,
+                                            d.mean())
     counted = np.isfinite(drift)
     return {
         "spearman": float(np.nanmean(rho)) if np.isfinite(rho).any() else float("nan"),

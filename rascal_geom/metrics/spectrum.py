@@ -36,7 +36,8 @@ def rankme(emb, eps: float = 1e-7) -> float:
     (float32 and float16 rows, memory-mapped ones included, are read as stored).
     """
     if not eps >= 0:
-        raise RascalError(f"The 'eps' parameter of rankme must be a float in [0, inf). Got {eps!r} instead.")
+        raise RascalError(f"The 'eps' parameter of rankme must be a float in [0, inf). Got {eps!r} "
+                          "instead.")
     x = as_matrix(emb, "emb", kept_precision(emb))
     gram = gram64(x) if x.shape[0] >= x.shape[1] else gram64(x.T)
     sigma = np.sqrt(np.clip(np.linalg.eigvalsh(gram), 0.0, None))[::-1][:min(x.shape)]
