@@ -22,15 +22,24 @@ from rascal_geom.evaluation import probe_settings
 from rascal_geom.hierarchies import Hierarchy, get_hierarchy
 from rascal_geom.metrics import (
     attribute_consistency,
+    calibration,
+    cdnv,
+    classifier_collapse,
+    fit_linear_probe,
     geodesic_variance,
     geometry_summary,
     hierarchy_retention,
     holdout_probe_accuracy,
     knn_accuracies,
     rank_stability,
+    rankme,
+    retrieval_k,
+    retrieval_metrics,
+    within_coarse_retrieval,
 )
 from rascal_geom.metrics._inputs import unit_rows
 from rascal_geom.metrics.knn import KNN_TEMPERATURE
+from rascal_geom.metrics.linear_probe import holdout_split
 from rascal_geom.neighbors import knn_search, select_backend
 from rascal_geom.runs import ANALYSIS_SCHEMA, per_class
 from rascal_train.errors import RascalError
@@ -40,6 +49,11 @@ from rascal_train.progress import console
 # Classes larger than this use rank stability's top-k form (exact ranks cost O(n_c^2 log n_c)).
 EXACT_RANK_MAX_CLASS = 2000
 RANK_TOPK = 50
+# Retrieval needs k = largest class - 1 neighbours; where the kNN stage's search is narrower, a
+# seeded sample of this many queries searches the whole set (~1 s at 50,000 x 512).
+RETRIEVAL_QUERIES = 2000
+RETRIEVAL_KS = (1, 2, 4, 8)
+CALIBRATION_BINS = 15
 
 
 def run_checkpoints(run_dir: str | os.PathLike) -> tuple[Path, list[Path]]:
@@ -129,6 +143,46 @@ def _stability_curve(embs: list[EmbeddingSet], labels: np.ndarray, names: list[s
                       "spearman": rs["spearman"], "drift": rs["drift"], "jaccard": rs["jaccard"]})
     return {"spearman": curve[-1]["spearman"], "drift": curve[-1]["drift"], "jaccard": curve[-1]["jaccard"],
             "topk": topk, "per_class": per_class(names, spearman=rs["per_class"]), "curve": curve}
+
+
+def _retrieval_stage(x: np.ndarray, labels: dict, level: str, comparisons, neighbours, seed: int,
+                     backend) -> dict:
+    """Leave-one-out retrieval at ``level`` and fine-label MAP@R within each coarse class.
+
+    The kNN stage's search is reused when it is as wide as exact MAP@R needs (largest class - 1);
+    otherwise a seeded sample of :data:`RETRIEVAL_QUERIES` queries searches the whole set.
+    """
+    y = labels[level]
+    need = retrieval_k(y, RETRIEVAL_KS)
+    if neighbours[1].shape[1] >= need:
+        out = retrieval_metrics(x, y, RETRIEVAL_KS, neighbours=neighbours)
+        how = f"exact, all {len(x)} queries (the kNN stage's search, k={need})"
+    else:
+        sample = min(RETRIEVAL_QUERIES, len(x))
+        out = retrieval_metrics(x, y, RETRIEVAL_KS, max_queries=sample, seed=seed, backend=backend)
+        how = (f"estimate: {sample} seeded queries of {len(x)} searching the whole set, k={need}"
+               if sample < len(x) else f"exact, all {len(x)} queries, k={need}")
+    out.update(level=level, queries=how)
+    # Within-coarse retrieval needs k = largest (coarse, fine) group - 1 inside each coarse class,
+    # wider than hierarchy retention's k, so it makes its own grouped search.
+    within = [{"coarse": c, "fine": f, **within_coarse_retrieval(x, labels[c], labels[f], backend=backend)}
+              for c, f in comparisons]
+    return {"leave_one_out": out, "within_coarse": within}
+
+
+def _probe_stage(rows: np.ndarray, y: np.ndarray, seed: int) -> dict:
+    """One linear probe at the analysed level, and what it says besides its accuracy.
+
+    The probe is :func:`holdout_probe_accuracy`'s (same split, same fit): its top-1, the
+    calibration of its held-out logits, and NC2 (classifier rows) / NC3 / NC4 against the rows it
+    was fitted on.
+    """
+    train, test = holdout_split(y, 0.5, seed)
+    probe = fit_linear_probe(rows[train], y[train], num_classes=int(y.max()) + 1)
+    logits = probe.logits(rows[test])
+    return {"top1": float((logits.argmax(1) == y[test]).mean()),
+            "calibration": calibration(logits, y[test], n_bins=CALIBRATION_BINS, from_logits=True),
+            "collapse": classifier_collapse(rows[train], y[train], probe)}
 
 
 def analyze(source, hierarchy=None, data_root=None, split: str = "test", compare=(), k: int = 20,
@@ -236,8 +290,22 @@ def analyze(source, hierarchy=None, data_root=None, split: str = "test", compare
     neighbours = knn_search(x, x, kmax, exclude_self=True, backend=backend, progress=progress)
     knn = {lvl: knn_accuracies(x, emb.labels[lvl], knn_ks, neighbours=neighbours) for lvl in levels}
     lap("knn")
-    probe = {lvl: holdout_probe_accuracy(_rows(emb, embedding), emb.labels[lvl], seed=seed)["top1"] for lvl in levels}
+    retrieval = _retrieval_stage(x, emb.labels, level, comparisons, neighbours, seed, backend)
+    retrieval["leave_one_out"]["per_class"] = per_class(emb.class_names[level],
+                                                        **retrieval["leave_one_out"]["per_class"])
+    for entry in retrieval["within_coarse"]:
+        entry["per_class"] = per_class(emb.class_names[entry["coarse"]], **entry["per_class"])
+    lap("retrieval")
+    rows = _rows(emb, embedding)
+    fitted = _probe_stage(rows, y, seed)
+    probe = {lvl: fitted["top1"] if lvl == level else holdout_probe_accuracy(rows, emb.labels[lvl], seed=seed)["top1"]
+             for lvl in levels}
     lap("linear_probe")
+    collapse = {**fitted["collapse"], "cdnv": cdnv(rows, y)["cdnv"],
+                "rows": f"raw {embedding} rows; NC2-W/NC3/NC4 on the probe's training half"}
+    spectrum = {"rankme": rankme(rows), "rankme_rows": f"raw {embedding} rows (not normalised)",
+                "effective_rank": None, "effective_rank_rows": f"L2-normalised {embedding} rows"}
+    lap("collapse_spectrum")
     retention = []
     for coarse, fine in comparisons:
         r = hierarchy_retention(x, emb.labels[coarse], emb.labels[fine], k=k, backend=backend)
@@ -262,6 +330,7 @@ def analyze(source, hierarchy=None, data_root=None, split: str = "test", compare
     stability = _stability_curve(embs, y, names, embedding, backend)
     lap("rank_stability")
     geometry = geometry_summary(x, y, features=emb.features, seed=seed)
+    spectrum["effective_rank"] = geometry["effective_rank"]
     lap("geometry")
     umap_out = None
     if umap:
@@ -309,6 +378,11 @@ def analyze(source, hierarchy=None, data_root=None, split: str = "test", compare
             "attribute_consistency": attrs,
             "rank_stability": stability,
             "geometry": geometry,
+            "retrieval": retrieval,
+            "collapse": collapse,
+            "spectrum": spectrum,
+            "calibration": {**fitted["calibration"], "level": level,
+                            "protocol": "linear probe's held-out half (stratified 50/50), softmax of its logits"},
         },
         "headline": {
             "knn_top1": knn[level][str(knn_k)],
