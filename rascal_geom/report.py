@@ -324,6 +324,45 @@ def _reliability(groups: list[RunGroup], fig_dir: Path | None) -> list[dict]:
     return out
 
 
+def _tradeoff(groups: list[RunGroup], baseline: int, fig_dir: Path | None) -> dict | None:
+    """Retention against linear accuracy per group (more than one group, and runs with both).
+
+    Retention is the analysis headline of the first fine level every such run has; accuracy is
+    ``eval.json``'s linear top-1 when every such run has one, else the analysis' holdout probe at
+    its analysed level (the axis label says which).
+    """
+    from rascal_geom.tradeoff_figure import tradeoff_figure
+
+    if len(groups) < 2:
+        return None
+    runs = [(g, r) for g in groups for r in g.runs if (r.analysis or {}).get("headline", {}).get("retention")]
+    levels = [lv for lv in runs[0][1].analysis["headline"]["retention"]] if runs else []
+    level = next((lv for lv in levels if all(isinstance(r.analysis["headline"]["retention"].get(lv), (int, float))
+                                             for _, r in runs)), None)
+    if level is None:
+        return None
+    from_eval = all(isinstance(((r.eval or {}).get("linear") or {}).get("top1"), (int, float)) for _, r in runs)
+
+    def accuracy(r: RunRecord) -> float | None:
+        if from_eval:
+            return r.eval["linear"]["top1"]
+        a = r.analysis
+        return ((a.get("metrics") or {}).get("linear_probe") or {}).get((a.get("settings") or {}).get("level"))
+
+    points = []
+    for g in groups:
+        pairs = [(accuracy(r), r.analysis["headline"]["retention"][level]) for gg, r in runs if gg is g]
+        pairs = [(x, y) for x, y in pairs if isinstance(x, (int, float))]
+        if pairs:
+            points.append({"group": g.name, "x": [x for x, _ in pairs], "y": [y for _, y in pairs]})
+    if len(points) < 2:
+        return None
+    xlabel = ("linear top-1 (eval.json, probe fitted on the train split)" if from_eval
+              else "linear top-1 (analysis: holdout probe on the analysed split)")
+    fig = tradeoff_figure(points, groups[baseline].name, xlabel, f"retention of {level} (analysis)")
+    return {"svg": figures.export_figure(fig, "tradeoff", fig_dir), "level": level, "xlabel": xlabel}
+
+
 def _render_groups(groups: list[RunGroup], baseline: int, out_html: Path, title: str,
                    latex_dir: Path | None, progress: bool) -> Path:
     out_html = Path(out_html)
@@ -332,7 +371,7 @@ def _render_groups(groups: list[RunGroup], baseline: int, out_html: Path, title:
     geometry = geometry_table(groups, baseline)
     retrieval = retrieval_table(groups, baseline)
 
-    steps = ["curves", "weights", "per-class", "umap", "calibration"]
+    steps = ["curves", "weights", "per-class", "umap", "calibration", "trade-off"]
     built: dict = {}
     for step in track(steps, "rendering report", disable=not progress):
         if step == "curves":
@@ -353,8 +392,10 @@ def _render_groups(groups: list[RunGroup], baseline: int, out_html: Path, title:
             built["per_class"] = _per_class_sections(groups, baseline, fig_dir)
         elif step == "umap":
             built["umaps"] = _umaps(groups, fig_dir)
-        else:
+        elif step == "calibration":
             built["reliability"] = _reliability(groups, fig_dir)
+        else:
+            built["tradeoff"] = _tradeoff(groups, baseline, fig_dir)
 
     names = [g.name for g in groups]
     lines = [sentences.group_sentence(names, [len(g.runs) for g in groups], baseline)]
@@ -391,7 +432,7 @@ def _render_groups(groups: list[RunGroup], baseline: int, out_html: Path, title:
                               for k, v in w["stats"].items() if k != "total"},
                            "total": f"{w['stats']['total']:.0f}"} for w in built["weights"]],
         "figures_dir": fig_dir.name,
-        **{k: built[k] for k in ("curves_svg", "weights_svg", "per_class", "umaps", "reliability")},
+        **{k: built[k] for k in ("curves_svg", "weights_svg", "per_class", "umaps", "reliability", "tradeoff")},
     }
     html = _environment().get_template("report.html").render(**ctx)
     if latex_dir is not None:

@@ -44,7 +44,8 @@ def _metric_label(key: str) -> str:
     if metric.startswith("retention:"):
         label = f"retention ({metric.split(':', 1)[1]})"
     elif metric.startswith("within_map_at_r:"):
-        label = f"MAP@R of {metric.split(':', 1)[1]} within {metric.split(':')[2]}"
+        _, fine, coarse = metric.split(":")
+        label = f"MAP@R of {fine} within {coarse}"
     else:
         label = _HEADLINE_LABELS.get(metric, metric.replace("_", " "))
     return f"{label} ({provenance.split(':', 1)[0]})" if provenance else label

@@ -108,16 +108,18 @@ def _remote_references(html: str) -> list[str]:
 
 def test_report_has_every_section_and_no_remote_resource(comparison):
     root, _, path, html, _ = comparison
-    for section in ("summary", "config", "headline", "geometry", "curves", "weights", "per-class", "umap"):
+    for section in ("summary", "config", "tradeoff", "headline", "geometry", "curves", "weights", "per-class",
+                    "umap"):
         assert f'<section id="{section}">' in html
-    assert html.count("<svg") == 1 + 1 + 2 + 2  # curves, weights, 2 per-class, 2 UMAPs
+    assert html.count("<svg") == 1 + 1 + 1 + 2 + 2  # trade-off, curves, weights, 2 per-class, 2 UMAPs
     assert "No epoch records" not in html and "No UMAP" not in html and "No RASCAL run" not in html
     assert _remote_references(html) == []
     assert "<style>" in html and "font-variant-numeric" in html  # the CSS is inlined
     assert "@media print" in html
     figs = path.with_name("cmp_figures")
     stems = {p.stem for p in figs.iterdir()}
-    assert {"training_curves", "weight_histogram", "per_class_1", "per_class_2", "umap_1", "umap_2"} <= stems
+    assert {"tradeoff", "training_curves", "weight_histogram", "per_class_1", "per_class_2", "umap_1",
+            "umap_2"} <= stems
     for stem in stems:
         assert (figs / f"{stem}.pdf").read_bytes().startswith(b"%PDF")
         assert (figs / f"{stem}.svg").read_text().lstrip().startswith("<?xml")
@@ -327,3 +329,30 @@ def test_analysis_files_of_the_old_per_class_shapes_render_as_before(tmp_path):
     section = per_class(old)
     assert section == per_class(new)
     assert "Boeing" in section and "&lt;script&gt;" in section and "class 0" not in section
+
+
+def test_tradeoff_figure_marks_the_baseline_at_the_group_means(comparison):
+    _, runs, _, html, _ = comparison
+    section = html.split('<section id="tradeoff">')[1].split("</section>")[0]
+    # eval.json has the linear top-1 of every run, so the x axis says so; the baseline is named.
+    assert "linear top-1 (eval.json" in section and "retention of variant" in section
+    assert "hollow square is the baseline SupCon" in section
+    assert "SupCon (baseline) (n=3)" in section and "RASCAL (rank agreement) (n=3)" in section
+
+
+def test_analysis_page_shows_retrieval_collapse_and_a_reliability_diagram(tmp_path):
+    from test_analysis_retrieval import _set
+
+    from rascal_geom.analysis import analyze
+    from rascal_geom.report import render_analysis
+
+    doc = analyze(_set(), level="variant", umap=False, progress=False)
+    html = render_analysis(doc, tmp_path / "a.html").read_text()
+    section = html.split('<section id="retrieval">')[1].split("</section>")[0]
+    for label in ("MAP@R", "R-precision", "Recall@8", "MAP@R of variant within family", "NC3 (self-duality)",
+                  "CDNV", "RankMe (raw rows)", "probe ECE (15 bins)"):
+        assert f"<td>{label} (analysis)<span" in section, label
+    assert "exact, all 300 queries" in section and "Reliability diagram of the linear probe" in section
+    assert section.count("<svg") == 1
+    # One group: nothing to trade off.
+    assert '<section id="tradeoff">' not in html
