@@ -185,6 +185,37 @@ def _probe_stage(rows: np.ndarray, y: np.ndarray, seed: int) -> dict:
             "collapse": classifier_collapse(rows[train], y[train], probe)}
 
 
+def _grid_stage(emb: EmbeddingSet, x: np.ndarray, comparisons, dataset, data_root, split: str,
+                seed: int) -> dict | None:
+    """Nearest-neighbour thumbnails (:mod:`rascal_geom.neighbour_grid`) where the source has images:
+    a checkpoint whose dataset opens here, or a model in memory given a dataset. ``None`` for an
+    embedding file; ``{"skipped": why}`` when the images cannot be matched to the rows."""
+    from rascal_geom.neighbour_grid import neighbour_grid
+    from rascal_train.datasets.base import HierDataset, get_dataset
+
+    if not comparisons:
+        return None
+    config = emb.source.get("config") or {}
+    if not isinstance(dataset, HierDataset):
+        name = dataset if isinstance(dataset, str) else config.get("dataset")
+        if emb.source.get("kind") != "checkpoint" or not name:
+            return None
+        import rascal_train.datasets  # noqa: F401  (registers every loader)
+
+        try:
+            dataset = get_dataset(name, root=data_root if data_root is not None else config.get("data_root"),
+                                  split=split, label_level=config.get("label_level"))
+        except RascalError as exc:
+            return {"skipped": f"the images of {name} did not open here ({exc})"}
+    coarse, fine = comparisons[-1]
+    if len(dataset) != len(x) or not all(np.array_equal(dataset.labels.get(lvl), emb.labels[lvl])
+                                         for lvl in (coarse, fine)):
+        return {"skipped": "the dataset's samples do not match the embedded rows"}
+    grid = neighbour_grid(x, emb.labels[coarse], emb.labels[fine], dataset.raw_image, emb.class_names[coarse],
+                          emb.class_names[fine], seed=seed)
+    return {"coarse_level": coarse, "fine_level": fine, **grid}
+
+
 def analyze(source, hierarchy=None, data_root=None, split: str = "test", compare=(), k: int = 20,
             knn_ks=(1, 20, 200), seed: int = 0, embedding: str = "projection", level: str | None = None,
             umap: bool = True, umap_points: int = 2000, cache_dir=None, use_cache: bool = True,
@@ -332,6 +363,8 @@ def analyze(source, hierarchy=None, data_root=None, split: str = "test", compare
     geometry = geometry_summary(x, y, features=emb.features, seed=seed)
     spectrum["effective_rank"] = geometry["effective_rank"]
     lap("geometry")
+    grid = _grid_stage(emb, x, comparisons, dataset, data_root, split, seed)
+    lap("neighbour_grid")
     umap_out = None
     if umap:
         from rascal_geom.umap_map import umap_map
@@ -393,6 +426,7 @@ def analyze(source, hierarchy=None, data_root=None, split: str = "test", compare
             "rank_stability": stability["spearman"] if stability else None,
         },
         "umap": umap_out,
+        "neighbour_grid": grid,
         "timings": timings,
     }
     return _jsonable(doc)

@@ -363,6 +363,16 @@ def _tradeoff(groups: list[RunGroup], baseline: int, fig_dir: Path | None) -> di
     return {"svg": figures.export_figure(fig, "tradeoff", fig_dir), "level": level, "xlabel": xlabel}
 
 
+def _neighbour_grids(groups: list[RunGroup]) -> list[dict]:
+    """Each group's first run with neighbour thumbnails (rows of base64 PNGs, shown inline)."""
+    out = []
+    for group in groups:
+        run = next((r for r in group.runs if ((r.analysis or {}).get("neighbour_grid") or {}).get("rows")), None)
+        if run is not None:
+            out.append({"group": group.name, "run": run.name, **run.analysis["neighbour_grid"]})
+    return out
+
+
 def _render_groups(groups: list[RunGroup], baseline: int, out_html: Path, title: str,
                    latex_dir: Path | None, progress: bool) -> Path:
     out_html = Path(out_html)
@@ -432,6 +442,7 @@ def _render_groups(groups: list[RunGroup], baseline: int, out_html: Path, title:
                               for k, v in w["stats"].items() if k != "total"},
                            "total": f"{w['stats']['total']:.0f}"} for w in built["weights"]],
         "figures_dir": fig_dir.name,
+        "grids": _neighbour_grids(groups),
         **{k: built[k] for k in ("curves_svg", "weights_svg", "per_class", "umaps", "reliability", "tradeoff")},
     }
     html = _environment().get_template("report.html").render(**ctx)

@@ -101,7 +101,8 @@ def comparison(tmp_path_factory):
 
 def _remote_references(html: str) -> list[str]:
     """src/href/url()/@import pointing off the page (namespace declarations are not fetched)."""
-    pats = [r"""(?:src|href|xlink:href|action|poster|data)\s*=\s*["']?\s*(?:[a-z][a-z0-9+.-]*:|//)""",
+    # data: URIs (inline thumbnails) are part of the page, not fetched.
+    pats = [r"""(?:src|href|xlink:href|action|poster|data)\s*=\s*["']?\s*(?!data:)(?:[a-z][a-z0-9+.-]*:|//)""",
             r"""url\(\s*["']?\s*(?:[a-z][a-z0-9+.-]*:|//)""", r"@import", r"<link\b", r"<iframe\b"]
     return [m.group(0) for p in pats for m in re.finditer(p, html, flags=re.IGNORECASE)]
 
@@ -129,6 +130,7 @@ def test_remote_reference_detector_catches_remote_resources():
     assert _remote_references('<img src="https://x.org/a.png">')
     assert _remote_references("<style>a{background:url(//cdn.x/y.png)}</style>")
     assert _remote_references('<svg xmlns="http://www.w3.org/2000/svg"><use xlink:href="#a"/></svg>') == []
+    assert _remote_references('<img src="data:image/png;base64,iVBO">') == []
 
 
 def test_runs_grouped_by_seed_and_headline_mean_std(comparison):
