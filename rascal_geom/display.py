@@ -12,16 +12,31 @@
 from __future__ import annotations
 
 import math
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 from rascal_geom.stats import difference_interval
 from rascal_train.errors import RascalError
 
 _LOSS_NAMES = {"ce": "CE", "supcon": "SupCon", "simclr": "SimCLR", "rascal": "RASCAL"}
 #: Metrics where a larger value is better; ``LOWER_IS_BETTER`` the reverse. Others get no bold.
-HIGHER_IS_BETTER = frozenset({"linear_top1", "knn_top1", "retention", "attribute_lift", "rank_stability",
-                              "precision_at_1", "r_precision", "map_at_r", "recall_at_1", "recall_at_2",
-                              "recall_at_4", "recall_at_8", "within_map_at_r", "nc4_agreement"})
+HIGHER_IS_BETTER = frozenset(
+    {
+        "linear_top1",
+        "knn_top1",
+        "retention",
+        "attribute_lift",
+        "rank_stability",
+        "precision_at_1",
+        "r_precision",
+        "map_at_r",
+        "recall_at_1",
+        "recall_at_2",
+        "recall_at_4",
+        "recall_at_8",
+        "within_map_at_r",
+        "nc4_agreement",
+    }
+)
 LOWER_IS_BETTER = frozenset({"ece"})
 #: Decimals of a value with no spread to round to (one run, no interval).
 DEFAULT_DECIMALS = 3
@@ -38,8 +53,12 @@ def method_name(config: Mapping) -> str | None:
     return name
 
 
-def display_names(names: Sequence[str], configs: Sequence[Mapping], losses: Sequence[str | None],
-                  overrides: Mapping[str, str] | None = None) -> list[str]:
+def display_names(
+    names: Sequence[str],
+    configs: Sequence[Mapping],
+    losses: Sequence[str | None],
+    overrides: Mapping[str, str] | None = None,
+) -> list[str]:
     """Names to print for run groups, in their order.
 
     Parameters
@@ -62,23 +81,36 @@ def display_names(names: Sequence[str], configs: Sequence[Mapping], losses: Sequ
     overrides = dict(overrides or {})
     for key, value in overrides.items():
         if not isinstance(value, str) or not value.strip():
-            raise RascalError(f"Display name for {key!r} must be a non-empty string; got {value!r}.")
+            raise RascalError(
+                f"Display name for {key!r} must be a non-empty string; got {value!r}."
+            )
     bases = [method_name(c) or n for n, c in zip(names, configs)]
     out = list(bases)
     for i, base in enumerate(bases):
         twins = [j for j, o in enumerate(bases) if o == base]
         if len(twins) > 1:
-            keys = sorted({k for j in twins for k in configs[j]
-                           if len({str(configs[t].get(k)) for t in twins}) > 1} - {"loss", "weights"})
+            keys = sorted(
+                {
+                    k
+                    for j in twins
+                    for k in configs[j]
+                    if len({str(configs[t].get(k)) for t in twins}) > 1
+                }
+                - {"loss", "weights"}
+            )
             extra = ", ".join(f"{k}={configs[i].get(k)}" for k in keys)
             out[i] = f"{base} ({extra})" if extra else names[i]
     for i, (name, loss) in enumerate(zip(names, losses)):
-        hit = overrides.get(name) or (overrides.get(loss) if sum(x == loss for x in losses) == 1 else None)
+        hit = overrides.get(name) or (
+            overrides.get(loss) if sum(x == loss for x in losses) == 1 else None
+        )
         out[i] = hit or out[i]
     unknown = set(overrides) - set(names) - {x for x in losses if x}
     if unknown:
-        raise RascalError(f"Display name given for {sorted(unknown)[0]!r}, which names no run group or loss; "
-                          f"choose among {', '.join(names)}.")
+        raise RascalError(
+            f"Display name given for {min(unknown)!r}, which names no run group or loss; "
+            f"choose among {', '.join(names)}."
+        )
     return out
 
 
@@ -97,7 +129,9 @@ def rounded(value: float, spread: float | None, sign: bool = False) -> str:
     return text.replace("-", "\u2212")
 
 
-def best_separated(metric: str, values: Sequence[Sequence[float] | Mapping[int, float]]) -> int | None:
+def best_separated(
+    metric: str, values: Sequence[Sequence[float] | Mapping[int, float]]
+) -> int | None:
     """The group with the best mean, if its difference from each other group excludes 0.
 
     Parameters

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import base64
 import io
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -32,9 +32,18 @@ def thumbnail(image, size: int = THUMB_PX) -> str:
     return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def neighbour_grid(x: np.ndarray, coarse: np.ndarray, fine: np.ndarray, image: Callable[[int], object],
-                   coarse_names, fine_names, queries_per_class: int = 2, k: int = 6, seed: int = 0,
-                   max_bytes: int = MAX_BYTES) -> dict:
+def neighbour_grid(
+    x: np.ndarray,
+    coarse: np.ndarray,
+    fine: np.ndarray,
+    image: Callable[[int], object],
+    coarse_names,
+    fine_names,
+    queries_per_class: int = 2,
+    k: int = 6,
+    seed: int = 0,
+    max_bytes: int = MAX_BYTES,
+) -> dict:
     """Rows ``{"coarse", "query": {...}, "neighbours": [{...}]}`` of thumbnails.
 
     Parameters
@@ -73,12 +82,27 @@ def neighbour_grid(x: np.ndarray, coarse: np.ndarray, fine: np.ndarray, image: C
             nearest = others[np.argsort(-(x[others] @ x[q]), kind="stable")[:k]]
 
             def cell(i):
-                return {"index": int(i), "fine": str(fine_names[fine[i]]), "png": thumbnail(image(int(i)))}
+                return {
+                    "index": int(i),
+                    "fine": str(fine_names[fine[i]]),
+                    "png": thumbnail(image(int(i))),
+                }
 
-            row = {"coarse": str(coarse_names[c]), "query": cell(q),
-                   "neighbours": [{**cell(i), "same": bool(fine[i] == fine[q])} for i in nearest]}
+            row = {
+                "coarse": str(coarse_names[c]),
+                "query": cell(q),
+                "neighbours": [{**cell(i), "same": bool(fine[i] == fine[q])} for i in nearest],
+            }
             used += len(row["query"]["png"]) + sum(len(n["png"]) for n in row["neighbours"])
             rows.append(row)
-    return {"rows": rows, "k": k, "queries_per_class": queries_per_class, "seed": seed, "bytes": used,
-            "max_bytes": max_bytes, "dropped_rows": dropped,
-            "coarse_classes_shown": min(len(classes), MAX_COARSE), "coarse_classes": len(classes)}
+    return {
+        "rows": rows,
+        "k": k,
+        "queries_per_class": queries_per_class,
+        "seed": seed,
+        "bytes": used,
+        "max_bytes": max_bytes,
+        "dropped_rows": dropped,
+        "coarse_classes_shown": min(len(classes), MAX_COARSE),
+        "coarse_classes": len(classes),
+    }

@@ -22,7 +22,8 @@ from rascal_geom.latex import write_report_tables
 from rascal_geom.runs import (ANALYSIS_SCHEMA, SEED_SUFFIX, RunGroup, RunRecord, find_baseline,
                               group_runs, load_run, record_from_analysis)
 from rascal_geom.stats import WEIGHT_BIN_EDGES, Difference, Summary, histogram_summary
-from rascal_geom.tables import config_rows, geometry_table, headline_table, lacks_interval, retrieval_table
+from rascal_geom.tables import (config_rows, geometry_table, headline_table, lacks_interval,
+                                retrieval_table)
 from rascal_train.errors import RascalError
 from rascal_train.files import atomic_write_text
 from rascal_train.progress import track

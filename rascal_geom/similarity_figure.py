@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import matplotlib
 import numpy as np
@@ -10,8 +10,16 @@ import numpy as np
 from rascal_geom.figures import _RC, _figure, mpl_text
 
 
-def similarity_heatmap(matrix, rows: Sequence[str], cols: Sequence[str], title: str, vmin: float = 0.0,
-                       vmax: float = 1.0, xlabel: str = "", ylabel: str = ""):
+def similarity_heatmap(
+    matrix,
+    rows: Sequence[str],
+    cols: Sequence[str],
+    title: str,
+    vmin: float = 0.0,
+    vmax: float = 1.0,
+    xlabel: str = "",
+    ylabel: str = "",
+):
     """One annotated heatmap of ``matrix`` (NaN left blank).
 
     Parameters
@@ -38,8 +46,15 @@ def similarity_heatmap(matrix, rows: Sequence[str], cols: Sequence[str], title: 
         if max(m.shape) <= 12:  # numbers stay legible only on a small grid
             for (i, j), v in np.ndenumerate(m):
                 if np.isfinite(v):
-                    ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7,
-                            color="white" if v < vmin + 0.6 * (vmax - vmin) else "black")
+                    ax.text(
+                        j,
+                        i,
+                        f"{v:.2f}",
+                        ha="center",
+                        va="center",
+                        fontsize=7,
+                        color="white" if v < vmin + 0.6 * (vmax - vmin) else "black",
+                    )
         ax.set_xlabel(mpl_text(xlabel))
         ax.set_ylabel(mpl_text(ylabel))
         ax.set_title(mpl_text(title))

@@ -8,6 +8,7 @@ rows as HTML and :mod:`rascal_geom.latex` as booktabs tables, so both show the s
 from __future__ import annotations
 
 import json
+import math
 from typing import Sequence
 
 from rascal_geom.display import best_separated
@@ -136,11 +137,12 @@ def _retrieval_values(record: RunRecord) -> dict[str, float]:
         for step in path:
             block = (block or {}).get(step)
         value = (block or {}).get(field)
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and value == value:
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and not math.isnan(value):
             out[f"{key}|{provenance[path[0]]}"] = float(value)
     for w in metrics["retrieval"].get("within_coarse") or []:
         if isinstance(w.get("map_at_r"), (int, float)):
-            out[f"within_map_at_r:{w['fine']}:{w['coarse']}|{where}, exact, within the coarse class"] = \
+            how = w.get("queries") or "exact"
+            out[f"within_map_at_r:{w['fine']}:{w['coarse']}|{where}, within the coarse class, {how}"] = \
                 float(w["map_at_r"])
     return out
 

@@ -7,7 +7,7 @@ at first, since a loss that keeps structure inside classes must not buy it with 
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import matplotlib
 import numpy as np
@@ -21,7 +21,9 @@ def mean_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[fl
     v = np.asarray(values, dtype=float)
     if v.size < 2:
         return float(v.mean()), 0.0
-    return float(v.mean()), float(sps.t.ppf((1 + confidence) / 2, v.size - 1) * v.std(ddof=1) / np.sqrt(v.size))
+    return float(v.mean()), float(
+        sps.t.ppf((1 + confidence) / 2, v.size - 1) * v.std(ddof=1) / np.sqrt(v.size)
+    )
 
 
 def tradeoff_figure(points: Sequence[dict], baseline: str, xlabel: str, ylabel: str):
@@ -46,9 +48,20 @@ def tradeoff_figure(points: Sequence[dict], baseline: str, xlabel: str, ylabel: 
         for colour, p in zip(colours, points):
             (mx, hx), (my, hy) = mean_interval(p["x"]), mean_interval(p["y"])
             is_base = p["group"] == baseline
-            ax.errorbar(mx, my, xerr=hx or None, yerr=hy or None, fmt="s" if is_base else "o", ms=6,
-                        color=colour, mfc="white" if is_base else colour, capsize=2, lw=1,
-                        label=mpl_text(p["group"] + (" (baseline)" if is_base else "")) + f" (n={len(p['x'])})")
+            ax.errorbar(
+                mx,
+                my,
+                xerr=hx or None,
+                yerr=hy or None,
+                fmt="s" if is_base else "o",
+                ms=6,
+                color=colour,
+                mfc="white" if is_base else colour,
+                capsize=2,
+                lw=1,
+                label=mpl_text(p["group"] + (" (baseline)" if is_base else ""))
+                + f" (n={len(p['x'])})",
+            )
         ax.set_xlabel(mpl_text(xlabel))
         ax.set_ylabel(mpl_text(ylabel))
         ax.legend(frameon=False, fontsize=7, loc="best")

@@ -24,10 +24,15 @@ def _set(n=300, seed=0):
     rng = np.random.default_rng(seed)
     fine = rng.integers(0, 6, n)
     coarse = fine // 3
-    emb = (2 * np.eye(12)[coarse] + np.eye(12)[2 + fine] + 0.7 * rng.standard_normal((n, 12))).astype(np.float32)
-    return EmbeddingSet(emb, {"family": coarse, "variant": fine},
-                        {"family": ["a", "b"], "variant": [f"v{i}" for i in range(6)]},
-                        source={"kind": "embeddings", "path": "mem.npz"})
+    emb = (
+        2 * np.eye(12)[coarse] + np.eye(12)[2 + fine] + 0.7 * rng.standard_normal((n, 12))
+    ).astype(np.float32)
+    return EmbeddingSet(
+        emb,
+        {"family": coarse, "variant": fine},
+        {"family": ["a", "b"], "variant": [f"v{i}" for i in range(6)]},
+        source={"kind": "embeddings", "path": "mem.npz"},
+    )
 
 
 def _approx_block(got: dict, want: dict, keys):
@@ -50,7 +55,10 @@ def test_new_blocks_equal_direct_calls(knn_ks):
     assert loo["per_class"]["classes"] == [f"v{i}" for i in range(6)]
     within = m["retrieval"]["within_coarse"]
     assert [(w["coarse"], w["fine"]) for w in within] == [("family", "variant")]
-    _approx_block(within[0], within_coarse_retrieval(x, coarse, y), ("map_at_r", "r_precision", "chance"))
+    _approx_block(
+        within[0], within_coarse_retrieval(x, coarse, y), ("map_at_r", "r_precision", "chance")
+    )
+    assert within[0]["queries"] == "exact, all 300 queries"
 
     train, test = holdout_split(y, 0.5, 0)
     probe = fit_linear_probe(x[train], y[train], num_classes=6)
@@ -65,7 +73,10 @@ def test_new_blocks_equal_direct_calls(knn_ks):
     assert m["spectrum"]["rankme"] == pytest.approx(rankme(x))
     unit = x / np.linalg.norm(x, axis=1, keepdims=True)
     assert m["spectrum"]["effective_rank"] == pytest.approx(effective_rank(unit), rel=1e-5)
-    assert "raw" in m["spectrum"]["rankme_rows"] and "L2-normalised" in m["spectrum"]["effective_rank_rows"]
+    assert (
+        "raw" in m["spectrum"]["rankme_rows"]
+        and "L2-normalised" in m["spectrum"]["effective_rank_rows"]
+    )
 
 
 def test_retrieval_samples_queries_when_the_knn_search_is_narrow(monkeypatch):
@@ -74,5 +85,12 @@ def test_retrieval_samples_queries_when_the_knn_search_is_narrow(monkeypatch):
     doc = analyze(emb, level="variant", umap=False, progress=False, knn_ks=(1, 5))
     loo = doc["metrics"]["retrieval"]["leave_one_out"]
     want = retrieval_metrics(emb.embeddings, emb.labels["variant"], max_queries=50, seed=0)
-    assert loo["map_at_r"] == pytest.approx(want["map_at_r"]) and loo["n_queries"] == want["n_queries"]
+    assert (
+        loo["map_at_r"] == pytest.approx(want["map_at_r"]) and loo["n_queries"] == want["n_queries"]
+    )
     assert loo["queries"].startswith("estimate: 50 seeded queries of 300")
+    within = doc["metrics"]["retrieval"]["within_coarse"][0]
+    x, labels = emb.embeddings, emb.labels
+    want = within_coarse_retrieval(x, labels["family"], labels["variant"], max_queries=50, seed=0)
+    assert within["map_at_r"] == pytest.approx(want["map_at_r"]) and within["n_queries"] == want["n_queries"]
+    assert within["queries"].startswith("estimate: 50 seeded queries of 300")

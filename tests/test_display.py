@@ -6,8 +6,20 @@ from rascal_geom.display import best_separated, decimals, display_names, method_
 from rascal_train.errors import RascalError
 
 
-@pytest.mark.parametrize("spread, expected", [(0.034, 2), (0.0096, 3), (0.1, 1), (0.99, 1), (2.1, 0),
-                                              (35.0, 0), (None, 3), (0.0, 3), (float("nan"), 3)])
+@pytest.mark.parametrize(
+    "spread, expected",
+    [
+        (0.034, 2),
+        (0.0096, 3),
+        (0.1, 1),
+        (0.99, 1),
+        (2.1, 0),
+        (35.0, 0),
+        (None, 3),
+        (0.0, 3),
+        (float("nan"), 3),
+    ],
+)
 def test_decimals_keep_the_first_significant_digit(spread, expected):
     assert decimals(spread) == expected
 
@@ -29,15 +41,27 @@ def test_method_names_from_config():
 
 
 def test_display_names_disambiguate_and_override():
-    configs = [{"loss": "supcon", "temperature": 0.1}, {"loss": "supcon", "temperature": 0.2},
-               {"loss": "rascal", "weights": "uniform"}, {}]
+    configs = [
+        {"loss": "supcon", "temperature": 0.1},
+        {"loss": "supcon", "temperature": 0.2},
+        {"loss": "rascal", "weights": "uniform"},
+        {},
+    ]
     names = ["a", "b", "weights=uniform", "mystery"]
     losses = ["supcon", "supcon", "rascal", None]
     assert display_names(names, configs, losses) == [
-        "SupCon (temperature=0.1)", "SupCon (temperature=0.2)", "RASCAL (uniform)", "mystery"]
+        "SupCon (temperature=0.1)",
+        "SupCon (temperature=0.2)",
+        "RASCAL (uniform)",
+        "mystery",
+    ]
     # By group name, or by a loss only one group has.
     assert display_names(names, configs, losses, {"rascal": "Ours", "a": "SupCon, T=0.1"}) == [
-        "SupCon, T=0.1", "SupCon (temperature=0.2)", "Ours", "mystery"]
+        "SupCon, T=0.1",
+        "SupCon (temperature=0.2)",
+        "Ours",
+        "mystery",
+    ]
     with pytest.raises(RascalError, match="names no run group"):
         display_names(names, configs, losses, {"typo": "X"})
     with pytest.raises(RascalError, match="non-empty string"):
