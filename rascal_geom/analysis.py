@@ -211,16 +211,16 @@ def _grid_stage(emb: EmbeddingSet, x: np.ndarray, comparisons, dataset, data_roo
         import rascal_train.datasets  # noqa: F401  (registers every loader)
 
         try:
-            dataset = get_dataset(name, root=data_root if data_root is not None else config.get("data_root"),
-                                  split=split, label_level=config.get("label_level"))
+            root = data_root if data_root is not None else config.get("data_root")
+            dataset = get_dataset(name, root=root, split=split, label_level=config.get("label_level"))
         except RascalError as exc:
             return {"skipped": f"the images of {name} did not open here ({exc})"}
     coarse, fine = comparisons[-1]
     if len(dataset) != len(x) or not all(np.array_equal(dataset.labels.get(lvl), emb.labels[lvl])
                                          for lvl in (coarse, fine)):
         return {"skipped": "the dataset's samples do not match the embedded rows"}
-    grid = neighbour_grid(x, emb.labels[coarse], emb.labels[fine], dataset.raw_image, emb.class_names[coarse],
-                          emb.class_names[fine], seed=seed)
+    grid = neighbour_grid(x, emb.labels[coarse], emb.labels[fine], dataset.raw_image,
+                          emb.class_names[coarse], emb.class_names[fine], seed=seed)
     return {"coarse_level": coarse, "fine_level": fine, **grid}
 
 
@@ -337,8 +337,8 @@ def analyze(source, hierarchy=None, data_root=None, split: str = "test", compare
     lap("retrieval")
     rows = _rows(emb, embedding)
     fitted = _probe_stage(rows, y, seed)
-    probe = {lvl: fitted["top1"] if lvl == level else holdout_probe_accuracy(rows, emb.labels[lvl], seed=seed)["top1"]
-             for lvl in levels}
+    probe = {lvl: fitted["top1"] if lvl == level
+             else holdout_probe_accuracy(rows, emb.labels[lvl], seed=seed)["top1"] for lvl in levels}
     lap("linear_probe")
     collapse = {**fitted["collapse"], "cdnv": cdnv(rows, y)["cdnv"],
                 "rows": f"raw {embedding} rows; NC2-W/NC3/NC4 on the probe's training half"}
@@ -423,7 +423,8 @@ def analyze(source, hierarchy=None, data_root=None, split: str = "test", compare
             "collapse": collapse,
             "spectrum": spectrum,
             "calibration": {**fitted["calibration"], "level": level,
-                            "protocol": "linear probe's held-out half (stratified 50/50), softmax of its logits"},
+                            "protocol": "linear probe's held-out half (stratified 50/50), "
+                                        "softmax of its logits"},
         },
         "headline": {
             "knn_top1": knn[level][str(knn_k)],

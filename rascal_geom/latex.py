@@ -77,16 +77,19 @@ def booktabs_table(header: Sequence[object], rows: Sequence[Sequence[object]], c
 
 
 def _number(text: str) -> str:
-    """A number from :func:`~rascal_geom.display.rounded` in math mode (its true minus back to ``-``)."""
+    """A number from :func:`~rascal_geom.display.rounded` for math mode (``-`` for its minus)."""
     return text.replace("\u2212", "-")
 
 
 def _summary(s: Summary | None, size: int, bold: bool = False) -> TeX:
-    """Mean ± std rounded to the std's first significant digit; n only where it is not the group's."""
+    """Mean ± std rounded to the std's first significant digit; n only where it is not the
+    group's (the header states that)."""
     if s is None:
         return TeX("--")
     spread = s.std if s.n > 1 else None
-    body = _number(rounded(s.mean, spread)) + (rf" \pm {_number(rounded(s.std, spread))}" if s.n > 1 else "")
+    body = _number(rounded(s.mean, spread))
+    if s.n > 1:
+        body += rf" \pm {_number(rounded(s.std, spread))}"
     cell = rf"$\mathbf{{{body}}}$" if bold else f"${body}$"
     return TeX(cell + (f" ($n={s.n}$)" if s.n != size else ""))
 
@@ -105,7 +108,7 @@ def _difference(d: Difference | None) -> TeX:
 def write_report_tables(names: Sequence[str], baseline: int, headline: list[dict],
                         geometry: list[dict], weights: list[dict], config: list[dict],
                         latex_dir: Path, retrieval: list[dict] = ()) -> list[Path]:
-    """Write a report's tables: ``headline``, ``geometry``, ``retrieval``, ``weights`` and ``config.tex``.
+    """Write a report's tables: ``headline``, ``geometry``, ``retrieval``, ``weights``, ``config``.
 
     Parameters
     ----------
@@ -135,7 +138,8 @@ def write_report_tables(names: Sequence[str], baseline: int, headline: list[dict
     def table(rows: list[dict], caption: str, label: str) -> str:
         header = ["metric"] + [TeX(escape(n) + f" ($n={k}$)") for n, k in zip(names, sizes)]
         header += [TeX(r"$\Delta$ " + escape(names[i])) for i in others]
-        body = [[r["label"]] + [_summary(s, k, i == r["best"]) for i, (s, k) in enumerate(zip(r["summaries"], sizes))]
+        body = [[r["label"]] + [_summary(s, k, i == r["best"])
+                                for i, (s, k) in enumerate(zip(r["summaries"], sizes))]
                 + [_difference(r["differences"][i]) for i in others] for r in rows]
         return booktabs_table(header, body, caption=caption, label=label)
 
@@ -143,11 +147,13 @@ def write_report_tables(names: Sequence[str], baseline: int, headline: list[dict
     note = (f"Mean and std over seeds (n per method in the header), each rounded to the first "
             f"significant digit of its std (3 decimals without one); differences from the baseline "
             f"{names[baseline]} with 95% intervals (paired t over matching seeds, else Welch t), "
-            f"rounded to the interval's half-width; a circle marks an interval that contains 0. Bold: "
+            f"rounded to the interval's half-width; a circle marks an interval that contains 0. "
+            f"Bold: "
             f"the best value of a row where its interval against every other method excludes 0.")
 
     def caption(what: str, rows: list[dict]) -> str:
-        no_ci = " Differences without an interval: a side has one run." if lacks_interval(rows) else ""
+        no_ci = (" Differences without an interval: a side has one run." if lacks_interval(rows)
+                 else "")
         return f"{what} {note}{no_ci}"
 
     written = [atomic_write_text(latex_dir / "headline.tex", table(
@@ -157,7 +163,8 @@ def write_report_tables(names: Sequence[str], baseline: int, headline: list[dict
             geometry, caption("Embedding geometry.", geometry), "tab:rascal-geometry")))
     if retrieval:
         written.append(atomic_write_text(latex_dir / "retrieval.tex", table(
-            retrieval, caption("Retrieval, neural collapse, spectrum and probe calibration.", retrieval),
+            retrieval, caption("Retrieval, neural collapse, spectrum and probe calibration.",
+                               retrieval),
             "tab:rascal-retrieval")))
     if weights:
         rows = [[w["group"], f"{w['stats']['mean']:.3f}", f"{w['stats']['std']:.3f}",

@@ -41,7 +41,8 @@ def _cell(s: Summary | None, size: int, bold: bool = False) -> dict:
         return {"text": "\u2013", "n": f"0 of {size}", "v": "", "bold": False}
     spread = s.std if s.n > 1 else None
     text = rounded(s.mean, spread) + (f" \u00b1 {rounded(s.std, spread)}" if s.n > 1 else "")
-    return {"text": text, "n": "" if s.n == size else f"{s.n} of {size}", "v": f"{s.mean:.10g}", "bold": bold}
+    return {"text": text, "n": "" if s.n == size else f"{s.n} of {size}", "v": f"{s.mean:.10g}",
+            "bold": bold}
 
 
 def _delta_cell(d: Difference | None) -> dict | None:
@@ -50,8 +51,8 @@ def _delta_cell(d: Difference | None) -> dict | None:
         return None
     value = f"{d.delta:.10g}"
     if not d.has_interval:  # why is said once under the table (NO_INTERVAL_NOTE), not in each cell
-        return {"text": rounded(d.delta, None, sign=True), "ci": "", "marker": "no CI", "cls": "noci",
-                "v": value}
+        return {"text": rounded(d.delta, None, sign=True), "ci": "", "marker": "no CI",
+                "cls": "noci", "v": value}
     half = (d.high - d.low) / 2
     return {"text": rounded(d.delta, half, sign=True),
             "ci": f"[{rounded(d.low, half, sign=True)}, {rounded(d.high, half, sign=True)}] "
@@ -62,7 +63,8 @@ def _delta_cell(d: Difference | None) -> dict | None:
 
 def _html_rows(rows: list[dict]) -> list[dict]:
     return [{"label": r["label"], "provenance": r["provenance"],
-             "cells": [_cell(s, size, i == r["best"]) for i, (s, size) in enumerate(zip(r["summaries"], r["sizes"]))],
+             "cells": [_cell(s, size, i == r["best"])
+                       for i, (s, size) in enumerate(zip(r["summaries"], r["sizes"]))],
              "deltas": [_delta_cell(d) for d in r["differences"]]} for r in rows]
 
 
@@ -336,24 +338,30 @@ def _tradeoff(groups: list[RunGroup], baseline: int, fig_dir: Path | None) -> di
 
     if len(groups) < 2:
         return None
-    runs = [(g, r) for g in groups for r in g.runs if (r.analysis or {}).get("headline", {}).get("retention")]
-    levels = [lv for lv in runs[0][1].analysis["headline"]["retention"]] if runs else []
-    level = next((lv for lv in levels if all(isinstance(r.analysis["headline"]["retention"].get(lv), (int, float))
-                                             for _, r in runs)), None)
+    def retention(r: RunRecord) -> dict:
+        return ((r.analysis or {}).get("headline") or {}).get("retention") or {}
+
+    def number(v) -> bool:
+        return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+    runs = [(g, r) for g in groups for r in g.runs if retention(r)]
+    levels = list(retention(runs[0][1])) if runs else []
+    level = next((lv for lv in levels if all(number(retention(r).get(lv)) for _, r in runs)), None)
     if level is None:
         return None
-    from_eval = all(isinstance(((r.eval or {}).get("linear") or {}).get("top1"), (int, float)) for _, r in runs)
+    from_eval = all(number(((r.eval or {}).get("linear") or {}).get("top1")) for _, r in runs)
 
     def accuracy(r: RunRecord) -> float | None:
         if from_eval:
             return r.eval["linear"]["top1"]
         a = r.analysis
-        return ((a.get("metrics") or {}).get("linear_probe") or {}).get((a.get("settings") or {}).get("level"))
+        level_probed = (a.get("settings") or {}).get("level")
+        return ((a.get("metrics") or {}).get("linear_probe") or {}).get(level_probed)
 
     points = []
     for g in groups:
-        pairs = [(accuracy(r), r.analysis["headline"]["retention"][level]) for gg, r in runs if gg is g]
-        pairs = [(x, y) for x, y in pairs if isinstance(x, (int, float))]
+        pairs = [(accuracy(r), retention(r)[level]) for gg, r in runs if gg is g]
+        pairs = [(x, y) for x, y in pairs if number(x)]
         if pairs:
             points.append({"group": g.name, "x": [x for x, _ in pairs], "y": [y for _, y in pairs]})
     if len(points) < 2:
@@ -361,14 +369,16 @@ def _tradeoff(groups: list[RunGroup], baseline: int, fig_dir: Path | None) -> di
     xlabel = ("linear top-1 (eval.json, probe fitted on the train split)" if from_eval
               else "linear top-1 (analysis: holdout probe on the analysed split)")
     fig = tradeoff_figure(points, groups[baseline].name, xlabel, f"retention of {level} (analysis)")
-    return {"svg": figures.export_figure(fig, "tradeoff", fig_dir), "level": level, "xlabel": xlabel}
+    return {"svg": figures.export_figure(fig, "tradeoff", fig_dir), "level": level,
+            "xlabel": xlabel}
 
 
 def _neighbour_grids(groups: list[RunGroup]) -> list[dict]:
     """Each group's first run with neighbour thumbnails (rows of base64 PNGs, shown inline)."""
     out = []
     for group in groups:
-        run = next((r for r in group.runs if ((r.analysis or {}).get("neighbour_grid") or {}).get("rows")), None)
+        run = next((r for r in group.runs
+                    if ((r.analysis or {}).get("neighbour_grid") or {}).get("rows")), None)
         if run is not None:
             out.append({"group": group.name, "run": run.name, **run.analysis["neighbour_grid"]})
     return out
@@ -444,7 +454,8 @@ def _render_groups(groups: list[RunGroup], baseline: int, out_html: Path, title:
                            "total": f"{w['stats']['total']:.0f}"} for w in built["weights"]],
         "figures_dir": fig_dir.name,
         "grids": _neighbour_grids(groups),
-        **{k: built[k] for k in ("curves_svg", "weights_svg", "per_class", "umaps", "reliability", "tradeoff")},
+        **{k: built[k] for k in ("curves_svg", "weights_svg", "per_class", "umaps", "reliability",
+                                 "tradeoff")},
     }
     html = _environment().get_template("report.html").render(**ctx)
     if latex_dir is not None:

@@ -29,8 +29,10 @@ _HEADLINE_ORDER = ("linear_top1", "knn_top1", "retention", "attribute_lift", "ge
 _RETRIEVAL_FIELDS = (("precision_at_1", ("retrieval", "leave_one_out"), "precision_at_1"),
                      ("r_precision", ("retrieval", "leave_one_out"), "r_precision"),
                      ("map_at_r", ("retrieval", "leave_one_out"), "map_at_r"),
-                     *((f"recall_at_{k}", ("retrieval", "leave_one_out"), f"recall_at_{k}") for k in (1, 2, 4, 8)),
-                     ("nc3", ("collapse",), "nc3"), ("nc4_agreement", ("collapse",), "nc4_agreement"),
+                     *((f"recall_at_{k}", ("retrieval", "leave_one_out"), f"recall_at_{k}")
+                       for k in (1, 2, 4, 8)),
+                     ("nc3", ("collapse",), "nc3"),
+                     ("nc4_agreement", ("collapse",), "nc4_agreement"),
                      ("cdnv", ("collapse",), "cdnv"), ("rankme", ("spectrum",), "rankme"),
                      ("ece", ("calibration",), "ece"))
 _RETRIEVAL_ORDER = tuple(f[0] for f in _RETRIEVAL_FIELDS[:7]) + ("within_map_at_r",) + tuple(
@@ -120,7 +122,8 @@ def geometry_table(groups: list[RunGroup], baseline: int) -> list[dict]:
 
 
 def _retrieval_values(record: RunRecord) -> dict[str, float]:
-    """The analysis' retrieval / collapse / spectrum / calibration numbers keyed ``metric|provenance``."""
+    """The analysis' retrieval, collapse, spectrum and calibration numbers, keyed
+    ``metric|provenance`` like the headline ones."""
     a = record.analysis or {}
     metrics = a.get("metrics") or {}
     if not metrics.get("retrieval"):
@@ -137,18 +140,20 @@ def _retrieval_values(record: RunRecord) -> dict[str, float]:
         for step in path:
             block = (block or {}).get(step)
         value = (block or {}).get(field)
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and not math.isnan(value):
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if number and not math.isnan(value):
             out[f"{key}|{provenance[path[0]]}"] = float(value)
     for w in metrics["retrieval"].get("within_coarse") or []:
         if isinstance(w.get("map_at_r"), (int, float)):
             how = w.get("queries") or "exact"
-            out[f"within_map_at_r:{w['fine']}:{w['coarse']}|{where}, within the coarse class, {how}"] = \
-                float(w["map_at_r"])
+            key = f"within_map_at_r:{w['fine']}:{w['coarse']}"
+            out[f"{key}|{where}, within the coarse class, {how}"] = float(w["map_at_r"])
     return out
 
 
 def retrieval_table(groups: list[RunGroup], baseline: int) -> list[dict]:
-    """Retrieval (P@1, R-precision, MAP@R, Recall@K, within-coarse MAP@R), NC3/NC4/CDNV, RankMe, ECE."""
+    """Retrieval (P@1, R-precision, MAP@R, Recall@K, within-coarse MAP@R), NC3, NC4, CDNV,
+    RankMe and probe ECE, one row per metric."""
     per_run = [[_retrieval_values(r) for r in g.runs] for g in groups]
     return _metric_table(groups, per_run, _RETRIEVAL_ORDER, baseline)
 

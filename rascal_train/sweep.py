@@ -194,8 +194,9 @@ def _check_display_names(names) -> None:
     against the groups, as ``rascal report --name``); here only its shape."""
     if names is None:
         return
-    if not isinstance(names, dict) or not all(isinstance(k, str) and isinstance(v, str) and v.strip()
-                                              for k, v in names.items()):
+    shaped = isinstance(names, dict) and all(
+        isinstance(k, str) and isinstance(v, str) and v.strip() for k, v in names.items())
+    if not shaped:
         raise RascalError(f"Grid `display_names` must map run groups or losses to non-empty names "
                           f"(e.g. {{rascal: RASCAL (ours)}}); got {names!r}.")
 

@@ -21,8 +21,9 @@ from rascal_cli.paths import OutputPath
 @click.option("--latex", "latex_dir", type=OutputPath(folder=True), default=None,
               help="Also write booktabs tables (headline, geometry, weights, config) as .tex files here.")
 @click.option("--name", "names", multiple=True, metavar="GROUP=NAME",
-              help="Show a run group (or the one group of a loss) under this name in tables and figures, "
-                   "e.g. --name rascal='RASCAL (ours)'. Repeatable. Default: CE, SupCon, RASCAL (<weights>).")
+              help="Show a run group (or the one group of a loss) under this name in tables and "
+                   "figures, e.g. --name rascal='RASCAL (ours)'. Repeatable. Default: CE, SupCon, "
+                   "RASCAL (<weights>).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
 @user_errors
 def command(inputs, baseline, out_html, latex_dir, names, quiet):
@@ -45,8 +46,8 @@ def command(inputs, baseline, out_html, latex_dir, names, quiet):
     for item in names:
         key, sep, value = item.partition("=")
         if not sep or not key or not value:
-            raise click.BadParameter(f"{item!r} is not GROUP=NAME; write e.g. --name supcon=SupCon.",
-                                     param_hint="--name")
+            raise click.BadParameter(f"{item!r} is not GROUP=NAME; write e.g. "
+                                     "--name supcon=SupCon.", param_hint="--name")
         mapping[key] = value
     if out_html is None:
         out_html = Path("reports") / f"{default_report_name(inputs)}.html"
