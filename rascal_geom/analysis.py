@@ -178,6 +178,12 @@ def _retrieval_stage(x: np.ndarray, labels: dict, level: str, comparisons, neigh
     return {"leave_one_out": out, "within_coarse": within}
 
 
+def _norm_text(rows: np.ndarray) -> str:
+    """``L2-normalised`` or ``raw (not normalised)``, as the rows are: an honest label."""
+    norms = np.linalg.norm(rows[:1000], axis=1)
+    return "L2-normalised" if np.allclose(norms, 1.0, atol=1e-3) else "raw (not normalised)"
+
+
 def _probe_stage(rows: np.ndarray, y: np.ndarray, seed: int) -> dict:
     """One linear probe at the analysed level, and what it says besides its accuracy.
 
@@ -341,8 +347,14 @@ def analyze(source, hierarchy=None, data_root=None, split: str = "test", compare
              else holdout_probe_accuracy(rows, emb.labels[lvl], seed=seed)["top1"] for lvl in levels}
     lap("linear_probe")
     collapse = {**fitted["collapse"], "cdnv": cdnv(rows, y)["cdnv"],
-                "rows": f"raw {embedding} rows; NC2-W/NC3/NC4 on the probe's training half"}
-    spectrum = {"rankme": rankme(rows), "rankme_rows": f"raw {embedding} rows (not normalised)",
+                "rows": f"{_norm_text(rows)} {embedding} rows, as the probe reads them; NC2-W/NC3/NC4 "
+                        "on the probe's training half, CDNV on all rows"}
+    # RankMe reads raw rows: a checkpoint's projections are stored L2-normalised, so its backbone
+    # features are used where present.
+    raw = emb.features if emb.features is not None and not emb.source.get("layer") else rows
+    spectrum = {"rankme": rankme(raw),
+                "rankme_rows": (f"{_norm_text(raw)} backbone features" if raw is not rows
+                                else f"{_norm_text(raw)} {embedding} rows"),
                 "effective_rank": None, "effective_rank_rows": f"L2-normalised {embedding} rows"}
     lap("collapse_spectrum")
     retention = []

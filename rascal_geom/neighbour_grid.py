@@ -15,7 +15,7 @@ from collections.abc import Callable
 import numpy as np
 
 #: Total base64 bytes of thumbnails in one grid; rows past it are left out (and counted).
-MAX_BYTES = 600_000
+MAX_BYTES = 250_000
 THUMB_PX = 48
 MAX_COARSE = 10
 

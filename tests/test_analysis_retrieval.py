@@ -79,6 +79,17 @@ def test_new_blocks_equal_direct_calls(knn_ks):
     )
 
 
+def test_rankme_reads_raw_backbone_features_where_projections_are_normalised():
+    emb = _set()
+    feats = 5.0 * emb.embeddings
+    unit = feats / np.linalg.norm(feats, axis=1, keepdims=True)
+    emb = EmbeddingSet(unit, emb.labels, emb.class_names, features=feats, source=emb.source)
+    m = analyze(emb, level="variant", umap=False, progress=False)["metrics"]
+    assert m["spectrum"]["rankme"] == pytest.approx(rankme(feats))
+    assert m["spectrum"]["rankme_rows"] == "raw (not normalised) backbone features"
+    assert m["collapse"]["rows"].startswith("L2-normalised projection rows")
+
+
 def test_retrieval_samples_queries_when_the_knn_search_is_narrow(monkeypatch):
     monkeypatch.setattr(analysis_module, "RETRIEVAL_QUERIES", 50)
     emb = _set()
