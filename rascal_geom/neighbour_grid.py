@@ -59,7 +59,7 @@ def neighbour_grid(
     k : int, default=6
         Neighbours shown per query.
     max_bytes : int
-        Cap on the thumbnails' total base64 size; rows beyond it are dropped and counted.
+        Cap on the thumbnails' total base64 size; a row that would pass it is dropped and counted.
 
     Returns
     -------
@@ -75,9 +75,6 @@ def neighbour_grid(
         if len(members) < 2:
             continue
         for q in np.sort(rng.choice(members, min(queries_per_class, len(members)), replace=False)):
-            if used >= max_bytes:
-                dropped += 1
-                continue
             others = members[members != q]
             nearest = others[np.argsort(-(x[others] @ x[q]), kind="stable")[:k]]
 
@@ -93,7 +90,11 @@ def neighbour_grid(
                 "query": cell(q),
                 "neighbours": [{**cell(i), "same": bool(fine[i] == fine[q])} for i in nearest],
             }
-            used += len(row["query"]["png"]) + sum(len(n["png"]) for n in row["neighbours"])
+            size = len(row["query"]["png"]) + sum(len(n["png"]) for n in row["neighbours"])
+            if used + size > max_bytes:  # a row that would pass the cap is left out whole
+                dropped += 1
+                continue
+            used += size
             rows.append(row)
     return {
         "rows": rows,
