@@ -8,6 +8,13 @@ inflates wall time, not CPU time). Uses analyze_bench's data (kept apart from th
 other work changes).
 
     ./py benchmarks/analysis_additions_bench.py [--n 50000] [--dim 512] [--no-umap] [--compare]
+
+Measured 2026-12-01 on the shared 2-core machine (torch kNN backend), load average 1.0 -> 1.6:
+retrieval 1.4 s, collapse + spectrum 0.5 s, neighbour grid 0 s (no images), probe 4.9 s (one fit
+per level, as before); whole analysis 73.6 s wall / 103 s CPU, of which kNN 30.8 s and UMAP
+20.9 s. Under load 4.7 -> 6.5 the same run took 194.5 s wall / 134 s CPU (before the
+within-coarse query sample: retrieval 16 s there). `--compare` (three 50,000 x 512 sets): 48.8 s
+wall, 48.3 s CPU under load ~5.
 """
 
 from __future__ import annotations
