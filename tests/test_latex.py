@@ -80,5 +80,7 @@ def test_report_latex_files(tmp_path):
     # n is stated once per method in the header, never in a cell where it is the method's n.
     body = head.split(r"\midrule")[1]
     assert r"\pm" in body and "$n=" not in body and "loss=" not in head
+    # ras_cal is 0.1 above sup_con with seed noise of 0.01: its intervals separate it, so bold.
+    assert r"$\mathbf{" in body
     assert r"seeds & 0, 1 & 0, 1 \\" in files["config.tex"]
     assert r"$\geq 0.9$" in files["weights.tex"]
