@@ -10,7 +10,7 @@ import click
 from rascal_train import __version__
 
 # name -> module under rascal_cli.commands; each module defines a click command `command`.
-_COMMANDS = ("demo", "train", "eval", "analyze", "embed", "report", "sweep")
+_COMMANDS = ("demo", "train", "eval", "analyze", "embed", "compare", "report", "sweep")
 
 
 class _LazyGroup(click.Group):

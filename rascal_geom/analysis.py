@@ -23,17 +23,26 @@ from rascal_geom.evaluation import probe_settings
 from rascal_geom.hierarchies import Hierarchy, get_hierarchy
 from rascal_geom.metrics import (
     attribute_consistency,
+    calibration,
+    cdnv,
+    classifier_collapse,
+    fit_linear_probe,
     geodesic_variance,
     geometry_summary,
     hierarchy_retention,
     holdout_probe_accuracy,
     knn_accuracies,
     rank_stability,
+    rankme,
+    retrieval_k,
+    retrieval_metrics,
+    within_coarse_retrieval,
 )
 from rascal_geom import approx
 from rascal_geom.knn_check import check_search
 from rascal_geom.metrics._inputs import unit_rows
 from rascal_geom.metrics.knn import KNN_TEMPERATURE, knn_correct
+from rascal_geom.metrics.linear_probe import holdout_split
 from rascal_geom.neighbors import knn_search, select_backend, visible_gpus
 from rascal_geom.runs import ANALYSIS_SCHEMA, per_class
 from rascal_geom.sampling import stratified_sample
@@ -51,6 +60,11 @@ RANK_TOPK = 50
 PROBE_MAX_SAMPLES = 20_000
 WITHIN_CLASS_QUERIES = 100_000
 RANK_MAX_ANCHORS = 50_000
+# Retrieval needs k = largest class - 1 neighbours; where the kNN stage's search is narrower, a
+# seeded sample of this many queries searches the whole set (~1 s at 50,000 x 512).
+RETRIEVAL_QUERIES = 2000
+RETRIEVAL_KS = (1, 2, 4, 8)
+CALIBRATION_BINS = 15
 
 
 def run_checkpoints(run_dir: str | os.PathLike) -> tuple[Path, list[Path]]:
@@ -169,6 +183,91 @@ def _stability_curve(embs: list[EmbeddingSet], labels: np.ndarray, names: list[s
                       "spearman": rs["spearman"], "drift": rs["drift"], "jaccard": rs["jaccard"]})
     return {"spearman": curve[-1]["spearman"], "drift": curve[-1]["drift"], "jaccard": curve[-1]["jaccard"],
             "topk": topk, "per_class": per_class(names, spearman=rs["per_class"]), "curve": curve}
+
+
+def _retrieval_stage(x: np.ndarray, labels: dict, level: str, comparisons, neighbours, seed: int,
+                     backend) -> dict:
+    """Leave-one-out retrieval at ``level`` and fine-label MAP@R within each coarse class.
+
+    The kNN stage's search is reused when it is as wide as exact MAP@R needs (largest class - 1);
+    otherwise a seeded sample of :data:`RETRIEVAL_QUERIES` queries searches the whole set.
+    """
+    y = labels[level]
+    need = retrieval_k(y, RETRIEVAL_KS)
+    if neighbours[1].shape[1] >= need:
+        out = retrieval_metrics(x, y, RETRIEVAL_KS, neighbours=neighbours)
+        how = f"exact, all {len(x)} queries (the kNN stage's search, k={need})"
+    else:
+        sample = min(RETRIEVAL_QUERIES, len(x))
+        out = retrieval_metrics(x, y, RETRIEVAL_KS, max_queries=sample, seed=seed, backend=backend)
+        how = (f"estimate: {sample} seeded queries of {len(x)} searching the whole set, k={need}"
+               if sample < len(x) else f"exact, all {len(x)} queries, k={need}")
+    out.update(level=level, queries=how)
+    # Within-coarse retrieval needs k = largest (coarse, fine) group - 1 inside each coarse class,
+    # wider than hierarchy retention's k, so it makes its own search: for every row up to
+    # RETRIEVAL_QUERIES rows (the all-rows grouped search costs ~5 s at 50,000 x 512), else for a
+    # seeded sample of that many queries.
+    sample = RETRIEVAL_QUERIES if len(x) > RETRIEVAL_QUERIES else None
+    within = []
+    for c, f in comparisons:
+        w = within_coarse_retrieval(x, labels[c], labels[f], backend=backend, max_queries=sample,
+                                    seed=seed)
+        how = (f"estimate: {sample} seeded queries of {len(x)}, each against its whole coarse class"
+               if sample else f"exact, all {len(x)} queries")
+        within.append({"coarse": c, "fine": f, **w, "queries": how})
+    return {"leave_one_out": out, "within_coarse": within}
+
+
+def _norm_text(rows: np.ndarray) -> str:
+    """``L2-normalised`` or ``raw (not normalised)``, as the rows are: an honest label."""
+    norms = np.linalg.norm(rows[:1000], axis=1)
+    return "L2-normalised" if np.allclose(norms, 1.0, atol=1e-3) else "raw (not normalised)"
+
+
+def _probe_stage(rows: np.ndarray, y: np.ndarray, seed: int) -> dict:
+    """One linear probe at the analysed level, and what it says besides its accuracy.
+
+    The probe is :func:`holdout_probe_accuracy`'s (same split, same fit): its top-1, the
+    calibration of its held-out logits, and NC2 (classifier rows) / NC3 / NC4 against the rows it
+    was fitted on.
+    """
+    train, test = holdout_split(y, 0.5, seed)
+    probe = fit_linear_probe(rows[train], y[train], num_classes=int(y.max()) + 1)
+    logits = probe.logits(rows[test])
+    return {"top1": float((logits.argmax(1) == y[test]).mean()),
+            "calibration": calibration(logits, y[test], n_bins=CALIBRATION_BINS, from_logits=True),
+            "collapse": classifier_collapse(rows[train], y[train], probe)}
+
+
+def _grid_stage(emb: EmbeddingSet, x: np.ndarray, comparisons, dataset, data_root, split: str,
+                seed: int) -> dict | None:
+    """Nearest-neighbour thumbnails (:mod:`rascal_geom.neighbour_grid`) where the source has images:
+    a checkpoint whose dataset opens here, or a model in memory given a dataset. ``None`` for an
+    embedding file; ``{"skipped": why}`` when the images cannot be matched to the rows."""
+    from rascal_geom.neighbour_grid import neighbour_grid
+    from rascal_train.datasets.base import HierDataset, get_dataset
+
+    if not comparisons:
+        return None
+    config = emb.source.get("config") or {}
+    if not isinstance(dataset, HierDataset):
+        name = dataset if isinstance(dataset, str) else config.get("dataset")
+        if emb.source.get("kind") != "checkpoint" or not name:
+            return None
+        import rascal_train.datasets  # noqa: F401  (registers every loader)
+
+        try:
+            root = data_root if data_root is not None else config.get("data_root")
+            dataset = get_dataset(name, root=root, split=split, label_level=config.get("label_level"))
+        except RascalError as exc:
+            return {"skipped": f"the images of {name} did not open here ({exc})"}
+    coarse, fine = comparisons[-1]
+    if len(dataset) != len(x) or not all(np.array_equal(dataset.labels.get(lvl), emb.labels[lvl])
+                                         for lvl in (coarse, fine)):
+        return {"skipped": "the dataset's samples do not match the embedded rows"}
+    grid = neighbour_grid(x, emb.labels[coarse], emb.labels[fine], dataset.raw_image,
+                          emb.class_names[coarse], emb.class_names[fine], seed=seed)
+    return {"coarse_level": coarse, "fine_level": fine, **grid}
 
 
 def analyze(source, hierarchy=None, data_root=None, split: str = "test", compare=(), k: int = 20,
@@ -309,16 +408,37 @@ def analyze(source, hierarchy=None, data_root=None, split: str = "test", compare
         lap("knn_check")
     else:
         lap("knn")
+    retrieval = _retrieval_stage(x, emb.labels, level, comparisons, neighbours, seed, backend)
+    retrieval["leave_one_out"]["per_class"] = per_class(emb.class_names[level],
+                                                        **retrieval["leave_one_out"]["per_class"])
+    for entry in retrieval["within_coarse"]:
+        entry["per_class"] = per_class(emb.class_names[entry["coarse"]], **entry["per_class"])
+    lap("retrieval")
     del neighbours  # (n, k) arrays: the largest this process holds; nothing below reads them
     samples = {}
     probe_rows = _subsample(y, PROBE_MAX_SAMPLES, seed)
     samples["linear_probe"] = _sample_note(probe_rows, n, seed)
     raw = _rows(emb, embedding)
     probe_x = raw if probe_rows is None else raw[probe_rows]
-    probe = {lvl: holdout_probe_accuracy(probe_x, emb.labels[lvl] if probe_rows is None else emb.labels[lvl][probe_rows],
-                                         seed=seed)["top1"] for lvl in levels}
-    del probe_x
+    probe_labels = {lvl: emb.labels[lvl] if probe_rows is None else emb.labels[lvl][probe_rows]
+                    for lvl in levels}
+    fitted = _probe_stage(probe_x, probe_labels[level], seed)
+    probe = {lvl: fitted["top1"] if lvl == level
+             else holdout_probe_accuracy(probe_x, probe_labels[lvl], seed=seed)["top1"] for lvl in levels}
     lap("linear_probe")
+    probed = "" if probe_rows is None else f" (the probe's seeded sample of {len(probe_rows)} of {n})"
+    collapse = {**fitted["collapse"], "cdnv": cdnv(probe_x, probe_labels[level])["cdnv"],
+                "rows": f"{_norm_text(probe_x)} {embedding} rows{probed}, as the probe reads them; "
+                        "NC2-W/NC3/NC4 on the probe's training half, CDNV on all of them"}
+    del probe_x
+    # RankMe reads raw rows: a checkpoint's projections are stored L2-normalised, so its backbone
+    # features are used where present.
+    spectral = emb.features if emb.features is not None and not emb.source.get("layer") else raw
+    spectrum = {"rankme": rankme(spectral),
+                "rankme_rows": (f"{_norm_text(spectral)} backbone features" if spectral is not raw
+                                else f"{_norm_text(spectral)} {embedding} rows"),
+                "effective_rank": None, "effective_rank_rows": f"L2-normalised {embedding} rows"}
+    lap("collapse_spectrum")
     query_rows = _subsample(y, WITHIN_CLASS_QUERIES, seed)
     retention = []
     for coarse, fine in comparisons:
@@ -352,7 +472,10 @@ def analyze(source, hierarchy=None, data_root=None, split: str = "test", compare
     geometry = geometry_summary(x, y, features=emb.features, seed=seed)
     samples["uniformity"] = {"n": min(n, 5000), "of": n, "seed": seed if n > 5000 else None}
     samples["margin_violation"] = {"n": min(n, 2000), "of": n, "seed": seed if n > 2000 else None}
+    spectrum["effective_rank"] = geometry["effective_rank"]
     lap("geometry")
+    grid = _grid_stage(emb, x, comparisons, dataset, data_root, split, seed)
+    lap("neighbour_grid")
     umap_out = None
     if umap:
         from rascal_geom.umap_map import umap_map
@@ -403,6 +526,12 @@ def analyze(source, hierarchy=None, data_root=None, split: str = "test", compare
             "attribute_consistency": attrs,
             "rank_stability": stability,
             "geometry": geometry,
+            "retrieval": retrieval,
+            "collapse": collapse,
+            "spectrum": spectrum,
+            "calibration": {**fitted["calibration"], "level": level,
+                            "protocol": "linear probe's held-out half (stratified 50/50), "
+                                        "softmax of its logits"},
         },
         "headline": {
             "knn_top1": knn_acc[level][str(knn_k)],
@@ -416,6 +545,7 @@ def analyze(source, hierarchy=None, data_root=None, split: str = "test", compare
         "neighbour_search": search,
         "samples": samples,
         "warnings": warnings,
+        "neighbour_grid": grid,
         "timings": timings,
         "peak_rss_gib": peak_rss,
     }

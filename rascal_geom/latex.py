@@ -12,6 +12,7 @@ import re
 from pathlib import Path
 from typing import Sequence
 
+from rascal_geom.display import rounded
 from rascal_geom.stats import Difference, Summary
 from rascal_geom.tables import lacks_interval
 from rascal_train.files import atomic_write_text
@@ -75,25 +76,39 @@ def booktabs_table(header: Sequence[object], rows: Sequence[Sequence[object]], c
     return "\n".join(out) + "\n"
 
 
-def _summary(s: Summary | None) -> TeX:
+def _number(text: str) -> str:
+    """A number from :func:`~rascal_geom.display.rounded` for math mode (``-`` for its minus)."""
+    return text.replace("\u2212", "-")
+
+
+def _summary(s: Summary | None, size: int, bold: bool = False) -> TeX:
+    """Mean ± std rounded to the std's first significant digit; n only where it is not the
+    group's (the header states that)."""
     if s is None:
         return TeX("--")
-    return TeX(f"{s.mean:.4f}" + (rf" $\pm$ {s.std:.4f}" if s.n > 1 else "") + f" ($n={s.n}$)")
+    spread = s.std if s.n > 1 else None
+    body = _number(rounded(s.mean, spread))
+    if s.n > 1:
+        body += rf" \pm {_number(rounded(s.std, spread))}"
+    cell = rf"$\mathbf{{{body}}}$" if bold else f"${body}$"
+    return TeX(cell + (f" ($n={s.n}$)" if s.n != size else ""))
 
 
 def _difference(d: Difference | None) -> TeX:
     if d is None:
         return TeX("--")
     if not d.has_interval:
-        return TeX(f"${d.delta:+.4f}$ (no CI)")
+        return TeX(f"${_number(rounded(d.delta, None, sign=True))}$")
+    half = (d.high - d.low) / 2
     mark = "" if d.distinguishable else r"$^{\circ}$"
-    return TeX(f"${d.delta:+.4f}$ [${d.low:+.4f}$, ${d.high:+.4f}$]{mark}")
+    low, high = (_number(rounded(v, half, sign=True)) for v in (d.low, d.high))
+    return TeX(f"${_number(rounded(d.delta, half, sign=True))}$ [${low}$, ${high}$]{mark}")
 
 
 def write_report_tables(names: Sequence[str], baseline: int, headline: list[dict],
                         geometry: list[dict], weights: list[dict], config: list[dict],
-                        latex_dir: Path) -> list[Path]:
-    """Write a report's tables: ``headline``, ``geometry``, ``weights`` and ``config.tex``.
+                        latex_dir: Path, retrieval: list[dict] = ()) -> list[Path]:
+    """Write a report's tables: ``headline``, ``geometry``, ``retrieval``, ``weights``, ``config``.
 
     Parameters
     ----------
@@ -104,6 +119,8 @@ def write_report_tables(names: Sequence[str], baseline: int, headline: list[dict
     headline, geometry : list of dict
         Rows of :func:`rascal_geom.tables.headline_table` and
         :func:`~rascal_geom.tables.geometry_table`; no ``geometry.tex`` when empty.
+    retrieval : list of dict
+        Rows of :func:`~rascal_geom.tables.retrieval_table`; no ``retrieval.tex`` when empty.
     weights : list of dict
         The RASCAL groups' weight histograms (``group``, ``stats``, ``recorded``); no
         ``weights.tex`` when empty.
@@ -119,17 +136,24 @@ def write_report_tables(names: Sequence[str], baseline: int, headline: list[dict
     others = [i for i in range(len(names)) if i != baseline]
 
     def table(rows: list[dict], caption: str, label: str) -> str:
-        header = ["metric"] + list(names) + [TeX(r"$\Delta$ " + escape(names[i])) for i in others]
-        body = [[r["label"]] + [_summary(s) for s in r["summaries"]]
+        header = ["metric"] + [TeX(escape(n) + f" ($n={k}$)") for n, k in zip(names, sizes)]
+        header += [TeX(r"$\Delta$ " + escape(names[i])) for i in others]
+        body = [[r["label"]] + [_summary(s, k, i == r["best"])
+                                for i, (s, k) in enumerate(zip(r["summaries"], sizes))]
                 + [_difference(r["differences"][i]) for i in others] for r in rows]
         return booktabs_table(header, body, caption=caption, label=label)
 
-    note = (f"Mean and std over seeds; differences from the baseline {names[baseline]} with 95% "
-            f"intervals (paired t over matching seeds, else Welch t); a circle marks an interval "
-            f"that contains 0.")
+    sizes = (headline or geometry or [{"sizes": [0] * len(names)}])[0]["sizes"]
+    note = (f"Mean and std over seeds (n per method in the header), each rounded to the first "
+            f"significant digit of its std (3 decimals without one); differences from the baseline "
+            f"{names[baseline]} with 95% intervals (paired t over matching seeds, else Welch t), "
+            f"rounded to the interval's half-width; a circle marks an interval that contains 0. "
+            f"Bold: "
+            f"the best value of a row where its interval against every other method excludes 0.")
 
     def caption(what: str, rows: list[dict]) -> str:
-        no_ci = " No CI: a side has one run (n=1)." if lacks_interval(rows) else ""
+        no_ci = (" Differences without an interval: a side has one run." if lacks_interval(rows)
+                 else "")
         return f"{what} {note}{no_ci}"
 
     written = [atomic_write_text(latex_dir / "headline.tex", table(
@@ -137,6 +161,11 @@ def write_report_tables(names: Sequence[str], baseline: int, headline: list[dict
     if geometry:
         written.append(atomic_write_text(latex_dir / "geometry.tex", table(
             geometry, caption("Embedding geometry.", geometry), "tab:rascal-geometry")))
+    if retrieval:
+        written.append(atomic_write_text(latex_dir / "retrieval.tex", table(
+            retrieval, caption("Retrieval, neural collapse, spectrum and probe calibration.",
+                               retrieval),
+            "tab:rascal-retrieval")))
     if weights:
         rows = [[w["group"], f"{w['stats']['mean']:.3f}", f"{w['stats']['std']:.3f}",
                  f"{w['stats']['share_ge_0.9']:.1%}", f"{w['stats']['share_ge_0.7']:.1%}",

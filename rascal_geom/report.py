@@ -12,16 +12,18 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
 from rascal_geom import figures, sentences
+from rascal_geom.display import display_names, rounded
 from rascal_geom.latex import write_report_tables
 from rascal_geom.runs import (ANALYSIS_SCHEMA, RunGroup, RunRecord, find_baseline, group_runs,
                               load_run, record_from_analysis)
 from rascal_geom.stats import WEIGHT_BIN_EDGES, Difference, Summary, histogram_summary
-from rascal_geom.tables import config_rows, geometry_table, headline_table, lacks_interval
+from rascal_geom.tables import (config_rows, geometry_table, headline_table, lacks_interval,
+                                retrieval_table)
 from rascal_train.errors import RascalError
 from rascal_train.files import atomic_write_text
 from rascal_train.progress import track
@@ -33,23 +35,28 @@ NO_INTERVAL_NOTE = "\u201cno CI\u201d: a side has one run (n=1), so the differen
 MAX_CLASSES_IN_FIGURE = 40
 
 
-def _cell(s: Summary | None, size: int) -> dict:
-    """Mean ± std with its n; ``n=2 of 3`` when some of the group's runs lack this measurement."""
+def _cell(s: Summary | None, size: int, bold: bool = False) -> dict:
+    """Mean ± std rounded to the std's first significant digit; n only where it differs from the
+    group's (``2 of 3``: some runs lack this measurement), since the header states the group's n."""
     if s is None:
-        return {"text": "\u2013", "n": f"0 of {size}", "v": ""}
-    text = sentences.fmt(s.mean) + (f" \u00b1 {sentences.fmt(s.std)}" if s.n > 1 else "")
-    n = str(s.n) if s.n == size else f"{s.n} of {size}"
-    return {"text": text, "n": n, "v": f"{s.mean:.10g}"}
+        return {"text": "\u2013", "n": f"0 of {size}", "v": "", "bold": False}
+    spread = s.std if s.n > 1 else None
+    text = rounded(s.mean, spread) + (f" \u00b1 {rounded(s.std, spread)}" if s.n > 1 else "")
+    return {"text": text, "n": "" if s.n == size else f"{s.n} of {size}", "v": f"{s.mean:.10g}",
+            "bold": bold}
 
 
 def _delta_cell(d: Difference | None) -> dict | None:
+    """The difference and its interval, rounded to the first significant digit of the half-width."""
     if d is None:
         return None
-    text, value = sentences.fmt(d.delta, sign=True), f"{d.delta:.10g}"
+    value = f"{d.delta:.10g}"
     if not d.has_interval:  # why is said once under the table (NO_INTERVAL_NOTE), not in each cell
-        return {"text": text, "ci": "", "marker": "no CI", "cls": "noci", "v": value}
-    return {"text": text,
-            "ci": f"[{sentences.fmt(d.low, sign=True)}, {sentences.fmt(d.high, sign=True)}] "
+        return {"text": rounded(d.delta, None, sign=True), "ci": "", "marker": "no CI",
+                "cls": "noci", "v": value}
+    half = (d.high - d.low) / 2
+    return {"text": rounded(d.delta, half, sign=True),
+            "ci": f"[{rounded(d.low, half, sign=True)}, {rounded(d.high, half, sign=True)}] "
                   f"{'paired t' if d.method == 'paired-t' else 'Welch t'}",
             "marker": "" if d.distinguishable else "\u2248 0",
             "cls": "sig" if d.distinguishable else "ns", "v": value}
@@ -57,7 +64,8 @@ def _delta_cell(d: Difference | None) -> dict | None:
 
 def _html_rows(rows: list[dict]) -> list[dict]:
     return [{"label": r["label"], "provenance": r["provenance"],
-             "cells": [_cell(s, size) for s, size in zip(r["summaries"], r["sizes"])],
+             "cells": [_cell(s, size, i == r["best"])
+                       for i, (s, size) in enumerate(zip(r["summaries"], r["sizes"]))],
              "deltas": [_delta_cell(d) for d in r["differences"]]} for r in rows]
 
 
@@ -334,14 +342,90 @@ def _umaps(groups: list[RunGroup], fig_dir: Path | None) -> list[dict]:
     return out
 
 
+def _reliability(groups: list[RunGroup], fig_dir: Path | None) -> list[dict]:
+    """One reliability diagram per group: its first run whose analysis has probe calibration."""
+    from rascal_geom.calibration_figure import reliability_figure
+
+    out = []
+    for gi, group in enumerate(groups):
+        run = next((r for r in group.runs
+                    if ((r.analysis or {}).get("metrics") or {}).get("calibration")), None)
+        if run is None:
+            continue
+        cal = run.analysis["metrics"]["calibration"]
+        out.append({"group": group.name, "run": run.name, "protocol": cal.get("protocol"),
+                    "bins": cal.get("n_bins"),
+                    "svg": figures.export_figure(reliability_figure(cal, title=group.name),
+                                                 f"reliability_{gi + 1}", fig_dir)})
+    return out
+
+
+def _tradeoff(groups: list[RunGroup], baseline: int, fig_dir: Path | None) -> dict | None:
+    """Retention against linear accuracy per group (more than one group, and runs with both).
+
+    Retention is the analysis headline of the first fine level every such run has; accuracy is
+    ``eval.json``'s linear top-1 when every such run has one, else the analysis' holdout probe at
+    its analysed level (the axis label says which).
+    """
+    from rascal_geom.tradeoff_figure import tradeoff_figure
+
+    if len(groups) < 2:
+        return None
+    def retention(r: RunRecord) -> dict:
+        return ((r.analysis or {}).get("headline") or {}).get("retention") or {}
+
+    def number(v) -> bool:
+        return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+    runs = [(g, r) for g in groups for r in g.runs if retention(r)]
+    levels = list(retention(runs[0][1])) if runs else []
+    level = next((lv for lv in levels if all(number(retention(r).get(lv)) for _, r in runs)), None)
+    if level is None:
+        return None
+    from_eval = all(number(((r.eval or {}).get("linear") or {}).get("top1")) for _, r in runs)
+
+    def accuracy(r: RunRecord) -> float | None:
+        if from_eval:
+            return r.eval["linear"]["top1"]
+        a = r.analysis
+        level_probed = (a.get("settings") or {}).get("level")
+        return ((a.get("metrics") or {}).get("linear_probe") or {}).get(level_probed)
+
+    points = []
+    for g in groups:
+        pairs = [(accuracy(r), retention(r)[level]) for gg, r in runs if gg is g]
+        pairs = [(x, y) for x, y in pairs if number(x)]
+        if pairs:
+            points.append({"group": g.name, "x": [x for x, _ in pairs], "y": [y for _, y in pairs]})
+    if len(points) < 2:
+        return None
+    xlabel = ("linear top-1 (eval.json, probe fitted on the train split)" if from_eval
+              else "linear top-1 (analysis: holdout probe on the analysed split)")
+    fig = tradeoff_figure(points, groups[baseline].name, xlabel, f"retention of {level} (analysis)")
+    return {"svg": figures.export_figure(fig, "tradeoff", fig_dir), "level": level,
+            "xlabel": xlabel}
+
+
+def _neighbour_grids(groups: list[RunGroup]) -> list[dict]:
+    """Each group's first run with neighbour thumbnails (rows of base64 PNGs, shown inline)."""
+    out = []
+    for group in groups:
+        run = next((r for r in group.runs
+                    if ((r.analysis or {}).get("neighbour_grid") or {}).get("rows")), None)
+        if run is not None:
+            out.append({"group": group.name, "run": run.name, **run.analysis["neighbour_grid"]})
+    return out
+
+
 def _render_groups(groups: list[RunGroup], baseline: int, out_html: Path, title: str,
                    latex_dir: Path | None, progress: bool) -> Path:
     out_html = Path(out_html)
     fig_dir = out_html.with_name(out_html.stem + "_figures")
     headline = headline_table(groups, baseline)
     geometry = geometry_table(groups, baseline)
+    retrieval = retrieval_table(groups, baseline)
 
-    steps = ["curves", "weights", "per-class", "umap"]
+    steps = ["curves", "weights", "per-class", "umap", "calibration", "trade-off"]
     built: dict = {}
     for step in track(steps, "rendering report", disable=not progress):
         if step == "curves":
@@ -360,8 +444,12 @@ def _render_groups(groups: list[RunGroup], baseline: int, out_html: Path, title:
                 "weight_histogram", fig_dir) if weights else None
         elif step == "per-class":
             built["per_class"] = _per_class_sections(groups, baseline, fig_dir)
-        else:
+        elif step == "umap":
             built["umaps"] = _umaps(groups, fig_dir)
+        elif step == "calibration":
+            built["reliability"] = _reliability(groups, fig_dir)
+        else:
+            built["tradeoff"] = _tradeoff(groups, baseline, fig_dir)
 
     names = [g.name for g in groups]
     lines = [sentences.group_sentence(names, [len(g.runs) for g in groups], baseline)]
@@ -389,6 +477,8 @@ def _render_groups(groups: list[RunGroup], baseline: int, out_html: Path, title:
         "protocol_rows": _protocol_rows(groups),
         "headline": _html_rows(headline),
         "geometry": _html_rows(geometry),
+        "retrieval": _html_rows(retrieval),
+        "retrieval_no_ci": NO_INTERVAL_NOTE if lacks_interval(retrieval) else "",
         "headline_no_ci": NO_INTERVAL_NOTE if lacks_interval(headline) else "",
         "geometry_no_ci": NO_INTERVAL_NOTE if lacks_interval(geometry) else "",
         "summary": lines,
@@ -398,12 +488,14 @@ def _render_groups(groups: list[RunGroup], baseline: int, out_html: Path, title:
                               for k, v in w["stats"].items() if k != "total"},
                            "total": f"{w['stats']['total']:.0f}"} for w in built["weights"]],
         "figures_dir": fig_dir.name,
-        **{k: built[k] for k in ("curves_svg", "weights_svg", "per_class", "umaps")},
+        "grids": _neighbour_grids(groups),
+        **{k: built[k] for k in ("curves_svg", "weights_svg", "per_class", "umaps", "reliability",
+                                 "tradeoff")},
     }
     html = _environment().get_template("report.html").render(**ctx)
     if latex_dir is not None:
         write_report_tables(names, baseline, headline, geometry, built["weights"],
-                            ctx["config_rows"], Path(latex_dir))
+                            ctx["config_rows"], Path(latex_dir), retrieval=retrieval)
     return atomic_write_text(out_html, html)
 
 
@@ -421,7 +513,7 @@ def _environment():
 
 def render_report(inputs: Sequence[str | Path], baseline: str | None = None,
                   out_html: str | Path = "reports/report.html", latex_dir: str | Path | None = None,
-                  progress: bool = True) -> Path:
+                  progress: bool = True, names: Mapping[str, str] | None = None) -> Path:
     """Compare runs and write one self-contained HTML report (figures also as SVG/PDF beside it).
 
     Parameters
@@ -436,6 +528,10 @@ def render_report(inputs: Sequence[str | Path], baseline: str | None = None,
         Where to write booktabs tables (``headline.tex``, ``geometry.tex``, ``weights.tex``,
         ``config.tex``).
     progress : bool, default=True
+    names : mapping of str to str, optional
+        Display names overriding the derived ones (``CE``, ``SupCon``, ``RASCAL (rank
+        agreement)``, :func:`rascal_geom.display.display_names`), keyed by group name or loss;
+        a sweep file's ``display_names:``.
 
     Returns
     -------
@@ -447,6 +543,10 @@ def render_report(inputs: Sequence[str | Path], baseline: str | None = None,
     records = [load_run(p) for p in track(list(inputs), "loading runs", disable=not progress)]
     groups = group_runs(records)
     b = find_baseline(groups, baseline)
+    shown = display_names([g.name for g in groups], [g.config for g in groups],
+                          [g.runs[0].loss for g in groups], names)
+    for group, name in zip(groups, shown):
+        group.name = name
     title = "Structure report: " + " vs ".join(g.name for g in groups)
     return _render_groups(groups, b, Path(out_html), title, latex_dir, progress)
 

@@ -101,7 +101,7 @@ def run_sweep(spec: dict, out_dir: str | Path, progress: bool = True, analyze: b
     for run_dir in run_dirs:
         evaluate_and_analyze(run_dir, progress=progress,
                              device=device or (spec.get("base") or {}).get("device"))
-    return render_report(run_dirs, baseline=spec.get("baseline"),
+    return render_report(run_dirs, baseline=spec.get("baseline"), names=spec.get("display_names"),
                          out_html=Path(report_html or out_dir / "report.html"), progress=progress)
 
 

@@ -15,6 +15,8 @@ A grid file (YAML or JSON)::
     include:                         # extra runs outside the product (e.g. a CE baseline)
       - {loss: ce, seed: 0}
     gpus: 1                          # > 1: each run is a `torchrun --nproc-per-node G` job
+    display_names:                   # optional: the report's name for a run group or loss
+      rascal: RASCAL (ours)
 
 Run names are built from the options that vary across the sweep, in grid order with the seed
 last (``weights=rank_agreement,seed=1``), so a name never changes when an unrelated run is added to
@@ -36,7 +38,7 @@ from rascal_train.errors import RascalError
 
 # Options a sweep must not set: it owns where each run lives and how it is resumed.
 _RESERVED = ("out", "resume")
-_SPEC_KEYS = ("name", "base", "grid", "include", "gpus", "baseline")
+_SPEC_KEYS = ("name", "base", "grid", "include", "gpus", "baseline", "display_names")
 _FOLDER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 #: A seed suffix on a run name (``rascal_s0``, ``supcon-seed1``, a sweep's ``loss=rascal,seed=2``):
 #: a run's name without it names its group of repeats.
@@ -166,6 +168,7 @@ def expand_grid(spec: dict) -> list[SweepRun]:
         runs[name] = SweepRun(name, options)
     _check_datasets(runs.values())
     _check_baseline(spec.get("baseline"), list(runs.values()))
+    _check_display_names(spec.get("display_names"))
     return list(runs.values())
 
 
@@ -193,6 +196,18 @@ def _check_baseline(baseline, runs: list[SweepRun]) -> None:
     if not isinstance(baseline, str) or baseline not in names:
         raise RascalError(f"Grid `baseline` {baseline!r} names no run group or loss of this sweep; "
                           f"choose one of {', '.join(sorted(names))}.")
+
+
+def _check_display_names(names) -> None:
+    """``display_names:`` maps a run group or loss to the name the report prints (checked there
+    against the groups, as ``rascal report --name``); here only its shape."""
+    if names is None:
+        return
+    shaped = isinstance(names, dict) and all(
+        isinstance(k, str) and isinstance(v, str) and v.strip() for k, v in names.items())
+    if not shaped:
+        raise RascalError(f"Grid `display_names` must map run groups or losses to non-empty names "
+                          f"(e.g. {{rascal: RASCAL (ours)}}); got {names!r}.")
 
 
 def _flag(key: str, value: Any) -> list[str]:

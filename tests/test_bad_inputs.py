@@ -57,6 +57,8 @@ def _user_files(d: Path, run: Path) -> None:
     (d / "userdir").mkdir()
     (d / "userdir" / "config.json").write_text('{"my": "own settings"}\n')
     _npz(d / "emb.npz", rng.normal(size=(40, 8)), np.arange(40) % 4)
+    _npz(d / "emb_other_labels.npz", rng.normal(size=(40, 8)), (np.arange(40) + 1) % 4)
+    _npz(d / "emb_fewer.npz", rng.normal(size=(36, 8)), np.arange(36) % 4)
     _npz(d / "zero_width.npz", np.zeros((10, 0)), np.arange(10) % 2)
     _npz(d / "singletons.npz", rng.normal(size=(6, 4)), np.arange(6))
     _npz(d / "huge_label.npz", rng.normal(size=(10, 4)), [0, 1] * 4 + [0, 10**9])
@@ -173,6 +175,19 @@ CASES = [
     ("sweep-unknown-dataset", ["sweep", "{d}/grid_dataset.yaml", "--dry-run"], 1, "'nosuch', which does not exist"),
     ("sweep-bad-baseline", ["sweep", "{d}/grid_baseline.yaml", "--out", "{d}/s"], 1,
      "`baseline` 'supcn' names no run group"),
+    ("compare-missing", ["compare", "{d}/emb.npz", "{d}/nosuch.npz"], 2, "does not exist"),
+    ("compare-one-input", ["compare", "{d}/emb.npz", "--out", "{d}/c.html"], 2, "at least two inputs"),
+    ("compare-other-labels", ["compare", "{d}/emb.npz", "{d}/emb_other_labels.npz", "--out", "{d}/c.html"], 1,
+     "does not hold the same samples"),
+    ("compare-fewer-samples", ["compare", "{d}/emb.npz", "{d}/emb_fewer.npz", "--out", "{d}/c.html"], 1,
+     "36 vs 40 samples"),
+    ("compare-layers-of-npz", ["compare", "{d}/emb.npz", "{d}/emb.npz", "--layers", "all", "--out",
+                               "{d}/c.html"], 1, "exactly two models"),
+    ("compare-layers-empty", ["compare", "{d}/run", "{d}/run", "--layers", ",", "--out", "{d}/c.html"], 1,
+     "--layers is empty"),
+    ("compare-out-under-file", ["compare", "{d}/emb.npz", "{d}/emb.npz", "--out", "{d}/afile/c.html"], 2,
+     "is a file"),
+    ("compare-bad-alpha", ["compare", "{d}/emb.npz", "{d}/emb.npz", "--alpha", "2"], 2, "--alpha"),
     # --- messages that named flags that do not exist --------------------------------------------
     ("train-momentum-message", ["train", "--config", "{d}/momentum.yaml", "--out", "{d}/o"], 1,
      "set it with `momentum:` in the --config file"),
@@ -211,7 +226,7 @@ def test_bad_input_is_one_line_and_changes_nothing(tmp_path, monkeypatch, finish
 
 def test_case_count_covers_every_command():
     commands = {argv[0] for _, argv, _, _ in CASES}
-    assert commands == {"train", "eval", "analyze", "report", "sweep", "demo", "embed"}
+    assert commands == {"train", "eval", "analyze", "report", "sweep", "demo", "embed", "compare"}
 
 
 def test_flag_keys_are_the_train_commands_options():

@@ -68,13 +68,19 @@ def test_structure_check_rejects_broken_tables():
 def test_report_latex_files(tmp_path):
     runs = [write_run(tmp_path, f"sup_con_s{s}", "supcon", s, umap=False) for s in (0, 1)]
     runs += [write_run(tmp_path, f"ras_cal_s{s}", "rascal", s, offset=0.1, umap=False) for s in (0, 1)]
+    # A display name given by the user (a sweep file's display_names:) is user text: escaped.
     render_report(runs, baseline="supcon", out_html=tmp_path / "r.html", latex_dir=tmp_path / "tex",
-                  progress=False)
+                  progress=False, names={"rascal": "ras_cal"})
     files = {p.name: p.read_text() for p in (tmp_path / "tex").iterdir()}
     assert set(files) == {"headline.tex", "geometry.tex", "weights.tex", "config.tex"}
     for tex in files.values():
         check_structure(tex)
-    assert r"ras\_cal" in files["headline.tex"] and r"$\Delta$ ras\_cal" in files["headline.tex"]
-    assert r"$\pm$" in files["headline.tex"] and "($n=2$)" in files["headline.tex"]
+    head = files["headline.tex"]
+    assert r"ras\_cal ($n=2$)" in head and r"$\Delta$ ras\_cal" in head and r"SupCon ($n=2$)" in head
+    # n is stated once per method in the header, never in a cell where it is the method's n.
+    body = head.split(r"\midrule")[1]
+    assert r"\pm" in body and "$n=" not in body and "loss=" not in head
+    # ras_cal is 0.1 above sup_con with seed noise of 0.01: its intervals separate it, so bold.
+    assert r"$\mathbf{" in body
     assert r"seeds & 0, 1 & 0, 1 \\" in files["config.tex"]
     assert r"$\geq 0.9$" in files["weights.tex"]

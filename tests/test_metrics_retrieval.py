@@ -103,6 +103,34 @@ def test_within_coarse_retrieval_is_retrieval_inside_each_coarse_class():
         within_coarse_retrieval(x, coarse, fine, neighbours=(shared[0][:, :3], shared[1][:, :3]))
 
 
+def test_within_coarse_retrieval_on_a_query_sample_equals_a_plain_restatement():
+    rng = np.random.default_rng(4)
+    fine = rng.integers(0, 12, 300)
+    coarse = fine % 4
+    x = (1.5 * rng.standard_normal((4, 8))[coarse] + 0.7 * rng.standard_normal((12, 8))[fine]
+         + rng.standard_normal((300, 8)))
+    out = within_coarse_retrieval(x, coarse, fine, max_queries=40, seed=7)
+    queries = np.sort(np.random.default_rng(7).choice(300, 40, replace=False))
+    xn = x / np.linalg.norm(x, axis=1, keepdims=True)
+    ap, chance = [], []
+    for q in queries:  # float64, one query at a time: rank the other members of its coarse class
+        others = np.flatnonzero((coarse == coarse[q]) & (np.arange(300) != q))
+        order = others[np.argsort(-(xn[others] @ xn[q]), kind="stable")]
+        rel = fine[order] == fine[q]
+        r = rel.sum()
+        if r == 0:
+            continue
+        hits = rel[:r]
+        ap.append((np.cumsum(hits) / np.arange(1, r + 1) * hits).sum() / r)
+        chance.append(r / len(others))
+    assert out["n_queries"] == len(ap)
+    assert out["map_at_r"] == pytest.approx(np.mean(ap), rel=1e-6)
+    assert out["chance"] == pytest.approx(np.mean(chance))
+    # A sample as large as the set is every query: the exact result.
+    full = within_coarse_retrieval(x, coarse, fine)
+    assert within_coarse_retrieval(x, coarse, fine, max_queries=300)["map_at_r"] == full["map_at_r"]
+
+
 def test_retrieval_of_a_tiny_set_clips_k():
     x = np.random.default_rng(6).standard_normal((5, 3))
     out = retrieval_metrics(x, np.array([0, 0, 1, 1, 1]), ks=(1, 8))

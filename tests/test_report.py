@@ -101,23 +101,26 @@ def comparison(tmp_path_factory):
 
 def _remote_references(html: str) -> list[str]:
     """src/href/url()/@import pointing off the page (namespace declarations are not fetched)."""
-    pats = [r"""(?:src|href|xlink:href|action|poster|data)\s*=\s*["']?\s*(?:[a-z][a-z0-9+.-]*:|//)""",
+    # data: URIs (inline thumbnails) are part of the page, not fetched.
+    pats = [r"""(?:src|href|xlink:href|action|poster|data)\s*=\s*["']?\s*(?!data:)(?:[a-z][a-z0-9+.-]*:|//)""",
             r"""url\(\s*["']?\s*(?:[a-z][a-z0-9+.-]*:|//)""", r"@import", r"<link\b", r"<iframe\b"]
     return [m.group(0) for p in pats for m in re.finditer(p, html, flags=re.IGNORECASE)]
 
 
 def test_report_has_every_section_and_no_remote_resource(comparison):
     root, _, path, html, _ = comparison
-    for section in ("summary", "config", "headline", "geometry", "curves", "weights", "per-class", "umap"):
+    for section in ("summary", "config", "tradeoff", "headline", "geometry", "curves", "weights", "per-class",
+                    "umap"):
         assert f'<section id="{section}">' in html
-    assert html.count("<svg") == 1 + 1 + 2 + 2  # curves, weights, 2 per-class, 2 UMAPs
+    assert html.count("<svg") == 1 + 1 + 1 + 2 + 2  # trade-off, curves, weights, 2 per-class, 2 UMAPs
     assert "No epoch records" not in html and "No UMAP" not in html and "No RASCAL run" not in html
     assert _remote_references(html) == []
     assert "<style>" in html and "font-variant-numeric" in html  # the CSS is inlined
     assert "@media print" in html
     figs = path.with_name("cmp_figures")
     stems = {p.stem for p in figs.iterdir()}
-    assert {"training_curves", "weight_histogram", "per_class_1", "per_class_2", "umap_1", "umap_2"} <= stems
+    assert {"tradeoff", "training_curves", "weight_histogram", "per_class_1", "per_class_2", "umap_1",
+            "umap_2"} <= stems
     for stem in stems:
         assert (figs / f"{stem}.pdf").read_bytes().startswith(b"%PDF")
         assert (figs / f"{stem}.svg").read_text().lstrip().startswith("<?xml")
@@ -127,6 +130,7 @@ def test_remote_reference_detector_catches_remote_resources():
     assert _remote_references('<img src="https://x.org/a.png">')
     assert _remote_references("<style>a{background:url(//cdn.x/y.png)}</style>")
     assert _remote_references('<svg xmlns="http://www.w3.org/2000/svg"><use xlink:href="#a"/></svg>') == []
+    assert _remote_references('<img src="data:image/png;base64,iVBO">') == []
 
 
 def test_runs_grouped_by_seed_and_headline_mean_std(comparison):
@@ -137,12 +141,12 @@ def test_runs_grouped_by_seed_and_headline_mean_std(comparison):
     assert find_baseline(groups, "supcon") == 0 and find_baseline(groups, "rascal") == 1
     knn = [next(v for k, v in headline_values(r).items() if k.startswith("knn_top1|analysis"))
            for r in groups[1].runs]
-    expected = f"{np.mean(knn):.4f} \u00b1 {np.std(knn, ddof=1):.4f}".replace("-", "\u2212")
-    assert expected in html
+    assert summary_text(knn) in html
     assert "n=3" in html
     # Differences of 0.2 with a spread of 0.01 are distinguishable, paired by seed.
     assert "paired t" in html
-    assert "rascal is higher than supcon in" in html
+    # Groups are shown by method name, derived from loss and weight source.
+    assert "RASCAL (rank agreement) is higher than SupCon in" in html
 
 
 def test_weight_table_from_last_epoch_histograms(comparison):
@@ -253,12 +257,15 @@ def test_every_row_is_one_measurement_with_its_provenance(tmp_path):
     assert "leave-one-out, k=20" in rows["kNN top-1 (analysis)"]
     monitor = [r.epoch_records[-1]["rank_stability"] for r in records]
     assert summary_text(monitor) in rows["rank stability (training monitor)"]
-    assert "0.1000 \u00b1 0.0000" in rows["rank stability (analysis)"]
+    assert "0.100 \u00b1 0.000" in rows["rank stability (analysis)"]  # no spread: 3 decimals
     assert "n=2 of 3" in rows["rank stability (analysis)"]  # the gap is shown, not filled
 
 
 def summary_text(values) -> str:
-    return f"{np.mean(values):.4f} \u00b1 {np.std(values, ddof=1):.4f}".replace("-", "\u2212")
+    """Mean ± std rounded to the std's first significant digit, computed here by hand."""
+    std = np.std(values, ddof=1)
+    d = max(0, -int(np.floor(np.log10(std)))) if std > 0 else 3  # no spread: 3 decimals
+    return f"{np.mean(values):.{d}f} \u00b1 {std:.{d}f}".replace("-", "\u2212")
 
 
 def test_protocol_card_heads_the_report(comparison):
@@ -324,3 +331,30 @@ def test_analysis_files_of_the_old_per_class_shapes_render_as_before(tmp_path):
     section = per_class(old)
     assert section == per_class(new)
     assert "Boeing" in section and "&lt;script&gt;" in section and "class 0" not in section
+
+
+def test_tradeoff_figure_marks_the_baseline_at_the_group_means(comparison):
+    _, runs, _, html, _ = comparison
+    section = html.split('<section id="tradeoff">')[1].split("</section>")[0]
+    # eval.json has the linear top-1 of every run, so the x axis says so; the baseline is named.
+    assert "linear top-1 (eval.json" in section and "retention of variant" in section
+    assert "hollow square is the baseline SupCon" in section
+    assert "SupCon (baseline) (n=3)" in section and "RASCAL (rank agreement) (n=3)" in section
+
+
+def test_analysis_page_shows_retrieval_collapse_and_a_reliability_diagram(tmp_path):
+    from test_analysis_retrieval import _set
+
+    from rascal_geom.analysis import analyze
+    from rascal_geom.report import render_analysis
+
+    doc = analyze(_set(), level="variant", umap=False, progress=False)
+    html = render_analysis(doc, tmp_path / "a.html").read_text()
+    section = html.split('<section id="retrieval">')[1].split("</section>")[0]
+    for label in ("MAP@R", "R-precision", "Recall@8", "MAP@R of variant within family", "NC3 (self-duality)",
+                  "CDNV", "RankMe (raw rows)", "probe ECE (15 bins)"):
+        assert f"<td>{label} (analysis)<span" in section, label
+    assert "exact, all 300 queries" in section and "Reliability diagram of the linear probe" in section
+    assert section.count("<svg") == 1
+    # One group: nothing to trade off.
+    assert '<section id="tradeoff">' not in html

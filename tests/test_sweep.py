@@ -30,6 +30,11 @@ def test_grid_expands_to_the_product_then_include_with_stable_names():
     assert [r.name for r in expand_grid(spec)] == [r.name for r in runs]  # deterministic
 
 
+def test_display_names_are_a_valid_grid_key():
+    spec = {"grid": {"seed": [0, 1]}, "display_names": {"rascal": "RASCAL (ours)"}}
+    assert [r.name for r in expand_grid(spec)] == ["seed=0", "seed=1"]
+
+
 def test_sweep_names_group_over_seeds_in_the_report():
     from rascal_train.sweep import SEED_SUFFIX
 
@@ -52,6 +57,8 @@ def test_identical_runs_listed_twice_appear_once_and_clashing_names_fail():
     ({"grid": {"seed": 3}}, "non-empty list"),
     ({"grid": {"loss": ["rascal", "triplet"]}}, "loss"),
     ({"grdi": {}}, "unknown top-level key 'grdi'"),
+    ({"grid": {"seed": [0, 1]}, "display_names": ["CE"]}, "display_names"),
+    ({"grid": {"seed": [0, 1]}, "display_names": {"rascal": ""}}, "display_names"),
 ])
 def test_invalid_grids_are_named_in_one_line(spec, match):
     with pytest.raises(RascalError, match=match) as info:

@@ -22,9 +22,13 @@ from rascal_cli.paths import OutputPath
 @click.option("--latex", "latex_dir", type=OutputPath(folder=True), default=None,
               help="Also write booktabs tables (headline, geometry, weights, config) as .tex files "
                    "here.")
+@click.option("--name", "names", multiple=True, metavar="GROUP=NAME",
+              help="Show a run group (or the one group of a loss) under this name in tables and "
+                   "figures, e.g. --name rascal='RASCAL (ours)'. Repeatable. Default: CE, SupCon, "
+                   "RASCAL (<weights>).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
 @user_errors
-def command(inputs, baseline, out_html, latex_dir, quiet):
+def command(inputs, baseline, out_html, latex_dir, names, quiet):
     """Compare runs (run directories or analysis JSON files) in one HTML report.
 
     Runs that differ only in seed are grouped: every number is mean ± std over seeds with n,
@@ -40,10 +44,17 @@ def command(inputs, baseline, out_html, latex_dir, quiet):
         if first is not path:
             raise click.ClickException(f"{path} is given twice (as {first}); one run counted twice "
                                        "would pass for two seeds, so list each run once.")
+    mapping = {}
+    for item in names:
+        key, sep, value = item.partition("=")
+        if not sep or not key or not value:
+            raise click.BadParameter(f"{item!r} is not GROUP=NAME; write e.g. "
+                                     "--name supcon=SupCon.", param_hint="--name")
+        mapping[key] = value
     if out_html is None:
         out_html = Path("reports") / f"{default_report_name(inputs)}.html"
     check_output(out_html, inputs=inputs, suffixes=(".html",))
     check_output(out_html.parent / f"{out_html.stem}_figures", folder=True, inputs=inputs)
     path = render_report(list(inputs), baseline=baseline, out_html=out_html, latex_dir=latex_dir,
-                         progress=not quiet)
+                         progress=not quiet, names=mapping)
     click.echo(str(path))

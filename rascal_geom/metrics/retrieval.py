@@ -161,9 +161,26 @@ def retrieval_metrics(emb, labels, ks=(1, 2, 4, 8),
     return out
 
 
+def _sampled_grouped_search(x: np.ndarray, groups: np.ndarray, queries: np.ndarray, k: int,
+                            backend: str | None) -> np.ndarray:
+    """Leave-one-out neighbours of the ``queries`` rows among the rows of their own group, as
+    :func:`~rascal_geom.neighbors.grouped_knn` gives them for every row (padded with ``-1``)."""
+    idx = np.full((len(queries), k), -1, dtype=np.int64)
+    for g in np.unique(groups[queries]):
+        members = np.flatnonzero(groups == g)
+        rows = np.flatnonzero(groups[queries] == g)
+        kk = min(k, len(members) - 1)
+        if kk < 1:
+            continue
+        sims, found = knn_search(x[queries[rows]], x[members], kk + 1, backend=backend)
+        idx[rows, :kk] = _drop_self(sims, members[found], queries[rows])[1]
+    return idx
+
+
 def within_coarse_retrieval(emb, coarse_labels, fine_labels,
                             neighbours: tuple[np.ndarray, np.ndarray] | None = None,
-                            backend: str | None = None) -> dict:
+                            backend: str | None = None, max_queries: int | None = None,
+                            seed: int = 0) -> dict:
     """Fine-label retrieval with neighbours restricted to the query's own coarse class.
 
     A retrieval form of hierarchy retention: each sample queries the other members of its coarse
@@ -180,6 +197,12 @@ def within_coarse_retrieval(emb, coarse_labels, fine_labels,
         A search within coarse classes already made (e.g. hierarchy retention's, widened), with
         ``k`` at least the largest (coarse, fine) group - 1; only ``idx`` is read.
     backend : str or None
+    max_queries : int or None, default=None
+        Without ``neighbours``: score a seeded random subsample of this many queries, each
+        searching all other members of its coarse class (the search costs grow with the
+        queries, not with the square of each coarse class); ``None`` scores every sample.
+    seed : int, default=0
+        Seed of that subsample.
 
     Returns
     -------
@@ -196,15 +219,22 @@ def within_coarse_retrieval(emb, coarse_labels, fine_labels,
     if k == 0:
         raise RascalError("within_coarse_retrieval needs a fine class with 2 or more samples in "
                           "one coarse class.")
-    if neighbours is None:
-        _, idx = grouped_knn(x, coarse, k, backend=backend)
-    else:
+    if max_queries is not None:
+        check_positive_int(max_queries, "max_queries", "within_coarse_retrieval")
+    queries = np.arange(len(x))
+    if neighbours is not None:
         idx = _given_neighbours(neighbours, len(x), k, "within_coarse_retrieval",
                                 "within the coarse class: largest (coarse, fine) group - 1")
-    per_query = _scores(np.where(idx >= 0, fine[np.maximum(idx, 0)], -1), fine, r, ())
+    elif max_queries is not None and max_queries < len(x):
+        queries = np.sort(np.random.default_rng(seed).choice(len(x), max_queries, replace=False))
+        idx = _sampled_grouped_search(x, coarse, queries, k, backend)
+    else:
+        _, idx = grouped_knn(x, coarse, k, backend=backend)
+    r = r[queries]
+    per_query = _scores(np.where(idx >= 0, fine[np.maximum(idx, 0)], -1), fine[queries], r, ())
     counted = r > 0
-    per_query["chance"] = np.where(counted, r / np.maximum(np.bincount(coarse)[coarse] - 1, 1),
-                                   np.nan)
-    out = _summary(per_query, coarse, counted, int(coarse.max()) + 1)
+    sizes = np.bincount(coarse)[coarse[queries]]
+    per_query["chance"] = np.where(counted, r / np.maximum(sizes - 1, 1), np.nan)
+    out = _summary(per_query, coarse[queries], counted, int(coarse.max()) + 1)
     out["k"] = k
     return out
