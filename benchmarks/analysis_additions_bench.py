@@ -73,8 +73,9 @@ def main() -> None:
             wall, cpu = time.perf_counter(), time.process_time()
             out = compare(paths, progress=False)
             wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-        print(f"compare of 3 x {args.n} x {args.dim} (CKA biased + unbiased, shape distances, minibatch "
-              f"CKA over {out['minibatch']['n_batches']} batches): {wall:.1f} s wall, {cpu:.1f} s CPU")
+        print(f"compare of 3 x {args.n} x {args.dim} (CKA biased + unbiased, shape distances, "
+              f"minibatch CKA over {out['minibatch']['n_batches']} batches): {wall:.1f} s wall, "
+              f"{cpu:.1f} s CPU")
 
 
 if __name__ == "__main__":

@@ -1,12 +1,14 @@
-"""End-to-end `rascal analyze` of an embedding file: each stage's time and peak memory, and the recall.
+"""End-to-end `rascal analyze` of an embedding file: each stage's time and peak memory,
+and the recall.
 
 Writes a synthetic embedding file (uncompressed ``.npz``: coarse centres, fine offsets,
 attribute directions, noise; and a later "checkpoint" of the same samples for rank stability),
 then runs ``rascal analyze FILE --compare LATER`` in a child process, so the file is read the way
 a user's is (memory-mapped) and the peak resident memory is the command's own.
 
-    ./py benchmarks/analyze_bench.py [--n 1000000] [--dim 256] [--classes 1000] [--knn auto|exact|approx]
-                                     [--float16] [--no-umap] [--no-compare] [--backend B] [--json FILE]
+    ./py benchmarks/analyze_bench.py [--n 1000000] [--dim 256] [--classes 1000]
+                                     [--knn auto|exact|approx] [--float16] [--no-umap]
+                                     [--no-compare] [--backend B] [--json FILE]
 
 ``--classes`` fine classes fall into ``classes / 10`` coarse ones. Targets: issue 5, 50,000 x 512
 in under 2 minutes; issue 17, 1,000,000 x 256 (1,000 classes) in under 5 minutes with a peak
@@ -33,8 +35,8 @@ import numpy as np
 
 _BLOCK = 100_000
 #: The order in which `analyze` runs its stages (the JSON's keys come back sorted).
-STAGES = ["embeddings", "knn", "knn_check", "linear_probe", "hierarchy_retention", "geodesic_variance",
-          "attribute_consistency", "rank_stability", "geometry", "umap"]
+STAGES = ["embeddings", "knn", "knn_check", "linear_probe", "hierarchy_retention",
+          "geodesic_variance", "attribute_consistency", "rank_stability", "geometry", "umap"]
 
 
 def write_synthetic(path: Path, later: Path | None, n: int, dim: int, n_fine: int, n_attr: int = 32,
@@ -57,8 +59,9 @@ def write_synthetic(path: Path, later: Path | None, n: int, dim: int, n_fine: in
         x[b] = rows
         if later:
             moved[b] = rows + 0.3 * rng.standard_normal(rows.shape, dtype=np.float32)
-    common = {"labels_family": coarse, "labels_variant": fine, "levels": np.array(["family", "variant"]),
-              "attributes": attrs, "attribute_names": np.array([f"group{i // 4}::value{i}" for i in range(n_attr)])}
+    common = {"labels_family": coarse, "labels_variant": fine,
+              "levels": np.array(["family", "variant"]), "attributes": attrs,
+              "attribute_names": np.array([f"group{i // 4}::value{i}" for i in range(n_attr)])}
     np.savez(path, embeddings=x, source_json=np.array(json.dumps({"epoch": 2})), **common)
     if later:
         np.savez(later, embeddings=moved, source_json=np.array(json.dumps({"epoch": 1})), **common)
@@ -68,13 +71,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=50_000)
     parser.add_argument("--dim", type=int, default=512)
-    parser.add_argument("--classes", type=int, default=100, help="Fine classes (coarse: classes / 10).")
+    parser.add_argument("--classes", type=int, default=100,
+                        help="Fine classes (coarse: classes / 10).")
     parser.add_argument("--knn", choices=["auto", "exact", "approx"], default="auto")
     parser.add_argument("--float16", action="store_true", help="Store the embeddings as float16.")
     parser.add_argument("--no-umap", action="store_true")
-    parser.add_argument("--no-compare", action="store_true", help="No second checkpoint: no rank stability.")
+    parser.add_argument("--no-compare", action="store_true",
+                        help="No second checkpoint: no rank stability.")
     parser.add_argument("--backend", choices=["torch", "faiss_gpu", "faiss_cpu"])
-    parser.add_argument("--dir", default=tempfile.gettempdir(), help="Where the embedding files are written.")
+    parser.add_argument("--dir", default=tempfile.gettempdir(),
+                        help="Where the embedding files are written.")
     parser.add_argument("--json", help="Also write the results to this JSON file.")
     args = parser.parse_args()
 
@@ -85,8 +91,8 @@ def main() -> None:
         write_synthetic(emb, later, args.n, args.dim, args.classes,
                         dtype=np.float16 if args.float16 else np.float32)
         print(f"data generation: {time.perf_counter() - t0:.1f} s (not counted)", flush=True)
-        cmd = [sys.executable, "-c", "from rascal_cli.main import cli; cli()", "analyze", str(emb), "--knn", args.knn,
-               "--out", str(work / "report.html"), "--quiet"]
+        cmd = [sys.executable, "-c", "from rascal_cli.main import cli; cli()", "analyze", str(emb),
+               "--knn", args.knn, "--out", str(work / "report.html"), "--quiet"]
         cmd += [] if later is None else ["--compare", str(later)]
         cmd += ["--no-umap"] if args.no_umap else []
         env = dict(os.environ, **({"RASCAL_KNN_BACKEND": args.backend} if args.backend else {}))
@@ -109,19 +115,23 @@ def main() -> None:
 
     search = doc["neighbour_search"]
     check = search.get("check") or {}
-    print(f"{args.n} x {args.dim} {'float16' if args.float16 else 'float32'}, {args.classes} classes, "
-          f"backend {doc['settings']['backend']}, neighbours {search['method']}"
-          + (f" (IVF {search['index']['nlist']} cells, nprobe {search['index']['nprobe']})" if "index" in search else ""))
+    print(f"{args.n} x {args.dim} {'float16' if args.float16 else 'float32'}, {args.classes} "
+          f"classes, backend {doc['settings']['backend']}, neighbours {search['method']}"
+          + (f" (IVF {search['index']['nlist']} cells, nprobe "
+             f"{search['index']['nprobe']})" if "index" in search else ""))
     print(f"  {'stage':<24s} {'time':>8s} {'peak RSS so far':>16s}")
-    for stage in sorted(doc["timings"], key=lambda s: STAGES.index(s) if s in STAGES else len(STAGES)):
-        print(f"  {stage:<24s} {doc['timings'][stage]:7.1f}s {doc['peak_rss_gib'][stage]:13.2f} GiB")
+    for stage in sorted(doc["timings"],
+                        key=lambda s: STAGES.index(s) if s in STAGES else len(STAGES)):
+        print(f"  {stage:<24s} {doc['timings'][stage]:7.1f}s "
+              f"{doc['peak_rss_gib'][stage]:13.2f} GiB")
     print(f"total (command, with start-up and report): {total:.1f} s; peak RSS {peak:.2f} GiB")
     if check:
         print("recall@k on", check["queries"], "exact queries:",
               ", ".join(f"@{k} {r:.4f}" for k, r in check["recall_at_k"].items()))
         print("metric moved (approx - exact) on them:",
               ", ".join(f"{m} {v['delta']:+.4f}" for m, v in check["metrics"].items()))
-    print("subsamples:", ", ".join(f"{stage} {s['n']}/{s['of']}" for stage, s in doc["samples"].items()))
+    print("subsamples:",
+          ", ".join(f"{stage} {s['n']}/{s['of']}" for stage, s in doc["samples"].items()))
     for w in doc["warnings"]:
         print("warning:", w)
     head = doc["headline"]
@@ -130,9 +140,10 @@ def main() -> None:
     if args.json:
         with open(args.json, "w") as fh:
             json.dump({"n": args.n, "dim": args.dim, "classes": args.classes, "knn": args.knn,
-                       "backend": doc["settings"]["backend"], "total_s": total, "peak_rss_gib": peak,
-                       "timings": doc["timings"], "stage_peak_rss_gib": doc["peak_rss_gib"],
-                       "neighbour_search": search, "samples": doc["samples"], "warnings": doc["warnings"],
+                       "backend": doc["settings"]["backend"], "total_s": total,
+                       "peak_rss_gib": peak, "timings": doc["timings"],
+                       "stage_peak_rss_gib": doc["peak_rss_gib"], "neighbour_search": search,
+                       "samples": doc["samples"], "warnings": doc["warnings"],
                        "knn_top1": head["knn_top1"]}, fh, indent=1)
 
 

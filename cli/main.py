@@ -28,7 +28,8 @@ class _LazyGroup(click.Group):
 @click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="rascal")
 def cli():
-    """rascal: train image encoders with RASCAL / SupCon / CE and measure the structure inside classes.
+    """rascal: train image encoders with RASCAL / SupCon / CE and measure the
+    structure inside classes.
 
     Start with `rascal demo`, which runs the whole pipeline on the built-in synthetic set.
     """

@@ -71,7 +71,8 @@ def run_checkpoints(run_dir: str | os.PathLike) -> tuple[Path, list[Path]]:
     """A run directory's final checkpoint and its earlier per-epoch checkpoints (by epoch)."""
     run_dir = Path(run_dir)
     epochs = sorted((run_dir / "checkpoints").glob("epoch_*.pt"))
-    final = next((p for p in (run_dir / "last.pt", run_dir / "checkpoints" / "last.pt") if p.is_file()), None)
+    final = next((p for p in (run_dir / "last.pt", run_dir / "checkpoints" / "last.pt")
+                  if p.is_file()), None)
     if final is None and epochs:
         final = epochs[-1]
     if final is None:
@@ -92,23 +93,24 @@ def _resolve_hierarchy(name, emb: EmbeddingSet) -> Hierarchy:
     return name if isinstance(name, Hierarchy) else get_hierarchy(name)
 
 
-def _levels(hierarchy: Hierarchy | None, emb: EmbeddingSet) -> tuple[list[str], list[tuple[str, str]]]:
+def _levels(hierarchy: Hierarchy | None,
+            emb: EmbeddingSet) -> tuple[list[str], list[tuple[str, str]]]:
     if hierarchy is None:
         levels = emb.levels
         return levels, list(itertools.pairwise(levels))
     missing = [lvl for lvl in hierarchy.levels if lvl not in emb.labels]
     if missing:
-        raise RascalError(f"The embeddings have no labels for level(s) {', '.join(missing)} of hierarchy "
-                          f"{hierarchy.name!r} (they have {', '.join(emb.levels)}); pick the matching --hierarchy "
-                          "or add labels_<level> arrays.")
+        raise RascalError(f"The embeddings have no labels for level(s) {', '.join(missing)} of "
+                          f"hierarchy {hierarchy.name!r} (they have {', '.join(emb.levels)}); pick "
+                          "the matching --hierarchy or add labels_<level> arrays.")
     return list(hierarchy.levels), list(hierarchy.comparisons)
 
 
 def _rows(emb: EmbeddingSet, embedding: str) -> np.ndarray:
     if embedding == "feature":
         if emb.features is None:
-            raise RascalError(f"{emb.source.get('path', 'The embeddings')} has no backbone features; "
-                              "use --embedding projection.")
+            raise RascalError(f"{emb.source.get('path', 'The embeddings')} has no backbone "
+                              "features; use --embedding projection.")
         return emb.features
     return emb.embeddings
 
@@ -134,10 +136,12 @@ def _check_same_samples(others: list[EmbeddingSet], emb: EmbeddingSet) -> None:
     """Compared embeddings must describe the same samples in the same order (same labels)."""
     for other in others:
         same = len(other) == len(emb) and all(
-            lvl in other.labels and np.array_equal(other.labels[lvl], y) for lvl, y in emb.labels.items())
+            lvl in other.labels and np.array_equal(other.labels[lvl], y)
+            for lvl, y in emb.labels.items())
         if not same:
             raise RascalError(f"{other.source.get('path')} does not hold the same samples as "
-                              f"{emb.source.get('path')}; compare checkpoints of one run on one split.")
+                              f"{emb.source.get('path')}; compare checkpoints of one run on one "
+                              "split.")
 
 
 def _peak_rss_gib() -> float:
@@ -151,10 +155,12 @@ def _subsample(labels: np.ndarray, cap: int, seed: int) -> np.ndarray | None:
 
 
 def _sample_note(rows: np.ndarray | None, n: int, seed: int) -> dict:
-    return {"n": n if rows is None else int(len(rows)), "of": n, "seed": None if rows is None else seed}
+    return {"n": n if rows is None else int(len(rows)), "of": n,
+            "seed": None if rows is None else seed}
 
 
-def _knn_check(x: np.ndarray, neighbours, labels: dict[str, np.ndarray], knn_ks, seed: int, backend) -> dict:
+def _knn_check(x: np.ndarray, neighbours, labels: dict[str, np.ndarray], knn_ks, seed: int,
+               backend) -> dict:
     """Recall of the approximate neighbours and the move of every kNN accuracy, on exact queries."""
     rows = stratified_sample(labels[list(labels)[-1]], approx.CHECK_QUERIES, seed)
     k_max = neighbours[1].shape[1]
@@ -177,12 +183,13 @@ def _stability_curve(embs: list[EmbeddingSet], labels: np.ndarray, names: list[s
     topk = None if counts.max() <= EXACT_RANK_MAX_CLASS else RANK_TOPK
     curve = []
     for prev, cur in itertools.pairwise(embs):
-        rs = rank_stability(_rows(prev, embedding), _rows(cur, embedding), labels, topk=topk, backend=backend,
-                            anchors=anchors)
+        rs = rank_stability(_rows(prev, embedding), _rows(cur, embedding), labels, topk=topk,
+                            backend=backend, anchors=anchors)
         curve.append({"epoch": cur.source.get("epoch"), "previous_epoch": prev.source.get("epoch"),
                       "spearman": rs["spearman"], "drift": rs["drift"], "jaccard": rs["jaccard"]})
-    return {"spearman": curve[-1]["spearman"], "drift": curve[-1]["drift"], "jaccard": curve[-1]["jaccard"],
-            "topk": topk, "per_class": per_class(names, spearman=rs["per_class"]), "curve": curve}
+    return {"spearman": curve[-1]["spearman"], "drift": curve[-1]["drift"],
+            "jaccard": curve[-1]["jaccard"], "topk": topk,
+            "per_class": per_class(names, spearman=rs["per_class"]), "curve": curve}
 
 
 def _retrieval_stage(x: np.ndarray, labels: dict, level: str, comparisons, neighbours, seed: int,
@@ -258,7 +265,8 @@ def _grid_stage(emb: EmbeddingSet, x: np.ndarray, comparisons, dataset, data_roo
 
         try:
             root = data_root if data_root is not None else config.get("data_root")
-            dataset = get_dataset(name, root=root, split=split, label_level=config.get("label_level"))
+            dataset = get_dataset(name, root=root, split=split,
+                                  label_level=config.get("label_level"))
         except RascalError as exc:
             return {"skipped": f"the images of {name} did not open here ({exc})"}
     coarse, fine = comparisons[-1]
@@ -271,10 +279,11 @@ def _grid_stage(emb: EmbeddingSet, x: np.ndarray, comparisons, dataset, data_roo
 
 
 def analyze(source, hierarchy=None, data_root=None, split: str = "test", compare=(), k: int = 20,
-            knn_ks=(1, 20, 200), seed: int = 0, embedding: str = "projection", level: str | None = None,
-            umap: bool = True, umap_points: int = 2000, cache_dir=None, use_cache: bool = True,
-            batch_size: int = 256, backend: str | None = None, progress: bool = True, device=None,
-            knn: str = "auto", dataset=None, arch: str | None = None, layer: str | None = None) -> dict:
+            knn_ks=(1, 20, 200), seed: int = 0, embedding: str = "projection",
+            level: str | None = None, umap: bool = True, umap_points: int = 2000, cache_dir=None,
+            use_cache: bool = True, batch_size: int = 256, backend: str | None = None,
+            progress: bool = True, device=None, knn: str = "auto", dataset=None,
+            arch: str | None = None, layer: str | None = None) -> dict:
     """Every structure diagnostic of one checkpoint, run directory or embedding file.
 
     Parameters
@@ -333,8 +342,8 @@ def analyze(source, hierarchy=None, data_root=None, split: str = "test", compare
         each subsampled stage used) and ``warnings``.
     """
     if embedding not in EMBEDDINGS:
-        raise RascalError(f"The 'embedding' parameter of analyze must be one of {', '.join(EMBEDDINGS)}. "
-                          f"Got {embedding!r} instead.")
+        raise RascalError("The 'embedding' parameter of analyze must be one of "
+                          f"{', '.join(EMBEDDINGS)}. Got {embedding!r} instead.")
     backend = backend or select_backend()
     approx.resolve_method(knn, 0)  # a bad --knn fails before anything is loaded
     timings: dict[str, float] = {}
@@ -349,17 +358,18 @@ def analyze(source, hierarchy=None, data_root=None, split: str = "test", compare
         clock = now
 
     load = {"split": split, "data_root": data_root, "cache_dir": cache_dir, "use_cache": use_cache,
-            "batch_size": batch_size, "progress": progress, "device": device, "dataset": dataset, "arch": arch,
-            "layer": layer}
+            "batch_size": batch_size, "progress": progress, "device": device, "dataset": dataset,
+            "arch": arch, "layer": layer}
 
     def open_source(s):
         if isinstance(s, EmbeddingSet):
             return s
         if isinstance(s, nn.Module):
             if dataset is None or isinstance(dataset, str):
-                raise RascalError("A model in memory is analysed on data: pass dataset=get_dataset(...) "
-                                  "or a DataLoader.")
-            return embed_model(s, dataset, layer=layer, batch_size=batch_size, device=device, progress=progress)
+                raise RascalError("A model in memory is analysed on data: pass "
+                                  "dataset=get_dataset(...) or a DataLoader.")
+            return embed_model(s, dataset, layer=layer, batch_size=batch_size, device=device,
+                               progress=progress)
         if Path(s).suffix == ".npz":
             return load_embeddings(s)
         return load_embeddings(s, **load)
@@ -389,11 +399,14 @@ def analyze(source, hierarchy=None, data_root=None, split: str = "test", compare
     kmax = min(max(knn_ks), n - 1)
     method = approx.resolve_method(knn, n)
     pinned = device is not None and str(device) not in ("auto", "cuda")
-    neighbours = knn_search(x, x, kmax, exclude_self=True, backend=backend, progress=progress, method=method,
-                            seed=seed, device=device, devices=None if pinned else visible_gpus())
+    neighbours = knn_search(x, x, kmax, exclude_self=True, backend=backend, progress=progress,
+                            method=method, seed=seed, device=device,
+                            devices=None if pinned else visible_gpus())
     level_labels = {lvl: emb.labels[lvl] for lvl in levels}
-    knn_acc = {lvl: knn_accuracies(x, emb.labels[lvl], knn_ks, neighbours=neighbours) for lvl in levels}
-    search = {"requested": knn, "method": method, "approx_min_rows": approx.APPROX_MIN_ROWS, "k": kmax}
+    knn_acc = {lvl: knn_accuracies(x, emb.labels[lvl], knn_ks, neighbours=neighbours)
+               for lvl in levels}
+    search = {"requested": knn, "method": method, "approx_min_rows": approx.APPROX_MIN_ROWS,
+              "k": kmax}
     if method == "approx":
         nlist, nprobe = approx.ivf_params(n)
         search["index"] = {"type": "IVF-Flat", "nlist": nlist, "nprobe": nprobe,
@@ -402,9 +415,11 @@ def analyze(source, hierarchy=None, data_root=None, split: str = "test", compare
         lap("knn")
         search["check"] = _knn_check(x, neighbours, level_labels, knn_ks, seed, backend)
         for kk in search["check"]["below_floor"]:
-            warnings.append(f"Approximate neighbour search: recall@{kk} is {search['check']['recall_at_k'][kk]:.3f} "
-                            f"on {search['check']['queries']} exact queries, below the floor {approx.RECALL_FLOOR}; "
-                            "kNN numbers may be off (see neighbour_search.check), or rerun with --knn exact.")
+            warnings.append(f"Approximate neighbour search: recall@{kk} is "
+                            f"{search['check']['recall_at_k'][kk]:.3f} on "
+                            f"{search['check']['queries']} exact queries, below the floor "
+                            f"{approx.RECALL_FLOOR}; kNN numbers may be off (see "
+                            "neighbour_search.check), or rerun with --knn exact.")
         lap("knn_check")
     else:
         lap("knn")
@@ -424,9 +439,11 @@ def analyze(source, hierarchy=None, data_root=None, split: str = "test", compare
                     for lvl in levels}
     fitted = _probe_stage(probe_x, probe_labels[level], seed)
     probe = {lvl: fitted["top1"] if lvl == level
-             else holdout_probe_accuracy(probe_x, probe_labels[lvl], seed=seed)["top1"] for lvl in levels}
+             else holdout_probe_accuracy(probe_x, probe_labels[lvl], seed=seed)["top1"]
+             for lvl in levels}
     lap("linear_probe")
-    probed = "" if probe_rows is None else f" (the probe's seeded sample of {len(probe_rows)} of {n})"
+    probed = ("" if probe_rows is None
+              else f" (the probe's seeded sample of {len(probe_rows)} of {n})")
     collapse = {**fitted["collapse"], "cdnv": cdnv(probe_x, probe_labels[level])["cdnv"],
                 "rows": f"{_norm_text(probe_x)} {embedding} rows{probed}, as the probe reads them; "
                         "NC2-W/NC3/NC4 on the probe's training half, CDNV on all of them"}
@@ -442,7 +459,8 @@ def analyze(source, hierarchy=None, data_root=None, split: str = "test", compare
     query_rows = _subsample(y, WITHIN_CLASS_QUERIES, seed)
     retention = []
     for coarse, fine in comparisons:
-        r = hierarchy_retention(x, emb.labels[coarse], emb.labels[fine], k=k, backend=backend, rows=query_rows)
+        r = hierarchy_retention(x, emb.labels[coarse], emb.labels[fine], k=k, backend=backend,
+                                rows=query_rows)
         retention.append({"coarse": coarse, "fine": fine, **r,
                           "per_class": per_class(emb.class_names[coarse], **r["per_class"])})
     if comparisons:
@@ -480,27 +498,31 @@ def analyze(source, hierarchy=None, data_root=None, split: str = "test", compare
     if umap:
         from rascal_geom.umap_map import umap_map
 
-        with console.status("UMAP map (the first import compiles numba)", spinner="dots") if progress else contextlib.nullcontext():
+        with (console.status("UMAP map (the first import compiles numba)", spinner="dots")
+              if progress else contextlib.nullcontext()):
             umap_out = umap_map(x, level_labels, max_points=umap_points, seed=seed)
         samples["umap"] = {"n": umap_out["n"], "of": n, "seed": seed if umap_out["n"] < n else None,
                            "rest": umap_out["rest"]}
         lap("umap")
 
     fine_levels = {r["fine"]: r["retention"] for r in retention}
-    knn_k = min(k if k in knn_ks else knn_ks[0], kmax)  # the headline's k, as clipped by the split's size
+    # the headline's k, as clipped by the split's size
+    knn_k = min(k if k in knn_ks else knn_ks[0], kmax)
     src = emb.source
     protocol = {
         "split": src.get("split"),
-        "checkpoint": {"path": src.get("path"), "epoch": src.get("epoch"), "kind": src.get("kind", "embeddings"),
-                       "chosen": chosen},
+        "checkpoint": {"path": src.get("path"), "epoch": src.get("epoch"),
+                       "kind": src.get("kind", "embeddings"), "chosen": chosen},
         "features": (f"encoder module {src['layer']} (pooled)" if src.get("layer")
                      else "projection head" if embedding == "projection" else "backbone"),
-        "knn": {"protocol": "leave-one-out within the split", "ks": [int(kk) for kk in knn_acc[level]],
-                "headline_k": knn_k, "temperature": KNN_TEMPERATURE, "neighbours": method},
+        "knn": {"protocol": "leave-one-out within the split",
+                "ks": [int(kk) for kk in knn_acc[level]], "headline_k": knn_k,
+                "temperature": KNN_TEMPERATURE, "neighbours": method},
         "linear": {**probe_settings("full_batch", probe_epochs=0, batch_size=0),
                    "protocol": "stratified 50/50 holdout within the split"
-                               + ("" if probe_rows is None else f" of a seeded stratified subsample of "
-                                                                f"{len(probe_rows)} of {n} rows")},
+                               + ("" if probe_rows is None
+                                  else f" of a seeded stratified subsample of {len(probe_rows)} "
+                                       f"of {n} rows")},
         "neighbours_within_class": {"k_requested": k, "attribute_k_requested": min(k, 10)},
         "seed": seed, "training_seed": config.get("seed"),
         "extraction": src.get("extraction"),
@@ -508,9 +530,10 @@ def analyze(source, hierarchy=None, data_root=None, split: str = "test", compare
     doc = {
         "schema": ANALYSIS_SCHEMA,
         "protocol": protocol,
-        "source": {"kind": src.get("kind", "embeddings"), "path": src.get("path"), "run_dir": src.get("run_dir"),
-                   "epoch": src.get("epoch"), "config": config, "layout": src.get("layout"),
-                   "arch": src.get("arch"), "preprocessing": src.get("preprocessing"), "layer": src.get("layer"),
+        "source": {"kind": src.get("kind", "embeddings"), "path": src.get("path"),
+                   "run_dir": src.get("run_dir"), "epoch": src.get("epoch"), "config": config,
+                   "layout": src.get("layout"), "arch": src.get("arch"),
+                   "preprocessing": src.get("preprocessing"), "layer": src.get("layer"),
                    "load": src.get("load")},
         "settings": {"hierarchy": hier.name if hier else None, "split": src.get("split"), "k": k,
                      "knn_ks": list(knn_ks), "seed": seed, "embedding": embedding, "level": level,

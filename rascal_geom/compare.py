@@ -218,7 +218,8 @@ def _compare_layers(paths: list[Path], names: list[str], spec: str, load: dict) 
 
 
 def render_comparison(result: dict, out_html: str | Path) -> Path:
-    """The comparison page: each matrix as an annotated heatmap (SVG inline, also SVG/PDF beside it)."""
+    """The comparison page: each matrix as an annotated heatmap (SVG inline,
+    also SVG/PDF beside it)."""
     from rascal_geom.figures import export_figure
     from rascal_geom.report import _environment
     from rascal_geom.similarity_figure import similarity_heatmap

@@ -123,7 +123,8 @@ def decimals(spread: float | None) -> int:
 
 
 def rounded(value: float, spread: float | None, sign: bool = False) -> str:
-    """``value`` rounded to :func:`decimals` of ``spread`` (a true minus sign, ``+`` with ``sign``)."""
+    """``value`` rounded to :func:`decimals` of ``spread`` (a true minus sign,
+    ``+`` with ``sign``)."""
     d = decimals(spread)
     text = f"{value:+.{d}f}" if sign else f"{value:.{d}f}"
     return text.replace("-", "\u2212")

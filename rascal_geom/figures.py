@@ -28,8 +28,9 @@ _RC = {"svg.fonttype": "none", "svg.hashsalt": "rascal", "font.size": 9, "axes.t
        "axes.spines.top": False, "axes.spines.right": False}
 
 #: Training-log keys drawn as curves, with their axis labels.
-CURVE_KEYS = {"loss": "loss", "knn_acc": "kNN top-1 (test)", "rank_stability": "rank stability (Spearman)",
-              "weight_entropy": "weight entropy", "eff_positives": "effective positives"}
+CURVE_KEYS = {"loss": "loss", "knn_acc": "kNN top-1 (test)",
+              "rank_stability": "rank stability (Spearman)", "weight_entropy": "weight entropy",
+              "eff_positives": "effective positives"}
 
 
 def mpl_text(text: object) -> str:
@@ -81,13 +82,15 @@ def _figure(n_panels: int, width: float = 3.2, height: float = 2.4, ncols: int |
     ncols = ncols or min(n_panels, 3)
     nrows = -(-n_panels // ncols)
     with matplotlib.rc_context(_RC):
-        fig, axes = plt.subplots(nrows, ncols, figsize=(width * ncols, height * nrows), squeeze=False)
+        fig, axes = plt.subplots(nrows, ncols, figsize=(width * ncols, height * nrows),
+                                 squeeze=False)
     for ax in axes.flat[n_panels:]:
         ax.set_visible(False)
     return fig, list(axes.flat[:n_panels])
 
 
-def curves_figure(curves: Mapping[str, Mapping[str, Sequence[tuple[Sequence[float], Sequence[float]]]]]):
+def curves_figure(curves: Mapping[str,
+                                  Mapping[str, Sequence[tuple[Sequence[float], Sequence[float]]]]]):
     """Training curves, one panel per metric, one colour per run group.
 
     Parameters
@@ -104,7 +107,8 @@ def curves_figure(curves: Mapping[str, Mapping[str, Sequence[tuple[Sequence[floa
         for ax, metric in zip(axes, metrics):
             for group, series in curves[metric].items():
                 for epochs, values in series:
-                    ax.plot(epochs, values, color=colours[group], lw=0.8, alpha=0.45 if len(series) > 1 else 1.0,
+                    ax.plot(epochs, values, color=colours[group], lw=0.8,
+                            alpha=0.45 if len(series) > 1 else 1.0,
                             marker="o" if len(epochs) == 1 else None, ms=3)
                 if len(series) > 1:
                     common = sorted(set.intersection(*(set(e) for e, _ in series)))
@@ -116,8 +120,8 @@ def curves_figure(curves: Mapping[str, Mapping[str, Sequence[tuple[Sequence[floa
             ax.set_ylabel(mpl_text(CURVE_KEYS.get(metric, metric)))
             ax.grid(alpha=0.25)
         handles = [plt.Line2D([], [], color=colours[g], lw=2.0) for g in groups]
-        fig.legend(handles, [mpl_text(g) for g in groups], loc="upper center", ncol=min(len(groups), 5),
-                   frameon=False, bbox_to_anchor=(0.5, 1.06))
+        fig.legend(handles, [mpl_text(g) for g in groups], loc="upper center",
+                   ncol=min(len(groups), 5), frameon=False, bbox_to_anchor=(0.5, 1.06))
         fig.tight_layout()
     return fig
 
@@ -179,7 +183,8 @@ def umap_figure(coords: np.ndarray, panels: Mapping[str, tuple[np.ndarray, Seque
             for colour, c in zip(colours, classes):
                 pts = coords[labels == c]
                 name = names[c] if 0 <= c < len(names) else str(c)
-                ax.scatter(pts[:, 0], pts[:, 1], s=4, color=colour, linewidths=0, label=mpl_text(name))
+                ax.scatter(pts[:, 0], pts[:, 1], s=4, color=colour, linewidths=0,
+                           label=mpl_text(name))
             ax.set_title(mpl_text(f"coloured by {level} ({len(classes)} classes)"))
             ax.set_xticks([])
             ax.set_yticks([])
@@ -191,7 +196,8 @@ def umap_figure(coords: np.ndarray, panels: Mapping[str, tuple[np.ndarray, Seque
     return fig
 
 
-def per_class_figure(class_names: Sequence[str], values: Mapping[str, Sequence[float]], xlabel: str):
+def per_class_figure(class_names: Sequence[str], values: Mapping[str, Sequence[float]],
+                     xlabel: str):
     """Horizontal bars of one per-class metric, classes sorted by the first series.
 
     Parameters
@@ -212,7 +218,8 @@ def per_class_figure(class_names: Sequence[str], values: Mapping[str, Sequence[f
         for i, name in enumerate(names):
             v = np.asarray(values[name], dtype=float)[order]
             ok = np.isfinite(v)  # a missing value gets no bar, not a bar of 0
-            ax.barh((y + i * height)[ok], v[ok], height=height, color=colours[i], label=mpl_text(name))
+            ax.barh((y + i * height)[ok], v[ok], height=height, color=colours[i],
+                    label=mpl_text(name))
         ax.set_yticks(y + height * (len(names) - 1) / 2)
         ax.set_yticklabels([mpl_text(class_names[j]) for j in order], fontsize=7)
         ax.set_ylim(-0.6, n)

@@ -1,4 +1,5 @@
-"""Pictures of what got merged: seeded query images and their nearest neighbours within the coarse class.
+"""Pictures of what got merged: seeded query images and their nearest neighbours
+within the coarse class.
 
 For a few seeded queries per coarse class, the ``k`` most similar other members of that coarse
 class (cosine similarity, the neighbours hierarchy retention scores), each marked by whether it
@@ -64,8 +65,8 @@ def neighbour_grid(
     Returns
     -------
     dict
-        ``rows``, ``k``, ``queries_per_class``, ``seed``, ``bytes``, ``max_bytes``, ``dropped_rows``,
-        ``coarse_classes_shown``, ``coarse_classes``.
+        ``rows``, ``k``, ``queries_per_class``, ``seed``, ``bytes``, ``max_bytes``,
+        ``dropped_rows``, ``coarse_classes_shown``, ``coarse_classes``.
     """
     rng = np.random.default_rng(seed)
     classes = np.unique(coarse)

@@ -105,14 +105,16 @@ def _search_text(search: dict | None) -> str | None:
     if search.get("method") != "approx":
         return f"exact ({'chosen by auto' if search.get('requested') == 'auto' else 'requested'})"
     index = search.get("index") or {}
-    text = (f"approximate: {index.get('type')}, {index.get('nlist')} cells, nprobe {index.get('nprobe')} "
-            f"({index.get('where')})")
+    text = (f"approximate: {index.get('type')}, {index.get('nlist')} cells, nprobe "
+            f"{index.get('nprobe')} ({index.get('where')})")
     check = search.get("check")
     if check:
         recall = ", ".join(f"@{k} {r:.3f}" for k, r in check["recall_at_k"].items())
-        moved = ", ".join(f"{name} {sentences.fmt(m['delta'], sign=True)}" for name, m in check["metrics"].items())
-        text += (f"; on {check['queries']} seeded exact queries (seed {check['seed']}): recall {recall} "
-                 f"(floor {check['recall_floor']}); metrics moved (approximate − exact): {moved}")
+        moved = ", ".join(f"{name} {sentences.fmt(m['delta'], sign=True)}"
+                          for name, m in check["metrics"].items())
+        text += (f"; on {check['queries']} seeded exact queries (seed {check['seed']}): recall "
+                 f"{recall} (floor {check['recall_floor']}); metrics moved (approximate − exact): "
+                 f"{moved}")
     return text
 
 
@@ -120,7 +122,8 @@ def _samples_text(samples: dict | None) -> str | None:
     """Which stages ran on a seeded subsample, and how many rows of how many."""
     if not samples:
         return None
-    parts = [f"{stage.replace('_', ' ')} {s['n']:,} of {s['of']:,}" + (f" ({s['rest']})" if s.get("rest") else "")
+    parts = [f"{stage.replace('_', ' ')} {s['n']:,} of {s['of']:,}"
+             + (f" ({s['rest']})" if s.get("rest") else "")
              for stage, s in samples.items() if s["n"] < s["of"]]
     return "; ".join(parts) if parts else "every stage used every row"
 
@@ -335,7 +338,8 @@ def _umaps(groups: list[RunGroup], fig_dir: Path | None) -> list[dict]:
         out.append({"group": group.name, "run": run.name,
                     "svg": figures.export_figure(fig, f"umap_{gi + 1}", fig_dir),
                     "trustworthiness": trust, "n": int(um.get("n") or len(coords)),
-                    "subsample": (f"{um['sampling']} from {um['n_total']:,} rows; the rest {um['rest']}"
+                    "subsample": (f"{um['sampling']} from {um['n_total']:,} rows; the rest "
+                                  f"{um['rest']}"
                                   if um.get("rest") else None),
                     "trust_text": (sentences.fmt(trust, 3) if isinstance(trust, (int, float))
                                    else "\u2013")})

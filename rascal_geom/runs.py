@@ -1,4 +1,5 @@
-"""Load training runs and analysis files into one record each, and group runs that differ only in seed.
+"""Load training runs and analysis files into one record each, and group runs that
+differ only in seed.
 
 A *run directory* (``runs/<name>/``) holds ``config.json``, ``train_log.jsonl``, and, once
 evaluated and analysed, ``eval.json`` and ``analysis.json``. An *analysis JSON* is the file
@@ -87,10 +88,11 @@ def current_per_class(analysis: dict) -> dict:
             {**entry, "per_class": upgraded(entry["per_class"], "retention", entry.get("coarse"))}
             if isinstance(entry, dict) and "per_class" in entry else entry
             for entry in metrics["hierarchy_retention"]]
-    for key, field in (("geodesic_variance", "variance"), ("attribute_consistency", "lift"),
-                       ("rank_stability", "spearman")):
+    for key, value_key in (("geodesic_variance", "variance"), ("attribute_consistency", "lift"),
+                           ("rank_stability", "spearman")):
         if isinstance(metrics.get(key), dict) and "per_class" in metrics[key]:
-            metrics[key] = {**metrics[key], "per_class": upgraded(metrics[key]["per_class"], field)}
+            metrics[key] = {**metrics[key],
+                            "per_class": upgraded(metrics[key]["per_class"], value_key)}
     return {**analysis, "metrics": metrics}
 
 
@@ -201,11 +203,13 @@ def load_run(path: str | Path) -> RunRecord:
         if obj.get("schema") == ANALYSIS_SCHEMA:
             return record_from_analysis(obj, path)
     raise RascalError(f"{path} is neither a run directory (with config.json) nor an analysis JSON "
-                      f"(schema {ANALYSIS_SCHEMA}); pass runs/<name>/ or a file written by `rascal analyze`.")
+                      f"(schema {ANALYSIS_SCHEMA}); pass runs/<name>/ or a file written by "
+                      "`rascal analyze`.")
 
 
 def record_from_analysis(analysis: dict, path: str | Path | None = None) -> RunRecord:
-    """A record built around an analysis dict, with its run directory's files when it still exists."""
+    """A record built around an analysis dict, with its run directory's files
+    when it still exists."""
     source = analysis.get("source") or {}
     run_dir = source.get("run_dir")
     name = Path(run_dir).name if run_dir else Path(path or source.get("path") or "analysis").stem
@@ -256,7 +260,8 @@ def group_runs(records: list[RunRecord]) -> list[RunGroup]:
 
 
 def find_baseline(groups: list[RunGroup], baseline: str | None) -> int:
-    """Index of the baseline group: exact group name, else the one group whose loss or a run name matches.
+    """Index of the baseline group: exact group name, else the one group whose loss
+    or a run name matches.
 
     ``None`` means the first group.
     """
@@ -271,12 +276,15 @@ def find_baseline(groups: list[RunGroup], baseline: str | None) -> int:
         return hits[0]
     names = ", ".join(repr(g.name) for g in groups)
     if not hits:
-        raise RascalError(f"No run group matches --baseline {baseline!r}; choose one of {names} (or a loss name).")
-    raise RascalError(f"--baseline {baseline!r} matches {len(hits)} groups; pass one exact group name of {names}.")
+        raise RascalError(f"No run group matches --baseline {baseline!r}; choose one of {names} "
+                          "(or a loss name).")
+    raise RascalError(f"--baseline {baseline!r} matches {len(hits)} groups; pass one exact group "
+                      f"name of {names}.")
 
 
 #: How the training monitor measures rank stability at each epoch end (:mod:`rascal_geom.monitor`).
-MONITOR_PROVENANCE = "training monitor: a fixed sample of the train split, projections, previous epoch vs this one"
+MONITOR_PROVENANCE = ("training monitor: a fixed sample of the train split, projections, "
+                      "previous epoch vs this one")
 
 
 def analysis_provenance(analysis: dict) -> dict[str, str]:
@@ -291,7 +299,8 @@ def analysis_provenance(analysis: dict) -> dict[str, str]:
     where = f"analysis: {split} split, {features} features"
     return {"knn_top1": f"{where}, leave-one-out, k={k}",
             "retention": f"{where}, within the coarse class, k\u2264{settings.get('k')}",
-            "attribute_lift": f"{where}, within the class, k\u2264{min(settings.get('k') or 10, 10)}",
+            "attribute_lift": f"{where}, within the class, "
+                              f"k\u2264{min(settings.get('k') or 10, 10)}",
             "structure": where,
             "rank_stability": f"{where}, previous checkpoint vs this one"}
 
@@ -317,11 +326,13 @@ def headline_values(record: RunRecord) -> dict[str, float]:
     card = ev.get("protocol") or {}
     linear, knn = ev.get("linear") or {}, ev.get("knn") or {}
     split = card.get("split", "test")
-    put("linear_top1", f"eval.json: {split} split, backbone features, probe fitted on the train split "
+    put("linear_top1",
+        f"eval.json: {split} split, backbone features, probe fitted on the train split "
                        f"({linear.get('protocol', 'unknown')} protocol)", linear.get("top1"))
     # eval.json files written before the protocol card used the same vote temperature.
     temperature = (card.get("knn") or {}).get("temperature", KNN_TEMPERATURE)
-    put("knn_top1", f"eval.json: {split} split vs the train-split bank, backbone features, k={knn.get('k')}, "
+    put("knn_top1",
+        f"eval.json: {split} split vs the train-split bank, backbone features, k={knn.get('k')}, "
                     f"T={temperature}", knn.get("top1"))
     if record.analysis:
         head = record.analysis.get("headline") or {}

@@ -103,5 +103,6 @@ def test_retrieval_samples_queries_when_the_knn_search_is_narrow(monkeypatch):
     within = doc["metrics"]["retrieval"]["within_coarse"][0]
     x, labels = emb.embeddings, emb.labels
     want = within_coarse_retrieval(x, labels["family"], labels["variant"], max_queries=50, seed=0)
-    assert within["map_at_r"] == pytest.approx(want["map_at_r"]) and within["n_queries"] == want["n_queries"]
+    assert (within["map_at_r"] == pytest.approx(want["map_at_r"])
+            and within["n_queries"] == want["n_queries"])
     assert within["queries"].startswith("estimate: 50 seeded queries of 300")

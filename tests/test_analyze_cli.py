@@ -21,8 +21,8 @@ def _npz(path, seed=0, n=400):
     attrs = rng.random((n, 6)) < 0.4
     emb = 3 * np.eye(16)[coarse] + 1.5 * np.eye(16)[2 + fine] + np.c_[attrs, np.zeros((n, 10))] \
         + 0.8 * rng.standard_normal((n, 16))
-    np.savez(path, embeddings=emb.astype(np.float32), labels_family=coarse, labels_variant=fine, attributes=attrs,
-             attribute_names=np.array([f"g{i // 3}::v{i}" for i in range(6)]))
+    np.savez(path, embeddings=emb.astype(np.float32), labels_family=coarse, labels_variant=fine,
+             attributes=attrs, attribute_names=np.array([f"g{i // 3}::v{i}" for i in range(6)]))
     return emb, coarse, fine, attrs
 
 
@@ -42,12 +42,14 @@ def test_analyze_npz_end_to_end(tmp_path):
     ret = hierarchy_retention(emb, coarse, fine, k=20)
     assert m["hierarchy_retention"][0]["retention"] == pytest.approx(ret["retention"])
     assert doc["headline"]["retention"] == {"variant": pytest.approx(ret["retention"])}
-    assert doc["headline"]["geodesic_variance"] == pytest.approx(geodesic_variance(emb, coarse)["mean"])
+    assert (doc["headline"]["geodesic_variance"]
+            == pytest.approx(geodesic_variance(emb, coarse)["mean"]))
     lift = attribute_consistency(emb, coarse, attrs, k=10, seed=0)["lift"]
     assert doc["headline"]["attribute_lift"] == pytest.approx(lift)
     assert set(m["attribute_consistency"]["per_group"]) == {"g0", "g1"}
     assert 0.5 < m["linear_probe"]["variant"] <= 1.0
-    assert set(m["geometry"]) >= {"class_alignment", "uniformity", "nc1", "effective_rank", "margin_violation"}
+    assert set(m["geometry"]) >= {"class_alignment", "uniformity", "nc1", "effective_rank",
+                                  "margin_violation"}
     assert m["rank_stability"] is None and doc["umap"] is None
     card = doc["protocol"]
     assert card["features"] == "projection head" and card["seed"] == 0
@@ -84,8 +86,8 @@ def test_user_errors_exit_1_without_traceback(tmp_path, args, message):
     _npz(tmp_path / "e.npz")
     _npz(tmp_path / "o.npz", n=100)
     args = [a.replace("OTHER", str(tmp_path / "o.npz")) for a in args]
-    res = CliRunner().invoke(cli, ["analyze", str(tmp_path / "e.npz"), *args, "--no-umap", "--quiet",
-                                                   "--out", str(tmp_path / "x.html")])
+    res = CliRunner().invoke(cli, ["analyze", str(tmp_path / "e.npz"), *args, "--no-umap",
+                                   "--quiet", "--out", str(tmp_path / "x.html")])
     assert res.exit_code == 1 and message in res.stderr and "Traceback" not in res.stderr
     assert not (tmp_path / "x.json").exists()
 
@@ -106,8 +108,8 @@ def test_hierarchy_choices_are_every_registered_dataset(tmp_path):
     rng = np.random.default_rng(0)
     np.savez(tmp_path / "f.npz", embeddings=rng.standard_normal((60, 8)).astype(np.float32),
              labels_class=np.arange(60) % 3)
-    res = CliRunner().invoke(cli, ["analyze", str(tmp_path / "f.npz"), "--hierarchy", "imagefolder", "--no-umap",
-                                   "--quiet", "--out", str(tmp_path / "f.html")])
+    res = CliRunner().invoke(cli, ["analyze", str(tmp_path / "f.npz"), "--hierarchy", "imagefolder",
+                                   "--no-umap", "--quiet", "--out", str(tmp_path / "f.html")])
     assert res.exit_code == 0, res.output
     doc = json.loads((tmp_path / "f.json").read_text())
     assert doc["settings"]["hierarchy"] == "imagefolder" and doc["levels"] == ["class"]
@@ -118,7 +120,8 @@ def test_analyze_run_directory_of_checkpoints(tmp_path, monkeypatch):
     from rascal_train.models import CHECKPOINT_FORMAT, build_model
 
     monkeypatch.setenv("RASCAL_CACHE_DIR", str(tmp_path / "cache"))
-    config = {"dataset": "synthetic", "arch": "small_cnn", "loss": "supcon", "proj_dim": 16, "image_size": 32}
+    config = {"dataset": "synthetic", "arch": "small_cnn", "loss": "supcon", "proj_dim": 16,
+              "image_size": 32}
     run = tmp_path / "run"
     (run / "checkpoints").mkdir(parents=True)
     (run / "config.json").write_text(json.dumps(config))
@@ -128,7 +131,8 @@ def test_analyze_run_directory_of_checkpoints(tmp_path, monkeypatch):
         with torch.no_grad():
             for p in model.parameters():
                 p.add_(0.05 * torch.randn_like(p))
-        atomic_torch_save({"format": CHECKPOINT_FORMAT, "config": config, "epoch": epoch, "model": model.state_dict()},
+        atomic_torch_save({"format": CHECKPOINT_FORMAT, "config": config, "epoch": epoch,
+                           "model": model.state_dict()},
                           run / "checkpoints" / f"epoch_{epoch:04d}.pt")
     (run / "last.pt").write_bytes((run / "checkpoints" / "epoch_0002.pt").read_bytes())
     res = CliRunner().invoke(cli, ["analyze", str(run), "--out", str(tmp_path / "r.html"),
@@ -149,9 +153,11 @@ def test_umap_map_and_trustworthiness(tmp_path):
     emb, coarse, fine, _ = _npz(tmp_path / "e.npz", n=600)
     out = umap_map(emb, {"family": coarse, "variant": fine}, max_points=300, seed=0)
     idx = np.array(out["indices"])
-    assert out["n"] == 300 and len(out["coords"]) == 300 and out["labels"]["variant"] == fine[idx].tolist()
+    assert (out["n"] == 300 and len(out["coords"]) == 300
+            and out["labels"]["variant"] == fine[idx].tolist())
     xn = emb[idx] / np.linalg.norm(emb[idx], axis=1, keepdims=True)
-    assert out["trustworthiness"] == pytest.approx(sk_trust(xn, np.array(out["coords"]), n_neighbors=10))
+    assert out["trustworthiness"] == pytest.approx(sk_trust(xn, np.array(out["coords"]),
+                                                            n_neighbors=10))
     assert out["trustworthiness"] > 0.8
 
 
@@ -160,8 +166,8 @@ def test_every_per_class_result_names_its_classes(tmp_path):
 
     emb, coarse, fine, attrs = _npz(tmp_path / "a.npz")
     _npz(tmp_path / "b.npz")
-    doc = analyze(tmp_path / "b.npz", compare=[tmp_path / "a.npz"], hierarchy="synthetic", umap=False,
-                  progress=False)
+    doc = analyze(tmp_path / "b.npz", compare=[tmp_path / "a.npz"], hierarchy="synthetic",
+                  umap=False, progress=False)
     m = doc["metrics"]
     family = doc["class_names"]["family"]
     blocks = {"retention": m["hierarchy_retention"][0]["per_class"],

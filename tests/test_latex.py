@@ -14,7 +14,8 @@ def _strip_escapes(tex: str) -> str:
 
 
 def check_structure(tex: str) -> None:
-    """What a LaTeX run would reject first: unbalanced braces/$/environments, misplaced rules, ragged rows."""
+    """What a LaTeX run would reject first: unbalanced braces/$/environments, misplaced rules,
+    ragged rows."""
     body = _strip_escapes(tex)
     depth = 0
     for ch in body:
@@ -27,7 +28,8 @@ def check_structure(tex: str) -> None:
         if kind == "begin":
             stack.append(env)
         else:
-            assert stack and stack.pop() == env, f"\\end{{{env}}} does not close the open environment"
+            assert stack and stack.pop() == env, (f"\\end{{{env}}} does not close the open "
+                                                  "environment")
     assert not stack, f"unclosed environments {stack}"
     assert tex.count(r"\toprule") == tex.count(r"\midrule") == tex.count(r"\bottomrule") == 1
     assert tex.index(r"\toprule") < tex.index(r"\midrule") < tex.index(r"\bottomrule")
@@ -35,7 +37,8 @@ def check_structure(tex: str) -> None:
     ncols = len(re.search(r"\\begin\{tabular\}\{([lrc]+)\}", tex).group(1))
     rows = tex.split(r"\toprule")[1].split(r"\bottomrule")[0].replace(r"\midrule", "")
     for row in filter(str.strip, rows.split(r"\\")):
-        assert _strip_escapes(row).count("&") == ncols - 1, f"row {row!r} does not have {ncols} cells"
+        assert _strip_escapes(row).count("&") == ncols - 1, (f"row {row!r} does not have "
+                                                             f"{ncols} cells")
 
 
 def test_escape_every_special_character():
@@ -67,7 +70,8 @@ def test_structure_check_rejects_broken_tables():
 
 def test_report_latex_files(tmp_path):
     runs = [write_run(tmp_path, f"sup_con_s{s}", "supcon", s, umap=False) for s in (0, 1)]
-    runs += [write_run(tmp_path, f"ras_cal_s{s}", "rascal", s, offset=0.1, umap=False) for s in (0, 1)]
+    runs += [write_run(tmp_path, f"ras_cal_s{s}", "rascal", s, offset=0.1, umap=False)
+             for s in (0, 1)]
     # A display name given by the user (a sweep file's display_names:) is user text: escaped.
     render_report(runs, baseline="supcon", out_html=tmp_path / "r.html", latex_dir=tmp_path / "tex",
                   progress=False, names={"rascal": "ras_cal"})
@@ -76,7 +80,8 @@ def test_report_latex_files(tmp_path):
     for tex in files.values():
         check_structure(tex)
     head = files["headline.tex"]
-    assert r"ras\_cal ($n=2$)" in head and r"$\Delta$ ras\_cal" in head and r"SupCon ($n=2$)" in head
+    assert (r"ras\_cal ($n=2$)" in head and r"$\Delta$ ras\_cal" in head
+            and r"SupCon ($n=2$)" in head)
     # n is stated once per method in the header, never in a cell where it is the method's n.
     body = head.split(r"\midrule")[1]
     assert r"\pm" in body and "$n=" not in body and "loss=" not in head

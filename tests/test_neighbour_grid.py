@@ -1,4 +1,5 @@
-"""Neighbour thumbnails: the right neighbours, the right frames, the size cap, and the report page."""
+"""Neighbour thumbnails: the right neighbours, the right frames, the size cap,
+and the report page."""
 
 import base64
 

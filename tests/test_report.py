@@ -28,8 +28,9 @@ def write_run(root: Path, name: str, loss: str, seed: int, offset: float = 0.0, 
     rng = np.random.default_rng(1000 + (seed if values_seed is None else values_seed))
     run = root / name
     run.mkdir(parents=True)
-    config = {"dataset": "synthetic", "data_root": None, "label_level": "family", "arch": "small_cnn",
-              "loss": loss, "weights": "rank_agreement" if loss == "rascal" else None, "cache": "last_seen",
+    config = {"dataset": "synthetic", "data_root": None, "label_level": "family",
+              "arch": "small_cnn", "loss": loss,
+              "weights": "rank_agreement" if loss == "rascal" else None, "cache": "last_seen",
               "epochs": epochs, "batch_size": 64, "lr": 0.05, "temperature": 0.1, "seed": seed,
               "image_size": 32, "num_classes": 3, "out": str(run)}
     (run / "config.json").write_text(json.dumps(config))
@@ -38,48 +39,51 @@ def write_run(root: Path, name: str, loss: str, seed: int, offset: float = 0.0, 
         stats = {k: float(rng.uniform(0.1, 1.0)) for k in
                  ("pos_per_anchor", "weight_entropy", "eff_positives", "uniform_fallback", "drift",
                   "pos_sim", "neg_sim", "sim_gap", "margin_violation")}
-        lines.append({"kind": "step", "epoch": e - 1, "step": e * 10 - 5, "lr": 0.05, "loss": 5.0 - e,
-                      "images_per_s": 900.0, **stats})
+        lines.append({"kind": "step", "epoch": e - 1, "step": e * 10 - 5, "lr": 0.05,
+                      "loss": 5.0 - e, "images_per_s": 900.0, **stats})
         hist = rng.integers(0, 50, size=20).tolist() if loss == "rascal" else [0] * 19 + [100]
         lines.append({"kind": "epoch", "epoch": e, "step": e * 10, "lr": 0.05,
-                      "loss": 5.0 - e + float(rng.normal(0, 0.05)), "images_per_s": 950.0, "time_s": 3.0,
-                      **stats, "weight_hist": hist, "knn_acc": 0.5 + 0.1 * e + offset,
-                      "rank_stability": 0.6 + 0.05 * e + offset})
+                      "loss": 5.0 - e + float(rng.normal(0, 0.05)), "images_per_s": 950.0,
+                      "time_s": 3.0, **stats, "weight_hist": hist,
+                      "knn_acc": 0.5 + 0.1 * e + offset, "rank_stability": 0.6 + 0.05 * e + offset})
     (run / "train_log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
     (run / "eval.json").write_text(json.dumps({
         "checkpoint": str(run / "last.pt"), "epoch": epochs, "level": "family",
         "knn": {"top1": 0.7 + offset + float(rng.normal(0, 0.01)), "top5": 0.95, "k": 20},
-        "linear": {"top1": 0.72 + offset + float(rng.normal(0, 0.01)), "top5": 0.96, "protocol": "full_batch"},
+        "linear": {"top1": 0.72 + offset + float(rng.normal(0, 0.01)), "top5": 0.96,
+                   "protocol": "full_batch"},
         "shot_groups": None, "corruptions": None}))
     n = 60
     fine = rng.integers(0, len(FINE), size=n)
     analysis = {
         "schema": "rascal.analysis/1",
-        "source": {"kind": "checkpoint", "path": str(run / "last.pt"), "run_dir": str(run), "epoch": epochs,
-                   "config": config},
-        "settings": {"hierarchy": "synthetic", "split": "test", "k": 20, "knn_ks": [1, 20], "seed": 0,
-                     "embedding": "encoder"},
+        "source": {"kind": "checkpoint", "path": str(run / "last.pt"), "run_dir": str(run),
+                   "epoch": epochs, "config": config},
+        "settings": {"hierarchy": "synthetic", "split": "test", "k": 20, "knn_ks": [1, 20],
+                     "seed": 0, "embedding": "encoder"},
         "levels": ["family", "variant"],
         "class_names": {"family": COARSE, "variant": FINE},
         "metrics": {
             "knn_accuracy": {"family": {"1": 0.7, "20": 0.72}, "variant": {"1": 0.4, "20": 0.42}},
             "linear_probe": {"family": 0.73, "variant": 0.45},
-            "hierarchy_retention": [{"coarse": "family", "fine": "variant", "accuracy": 0.6, "chance": 0.5,
-                                     "retention": 0.2 + offset,
-                                     "per_class": {"retention": (rng.uniform(0, 0.5, 3) + offset).tolist(),
+            "hierarchy_retention": [{"coarse": "family", "fine": "variant", "accuracy": 0.6,
+                                     "chance": 0.5, "retention": 0.2 + offset,
+                                     "per_class": {"retention": (rng.uniform(0, 0.5, 3)
+                                                                 + offset).tolist(),
                                                    "accuracy": rng.uniform(0.5, 1, 3).tolist()}}],
-            "geodesic_variance": {"mean": 0.3, "collapse_ratio": 0.1, "per_class": rng.uniform(0.1, 0.5, 3).tolist()},
+            "geodesic_variance": {"mean": 0.3, "collapse_ratio": 0.1,
+                                  "per_class": rng.uniform(0.1, 0.5, 3).tolist()},
             "attribute_consistency": {"agreement": 0.5, "chance": 0.4, "lift": 0.17},
             "rank_stability": None,
             "geometry": {"alignment": 0.4 + offset, "uniformity": -2.0, "nc1": 1.5, "equinorm": 0.1,
-                         "equiangularity": 0.05, "effective_rank": 20.0, "pos_sim": 0.8, "neg_sim": 0.1,
-                         "sim_gap": 0.7, "margin_violation": 0.02},
+                         "equiangularity": 0.05, "effective_rank": 20.0, "pos_sim": 0.8,
+                         "neg_sim": 0.1, "sim_gap": 0.7, "margin_violation": 0.02},
         },
         "headline": {"knn_top1": 0.71 + offset + float(rng.normal(0, 0.01)),
                      "retention": {"variant": 0.2 + offset + float(rng.normal(0, 0.01))},
                      "attribute_lift": 0.17 + float(rng.normal(0, 0.01)),
-                     "geodesic_variance": 0.3 + float(rng.normal(0, 0.01)), "collapse_ratio": 0.1 + offset,
-                     "rank_stability": None},
+                     "geodesic_variance": 0.3 + float(rng.normal(0, 0.01)),
+                     "collapse_ratio": 0.1 + offset, "rank_stability": None},
         "umap": ({"coords": rng.normal(size=(n, 2)).tolist(),
                   "labels": {"family": FINE_TO_COARSE[fine].tolist(), "variant": fine.tolist()},
                   "trustworthiness": 0.91, "n": n} if umap else None),
@@ -102,25 +106,27 @@ def comparison(tmp_path_factory):
 def _remote_references(html: str) -> list[str]:
     """src/href/url()/@import pointing off the page (namespace declarations are not fetched)."""
     # data: URIs (inline thumbnails) are part of the page, not fetched.
-    pats = [r"""(?:src|href|xlink:href|action|poster|data)\s*=\s*["']?\s*(?!data:)(?:[a-z][a-z0-9+.-]*:|//)""",
+    pats = [r"""(?:src|href|xlink:href|action|poster|data)\s*=\s*["']?\s*"""
+            r"""(?!data:)(?:[a-z][a-z0-9+.-]*:|//)""",
             r"""url\(\s*["']?\s*(?:[a-z][a-z0-9+.-]*:|//)""", r"@import", r"<link\b", r"<iframe\b"]
     return [m.group(0) for p in pats for m in re.finditer(p, html, flags=re.IGNORECASE)]
 
 
 def test_report_has_every_section_and_no_remote_resource(comparison):
     root, _, path, html, _ = comparison
-    for section in ("summary", "config", "tradeoff", "headline", "geometry", "curves", "weights", "per-class",
-                    "umap"):
+    for section in ("summary", "config", "tradeoff", "headline", "geometry", "curves", "weights",
+                    "per-class", "umap"):
         assert f'<section id="{section}">' in html
-    assert html.count("<svg") == 1 + 1 + 1 + 2 + 2  # trade-off, curves, weights, 2 per-class, 2 UMAPs
+    # trade-off, curves, weights, 2 per-class, 2 UMAPs
+    assert html.count("<svg") == 1 + 1 + 1 + 2 + 2
     assert "No epoch records" not in html and "No UMAP" not in html and "No RASCAL run" not in html
     assert _remote_references(html) == []
     assert "<style>" in html and "font-variant-numeric" in html  # the CSS is inlined
     assert "@media print" in html
     figs = path.with_name("cmp_figures")
     stems = {p.stem for p in figs.iterdir()}
-    assert {"tradeoff", "training_curves", "weight_histogram", "per_class_1", "per_class_2", "umap_1",
-            "umap_2"} <= stems
+    assert {"tradeoff", "training_curves", "weight_histogram", "per_class_1", "per_class_2",
+            "umap_1", "umap_2"} <= stems
     for stem in stems:
         assert (figs / f"{stem}.pdf").read_bytes().startswith(b"%PDF")
         assert (figs / f"{stem}.svg").read_text().lstrip().startswith("<?xml")
@@ -129,7 +135,8 @@ def test_report_has_every_section_and_no_remote_resource(comparison):
 def test_remote_reference_detector_catches_remote_resources():
     assert _remote_references('<img src="https://x.org/a.png">')
     assert _remote_references("<style>a{background:url(//cdn.x/y.png)}</style>")
-    assert _remote_references('<svg xmlns="http://www.w3.org/2000/svg"><use xlink:href="#a"/></svg>') == []
+    assert _remote_references('<svg xmlns="http://www.w3.org/2000/svg"><use '
+                              'xlink:href="#a"/></svg>') == []
     assert _remote_references('<img src="data:image/png;base64,iVBO">') == []
 
 
@@ -169,8 +176,10 @@ def test_user_text_is_escaped(comparison):
 
 
 def test_identical_runs_give_only_indistinguishable_deltas(tmp_path):
-    a = [write_run(tmp_path, f"base_s{s}", "supcon", s, values_seed=s, umap=False) for s in (0, 1, 2)]
-    b = [write_run(tmp_path, f"copy_s{s}", "rascal", s, values_seed=s, umap=False) for s in (0, 1, 2)]
+    a = [write_run(tmp_path, f"base_s{s}", "supcon", s, values_seed=s, umap=False)
+         for s in (0, 1, 2)]
+    b = [write_run(tmp_path, f"copy_s{s}", "rascal", s, values_seed=s, umap=False)
+         for s in (0, 1, 2)]
     html = render_report(a + b, out_html=tmp_path / "same.html", progress=False).read_text()
     table = html.split('id="headline-table"')[1].split("</table>")[0]
     deltas = re.findall(r'<td class="num (sig|ns|noci)"', table)
@@ -200,7 +209,8 @@ def test_render_analysis_single_page(tmp_path):
     out = render_analysis(analysis, tmp_path / "page" / "a.html")
     html = out.read_text()
     assert '<section id="umap">' in html and "trustworthiness 0.910" in html
-    assert "\u0394" not in html.split('id="headline-table"')[1].split("</table>")[0]  # nothing to compare
+    # nothing to compare
+    assert "\u0394" not in html.split('id="headline-table"')[1].split("</table>")[0]
     assert _remote_references(html) == []
     with pytest.raises(RascalError, match="schema"):
         render_analysis({"schema": "other"}, tmp_path / "b.html")
@@ -221,8 +231,8 @@ def test_cli_report(tmp_path):
     a = write_run(tmp_path, "supcon_s0", "supcon", 0, umap=False)
     b = write_run(tmp_path, "rascal_s0", "rascal", 0, umap=False)
     out = tmp_path / "r.html"
-    res = CliRunner().invoke(cli, ["report", str(a), str(b), "--baseline", "supcon", "--out", str(out),
-                                   "--latex", str(tmp_path / "tex"), "--quiet"])
+    res = CliRunner().invoke(cli, ["report", str(a), str(b), "--baseline", "supcon", "--out",
+                                   str(out), "--latex", str(tmp_path / "tex"), "--quiet"])
     assert res.exit_code == 0, res.output
     assert out.is_file() and str(out) in res.output
     assert (tmp_path / "tex" / "headline.tex").is_file()
@@ -233,7 +243,8 @@ def test_cli_report(tmp_path):
 
 def _headline_rows(html: str) -> dict[str, str]:
     table = html.split('id="headline-table"')[1].split("</table>")[0]
-    return {m.group(1): m.group(0) for m in re.finditer(r"<tr><td>([^<]*)<span class=\"ci\">.*?</tr>", table, re.S)}
+    return {m.group(1): m.group(0)
+            for m in re.finditer(r"<tr><td>([^<]*)<span class=\"ci\">.*?</tr>", table, re.S)}
 
 
 def test_every_row_is_one_measurement_with_its_provenance(tmp_path):
@@ -246,14 +257,15 @@ def test_every_row_is_one_measurement_with_its_provenance(tmp_path):
         (run / "analysis.json").write_text(json.dumps(doc))
     html = render_report(a, out_html=tmp_path / "p.html", progress=False).read_text()
     rows = _headline_rows(html)
-    assert set(rows) >= {"kNN top-1 (eval.json)", "kNN top-1 (analysis)", "rank stability (analysis)",
-                         "rank stability (training monitor)"}
+    assert set(rows) >= {"kNN top-1 (eval.json)", "kNN top-1 (analysis)",
+                         "rank stability (analysis)", "rank stability (training monitor)"}
     records = [load_run(r) for r in a]
     eval_knn = [r.eval["knn"]["top1"] for r in records]
     analysis_knn = [r.analysis["headline"]["knn_top1"] for r in records]
     assert summary_text(eval_knn) in rows["kNN top-1 (eval.json)"]
     assert summary_text(analysis_knn) in rows["kNN top-1 (analysis)"]
-    assert "test split vs the train-split bank, backbone features, k=20" in rows["kNN top-1 (eval.json)"]
+    assert ("test split vs the train-split bank, backbone features, k=20"
+            in rows["kNN top-1 (eval.json)"])
     assert "leave-one-out, k=20" in rows["kNN top-1 (analysis)"]
     monitor = [r.epoch_records[-1]["rank_stability"] for r in records]
     assert summary_text(monitor) in rows["rank stability (training monitor)"]
@@ -272,8 +284,8 @@ def test_protocol_card_heads_the_report(comparison):
     _, runs, _, html, _ = comparison
     assert html.index('<section id="protocol">') < html.index('<section id="summary">')
     card = html.split('<section id="protocol">')[1].split("</section>")[0]
-    for field in ("eval.json: split", "eval.json: checkpoint", "eval.json: linear probe", "eval.json: kNN",
-                  "analysis: split", "analysis: features", "seeds"):
+    for field in ("eval.json: split", "eval.json: checkpoint", "eval.json: linear probe",
+                  "eval.json: kNN", "analysis: split", "analysis: features", "seeds"):
         assert f"<td>{field}</td>" in card
     assert "last.pt (epoch 3)" in card and "0, 1, 2" in card
 
@@ -304,9 +316,11 @@ def test_classes_without_a_value_are_out_of_the_ranking():
     finite = np.sort(values[np.isfinite(values)])
     half = MAX_CLASSES_IN_FIGURE // 2
     assert set(values[shown]) == set(finite[:half]) | set(finite[-half:])
-    assert notes[-1] == "3 classes without a value for rascal left out of the figure and its ranking"
+    assert notes[-1] == ("3 classes without a value for rascal left out of the figure and its "
+                         "ranking")
     few, notes = _classes_to_draw(np.array([0.2, np.nan, 0.5]), "supcon")
-    assert few.tolist() == [0, 2] and notes == ["1 class without a value for supcon left out of the figure and its ranking"]
+    assert few.tolist() == [0, 2] and notes == ["1 class without a value for supcon left out of "
+                                                "the figure and its ranking"]
 
 
 def test_analysis_files_of_the_old_per_class_shapes_render_as_before(tmp_path):
@@ -351,10 +365,11 @@ def test_analysis_page_shows_retrieval_collapse_and_a_reliability_diagram(tmp_pa
     doc = analyze(_set(), level="variant", umap=False, progress=False)
     html = render_analysis(doc, tmp_path / "a.html").read_text()
     section = html.split('<section id="retrieval">')[1].split("</section>")[0]
-    for label in ("MAP@R", "R-precision", "Recall@8", "MAP@R of variant within family", "NC3 (self-duality)",
-                  "CDNV", "RankMe (raw rows)", "probe ECE (15 bins)"):
+    for label in ("MAP@R", "R-precision", "Recall@8", "MAP@R of variant within family",
+                  "NC3 (self-duality)", "CDNV", "RankMe (raw rows)", "probe ECE (15 bins)"):
         assert f"<td>{label} (analysis)<span" in section, label
-    assert "exact, all 300 queries" in section and "Reliability diagram of the linear probe" in section
+    assert ("exact, all 300 queries" in section
+            and "Reliability diagram of the linear probe" in section)
     assert section.count("<svg") == 1
     # One group: nothing to trade off.
     assert '<section id="tradeoff">' not in html

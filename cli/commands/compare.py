@@ -72,9 +72,10 @@ def command(
 ):
     """Compare representations A B [C ...] of the same samples.
 
-    Each input is a checkpoint, a run directory (its last checkpoint) or an .npz embedding file; all must
-    hold the same samples with the same labels. Writes the matrices of linear CKA (biased and unbiased
-    HSIC) and shape distances (angular, Procrustes) as NAME.json and as heatmaps in NAME.html.
+    Each input is a checkpoint, a run directory (its last checkpoint) or an .npz embedding file; all
+    must hold the same samples with the same labels. Writes the matrices of linear CKA (biased and
+    unbiased HSIC) and shape distances (angular, Procrustes) as NAME.json and as heatmaps in
+    NAME.html.
     """
     from rascal_geom.compare import compare, render_comparison
     from rascal_geom.report import default_report_name

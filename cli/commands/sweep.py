@@ -35,12 +35,13 @@ def command(grid, out, dry_run, print_commands, array, no_analysis, device, quie
     Finished runs are skipped and half-finished ones resumed, so running the same command again
     after an interruption continues the sweep. Afterwards each run is evaluated and analysed and
     the runs are compared in `<out>/report.html`, grouped over seeds with confidence intervals.
+    The `--array` output suits a job array such as `examples/slurm/sweep_array.sbatch`.
 
     \b
     Examples:
       rascal sweep examples/weight_source.yaml
       rascal sweep examples/cache_policy.yaml --print-commands > jobs.txt
-      rascal sweep examples/cache_policy.yaml --print-commands --array > jobs.txt   # examples/slurm/
+      rascal sweep examples/cache_policy.yaml --print-commands --array > jobs.txt
     """
     from rascal_train.files import check_output
     from rascal_train.sweep import array_command, expand_grid, load_grid, run_status, train_command
