@@ -25,6 +25,7 @@ demo: $(STAMP)
 	$(BIN)/rascal demo $(DEMO_ARGS)
 
 test: $(STAMP)
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)
