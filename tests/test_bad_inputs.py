@@ -19,10 +19,9 @@ import yaml
 from click.testing import CliRunner
 
 from rascal_cli.main import cli
-from test_train import TINY
+from test_train import TINY, TINY_TRAIN
 
-TRAIN = ["train", "--dataset", TINY, "--epochs", "1", "--batch-size", "16", "--limit", "32",
-         "--no-monitor", "--device", "cpu", "-q"]
+TRAIN = TINY_TRAIN
 GRID = {"base": {"dataset": TINY, "epochs": 1, "batch_size": 16, "limit": 32, "monitor": False},
         "grid": {"loss": ["ce", "supcon"]}}
 

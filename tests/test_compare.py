@@ -7,7 +7,7 @@ import pytest
 from click.testing import CliRunner
 from rascal_cli.main import cli
 from scipy.stats import ortho_group
-from test_train import TINY
+from test_train import TINY_TRAIN
 
 from rascal_geom import compare as compare_module
 from rascal_geom.compare import compare
@@ -78,25 +78,7 @@ def test_minibatch_cka_above_the_threshold(tmp_path, three, monkeypatch):
 
 def test_layer_map_between_two_runs(tmp_path):
     run = tmp_path / "run"
-    train = [
-        "train",
-        "--dataset",
-        TINY,
-        "--epochs",
-        "1",
-        "--batch-size",
-        "16",
-        "--limit",
-        "32",
-        "--no-monitor",
-        "--device",
-        "cpu",
-        "-q",
-        "--loss",
-        "supcon",
-        "--out",
-        str(run),
-    ]
+    train = [*TINY_TRAIN, "--loss", "supcon", "--out", str(run)]
     assert CliRunner().invoke(cli, train).exit_code == 0
     doc = compare([run, run / "last.pt"], layers="all", device="cpu", progress=False)
     lay = doc["layers"]

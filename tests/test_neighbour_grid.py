@@ -6,7 +6,7 @@ import base64
 import numpy as np
 from click.testing import CliRunner
 from rascal_cli.main import cli
-from test_train import TINY
+from test_train import TINY_TRAIN
 
 from rascal_geom.analysis import analyze
 from rascal_geom.neighbour_grid import neighbour_grid
@@ -65,25 +65,7 @@ def test_size_cap_drops_rows_and_says_so():
 
 def test_analysis_of_a_run_shows_the_grid_and_an_npz_does_not(tmp_path):
     run = tmp_path / "run"
-    train = [
-        "train",
-        "--dataset",
-        TINY,
-        "--epochs",
-        "1",
-        "--batch-size",
-        "16",
-        "--limit",
-        "32",
-        "--no-monitor",
-        "--device",
-        "cpu",
-        "-q",
-        "--loss",
-        "supcon",
-        "--out",
-        str(run),
-    ]
+    train = [*TINY_TRAIN, "--loss", "supcon", "--out", str(run)]
     assert CliRunner().invoke(cli, train).exit_code == 0
     doc = analyze(run, umap=False, progress=False, device="cpu")
     grid = doc["neighbour_grid"]

@@ -18,6 +18,9 @@ from rascal_train.schedule import WarmupCosineLR, warmup_cosine
 
 # The synthetic set at 16 px with 96 training images: a run of a few steps takes seconds.
 TINY = "h3_tiny_synthetic"
+#: `rascal train` on the tiny set in about a second: the CLI tests' one spelling of it.
+TINY_TRAIN = ["train", "--dataset", TINY, "--epochs", "1", "--batch-size", "16", "--limit", "32",
+              "--no-monitor", "--device", "cpu", "-q"]
 if TINY not in list_datasets():
     @register_dataset(TINY)
     def _tiny(root=None, split="train", label_level=None, **options):
