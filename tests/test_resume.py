@@ -7,19 +7,8 @@ import torch
 
 from rascal_train import engine
 from rascal_train.files import load_checkpoint
-from test_train import tiny_config
+from test_train import _stop_after_first_epoch, tiny_config
 
-
-def _stop_after_first_epoch(monkeypatch):
-    """Kill the run as epoch 2 starts (after epoch 1's checkpoint), as a Ctrl-C would."""
-    reseed = engine._reseed
-
-    def reseed_or_stop(seed, epoch, rank):
-        if epoch == 1:
-            raise KeyboardInterrupt
-        reseed(seed, epoch, rank)
-
-    monkeypatch.setattr(engine, "_reseed", reseed_or_stop)
 
 
 @pytest.mark.parametrize("cache", ["last_seen", "epoch_end"])

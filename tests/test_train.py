@@ -367,6 +367,7 @@ cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA de
 
 
 def _stop_after_first_epoch(monkeypatch):
+    """Kill the run as epoch 2 starts (after epoch 1's checkpoint), as a Ctrl-C would."""
     from rascal_train import engine
 
     reseed = engine._reseed
