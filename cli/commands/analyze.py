@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 from rascal_cli.errors import user_errors
+from rascal_cli.options import foreign_checkpoint_options
 from rascal_cli.paths import OutputPath
 from rascal_geom.hierarchies import list_hierarchies
 from rascal_train.names import EMBEDDINGS
@@ -33,12 +34,7 @@ def _default_name(source: Path) -> str:
               help="Where the checkpoint's dataset lives, if not where it was trained.")
 @click.option("--split", default="test", show_default=True,
               help="Split to embed (checkpoints only).")
-@click.option("--dataset", default=None,
-              help="Dataset to embed a checkpoint on. Default: the one its file names (needed for "
-                   "a torchvision state dict or a checkpoint of a dataset not read here).")
-@click.option("--arch", default=None,
-              help="Architecture of a foreign checkpoint whose weights do not say it "
-                   "(resnet18, resnet50, cifar_resnet18, cifar_resnet50).")
+@foreign_checkpoint_options("embed a checkpoint on")
 @click.option("--layer", default=None,
               help="Analyse the pooled output of this named module of the encoder "
                    "(e.g. layer3); an unknown name lists the available ones.")

@@ -9,15 +9,14 @@ from pathlib import Path
 import click
 
 from rascal_cli.errors import user_errors
+from rascal_cli.options import foreign_checkpoint_options
 from rascal_cli.paths import OutputPath
 from rascal_train.names import EMBEDDINGS
 
 
 @click.command("embed")
 @click.argument("checkpoint", metavar="CKPT", type=click.Path(exists=True, path_type=Path))
-@click.option("--dataset", default=None,
-              help="Dataset to embed. Default: the one the checkpoint names (needed for a "
-                   "torchvision state dict or a checkpoint of a dataset not read here).")
+@foreign_checkpoint_options("embed")
 @click.option("--data-root", type=click.Path(exists=True, file_okay=False, path_type=Path),
               default=None,
               help="Where the dataset lives, if not where the checkpoint was trained.")
@@ -28,9 +27,6 @@ from rascal_train.names import EMBEDDINGS
 @click.option("--layer", default=None,
               help="Embed the pooled output of this named module of the encoder (e.g. "
                    "layer3) instead; an unknown name lists the available ones.")
-@click.option("--arch", default=None,
-              help="Architecture of a foreign checkpoint whose weights do not say it "
-                   "(resnet18, resnet50, cifar_resnet18, cifar_resnet50).")
 @click.option("--out", "out", required=True, type=OutputPath(suffixes=(".npz",)),
               help="The .npz file to write (an existing .npz there is replaced).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True)

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from rascal_cli.errors import user_errors
+from rascal_cli.options import foreign_checkpoint_options
 from rascal_cli.paths import OutputPath
 from rascal_train.names import PROBE_PROTOCOLS
 
@@ -38,12 +39,7 @@ from rascal_train.names import PROBE_PROTOCOLS
               help="Images per forward pass.")
 @click.option("--data-root", type=click.Path(file_okay=False, path_type=Path),
               help="Dataset directory (default: the one recorded in the checkpoint).")
-@click.option("--dataset", default=None,
-              help="Dataset to evaluate on (default: the one the checkpoint names; needed for a "
-                   "torchvision state dict or a checkpoint of a dataset not read here).")
-@click.option("--arch", default=None,
-              help="Architecture of a foreign checkpoint whose weights do not say it "
-                   "(resnet18, resnet50, cifar_resnet18, cifar_resnet50).")
+@foreign_checkpoint_options("evaluate on")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--out", type=OutputPath(suffixes=(".json",)),
               help="Output JSON (default: <run_dir>/eval.json for a checkpoint of a run "
