@@ -222,6 +222,16 @@ def _classes_to_draw(first: np.ndarray, ranked_by: str) -> tuple[np.ndarray, lis
     return shown, notes
 
 
+def _seed_mean(values: list) -> np.ndarray:
+    """Per-class mean over a group's runs, ignoring NaN: ``np.nanmean`` without its warning for a
+    class that no run has a value for (it stays NaN and is counted in the caption)."""
+    stack = np.stack(values)
+    seen = ~np.isnan(stack)
+    count = seen.sum(axis=0)
+    total = np.where(seen, stack, 0.0).sum(axis=0)
+    return np.divide(total, count, out=np.full(total.shape, np.nan), where=count > 0)
+
+
 def _per_class_sections(groups: list[RunGroup], baseline: int, fig_dir: Path | None) -> list[dict]:
     by_title: dict[str, dict] = {}
     for gi, group in enumerate(groups):
@@ -234,7 +244,7 @@ def _per_class_sections(groups: list[RunGroup], baseline: int, fig_dir: Path | N
                 entry["values"].setdefault(gi, []).append(block["values"])
     sections = []
     for i, (title, entry) in enumerate(by_title.items()):
-        cols = {gi: np.nanmean(np.stack(v), axis=0) for gi, v in sorted(entry["values"].items())}
+        cols = {gi: _seed_mean(v) for gi, v in sorted(entry["values"].items())}
         names = entry["names"]
         col_names = [groups[gi].name for gi in cols]
         header = ["class"] + col_names

@@ -121,7 +121,9 @@ def cdnv(features, labels) -> dict:
     norms = (centred * centred).sum(1)
     dist = np.maximum(norms[:, None] + norms[None, :] - 2.0 * centred @ centred.T, 0.0)
     off = ~np.eye(c, dtype=bool)
-    with np.errstate(divide="ignore"):
+    # The diagonal (distance 0) is computed and then masked; two classes with the same mean and
+    # no spread give 0/0 = NaN, which is what CDNV is there.
+    with np.errstate(divide="ignore", invalid="ignore"):
         pairs = np.where(off, (var[:, None] + var[None, :]) / (2.0 * dist), 0.0)
     per_class[present] = pairs.sum(1) / (c - 1)
     return {"cdnv": float(pairs[off].mean()), "per_class": per_class}
