@@ -106,15 +106,6 @@ def _levels(hierarchy: Hierarchy | None,
     return list(hierarchy.levels), list(hierarchy.comparisons)
 
 
-def _rows(emb: EmbeddingSet, embedding: str) -> np.ndarray:
-    if embedding == "feature":
-        if emb.features is None:
-            raise RascalError(f"{emb.source.get('path', 'The embeddings')} has no backbone "
-                              "features; use --embedding projection.")
-        return emb.features
-    return emb.embeddings
-
-
 def _jsonable(obj):
     """NumPy values to plain Python; NaN and infinities to None (JSON has no NaN)."""
     if isinstance(obj, dict):
@@ -183,7 +174,7 @@ def _stability_curve(embs: list[EmbeddingSet], labels: np.ndarray, names: list[s
     topk = None if counts.max() <= EXACT_RANK_MAX_CLASS else RANK_TOPK
     curve = []
     for prev, cur in itertools.pairwise(embs):
-        rs = rank_stability(_rows(prev, embedding), _rows(cur, embedding), labels, topk=topk,
+        rs = rank_stability(prev.rows(embedding), cur.rows(embedding), labels, topk=topk,
                             backend=backend, anchors=anchors)
         curve.append({"epoch": cur.source.get("epoch"), "previous_epoch": prev.source.get("epoch"),
                       "spearman": rs["spearman"], "drift": rs["drift"], "jaccard": rs["jaccard"]})
@@ -391,7 +382,7 @@ def analyze(source, hierarchy=None, data_root=None, split: str = "test", compare
     level = level or config.get("label_level") or (hier.default_level if hier else levels[-1])
     if level not in levels:
         raise RascalError(f"Level {level!r} is not one of {', '.join(levels)}; pass one of those.")
-    x = unit_rows(_rows(emb, embedding), f"{embedding} rows", np.float32)
+    x = unit_rows(emb.rows(embedding), f"{embedding} rows", np.float32)
     y = emb.labels[level]
     n = len(x)
     warnings = []
@@ -433,7 +424,7 @@ def analyze(source, hierarchy=None, data_root=None, split: str = "test", compare
     samples = {}
     probe_rows = _subsample(y, PROBE_MAX_SAMPLES, seed)
     samples["linear_probe"] = _sample_note(probe_rows, n, seed)
-    raw = _rows(emb, embedding)
+    raw = emb.rows(embedding)
     probe_x = raw if probe_rows is None else raw[probe_rows]
     probe_labels = {lvl: emb.labels[lvl] if probe_rows is None else emb.labels[lvl][probe_rows]
                     for lvl in levels}

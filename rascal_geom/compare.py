@@ -39,14 +39,6 @@ def _name(source: Path) -> str:
     return source.resolve().name if source.is_dir() else source.stem
 
 
-def _rows(emb: EmbeddingSet, embedding: str) -> np.ndarray:
-    if embedding == "feature" and emb.features is None:
-        raise RascalError(
-            f"{emb.source.get('path')} has no backbone features; use --embedding projection."
-        )
-    return emb.features if embedding == "feature" else emb.embeddings
-
-
 def _check_same_samples(embs: Sequence[EmbeddingSet], names: Sequence[str]) -> None:
     """Every input must describe the same samples in the same order: same count, same labels."""
     first = embs[0]
@@ -142,7 +134,7 @@ def compare(
         for p in paths
     ]
     _check_same_samples(embs, names)
-    xs = [_rows(e, embedding) for e in embs]
+    xs = [e.rows(embedding) for e in embs]
     k = len(xs)
     angular, procrustes = np.zeros((k, k)), np.zeros((k, k))
     pairs = [(i, j) for i in range(k) for j in range(i + 1, k)]
@@ -221,7 +213,7 @@ def render_comparison(result: dict, out_html: str | Path) -> Path:
     """The comparison page: each matrix as an annotated heatmap (SVG inline,
     also SVG/PDF beside it)."""
     from rascal_geom.figures import export_figure
-    from rascal_geom.report import _environment
+    from rascal_geom.report import template_environment
     from rascal_geom.similarity_figure import similarity_heatmap
     from rascal_train.files import atomic_write_text
 
@@ -272,7 +264,7 @@ def render_comparison(result: dict, out_html: str | Path) -> Path:
                 }
             )
     html = (
-        _environment()
+        template_environment()
         .get_template("compare.html")
         .render(result=result, panels=panels, figures_dir=fig_dir.name)
     )

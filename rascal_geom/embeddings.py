@@ -82,6 +82,16 @@ class EmbeddingSet:
     def __len__(self) -> int:
         return len(self.embeddings)
 
+    def rows(self, embedding: str = "projection") -> np.ndarray:
+        """The rows a diagnostic reads: ``"projection"`` (``embeddings``) or ``"feature"``
+        (``features``, a one-line error where the source has none)."""
+        if embedding != "feature":
+            return self.embeddings
+        if self.features is None:
+            raise RascalError(f"{self.source.get('path', 'The embeddings')} has no backbone "
+                              "features; use --embedding projection.")
+        return self.features
+
 
 def _npz_error(path, what: str) -> RascalError:
     return RascalError(f"Embedding file {path} {what}; see `rascal analyze --help` for the .npz "

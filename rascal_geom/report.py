@@ -506,14 +506,14 @@ def _render_groups(groups: list[RunGroup], baseline: int, out_html: Path, title:
         **{k: built[k] for k in ("curves_svg", "weights_svg", "per_class", "umaps", "reliability",
                                  "tradeoff")},
     }
-    html = _environment().get_template("report.html").render(**ctx)
+    html = template_environment().get_template("report.html").render(**ctx)
     if latex_dir is not None:
         write_report_tables(names, baseline, headline, geometry, built["weights"],
                             ctx["config_rows"], Path(latex_dir), retrieval=retrieval)
     return atomic_write_text(out_html, html)
 
 
-def _environment():
+def template_environment():
     from jinja2 import Environment, PackageLoader, select_autoescape
     from markupsafe import Markup
 
