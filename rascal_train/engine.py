@@ -34,7 +34,7 @@ from rascal_train import distributed as dist_utils
 from rascal_train.callbacks import Callback
 from rascal_train.config import TrainConfig, check_same_run
 from rascal_train.datasets.base import HierDataset
-from rascal_train.devices import autocast_dtype, describe, device_scope, resolve_device
+from rascal_train.devices import autocast, autocast_dtype, describe, device_scope, resolve_device
 from rascal_train.errors import RascalError
 from rascal_train.files import atomic_write_json, atomic_write_text, read_jsonl, sweep_stale_temps
 from rascal_train.models import build_model
@@ -202,8 +202,7 @@ def contrastive_loss(model: nn.Module, loss_fn: nn.Module, v1: Tensor, v2: Tenso
     x = torch.cat([v1, v2])
     if x.device.type == "cuda" and _channels_last(model):
         x = x.contiguous(memory_format=torch.channels_last)
-    with torch.autocast(x.device.type, dtype=autocast_dtype or torch.float32,
-                        enabled=autocast_dtype is not None):
+    with autocast(x.device, autocast_dtype):
         z = model(x)
     world = dist_utils.world_size()
     z, labels, ids = dist_utils.gather_batch(z.float(), labels.repeat(2), ids.repeat(2))
@@ -220,8 +219,7 @@ def ce_loss(model: nn.Module, v1: Tensor, targets: Tensor,
     """Cross-entropy of one view (DDP averages the ranks' gradients into the global batch's)."""
     if v1.device.type == "cuda" and _channels_last(model):
         v1 = v1.contiguous(memory_format=torch.channels_last)
-    with torch.autocast(v1.device.type, dtype=autocast_dtype or torch.float32,
-                        enabled=autocast_dtype is not None):
+    with autocast(v1.device, autocast_dtype):
         logits = model(v1)
     return F.cross_entropy(logits.float(), targets)
 
