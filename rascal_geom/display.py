@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 
+from rascal_geom.sentences import fmt
 from rascal_geom.stats import difference_interval
 from rascal_train.errors import RascalError
 
@@ -125,9 +126,7 @@ def decimals(spread: float | None) -> int:
 def rounded(value: float, spread: float | None, sign: bool = False) -> str:
     """``value`` rounded to :func:`decimals` of ``spread`` (a true minus sign,
     ``+`` with ``sign``)."""
-    d = decimals(spread)
-    text = f"{value:+.{d}f}" if sign else f"{value:.{d}f}"
-    return text.replace("-", "\u2212")
+    return fmt(value, decimals(spread), sign=sign)
 
 
 def best_separated(
