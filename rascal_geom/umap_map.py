@@ -5,16 +5,44 @@ The map is fitted on a seeded subsample stratified by the finest label level; th
 are left out of the map (not placed with ``transform``: at a million rows that would cost more
 than the fit and add nothing a reader can see), and the result says so.
 
-``umap`` is imported here, lazily: numba compiles it on first import (~18 s on 2 cores).
+``umap`` is imported here, lazily, and numba compiles its layout on first use. UMAP is handed the
+exact cosine neighbour graph (:func:`neighbour_graph`): below 4,096 rows it would otherwise
+compute all pairwise distances through a Python callback, ~2 million calls, and compile its
+cosine kernel first (at 2,000 x 512 on 2 cores: 14 s for the fit, 7 s with the graph given).
 """
 
 from __future__ import annotations
+
+import warnings
 
 import numpy as np
 
 from rascal_geom.metrics._inputs import unit_rows
 from rascal_geom.metrics.geometry import trustworthiness
+from rascal_geom.neighbors import knn_search
 from rascal_geom.sampling import stratified_sample
+
+
+def neighbour_graph(x: np.ndarray, n_neighbors: int) -> tuple[np.ndarray, np.ndarray]:
+    """The cosine ``n_neighbors``-nearest-neighbour graph of unit rows, as UMAP builds its own:
+    each row first (distance 0), then its ``n_neighbors - 1`` nearest others.
+
+    Parameters
+    ----------
+    x : ndarray of shape (n, dim), float32, unit rows
+    n_neighbors : int, at most ``n``
+
+    Returns
+    -------
+    idx : ndarray of shape (n, n_neighbors), int64
+    dists : ndarray of shape (n, n_neighbors), float32
+        Cosine distances ``1 - cos``, clipped at 0 (float rounding can take them below).
+    """
+    sims, idx = knn_search(x, x, n_neighbors - 1, exclude_self=True)
+    own = np.arange(len(x))[:, None]
+    dists = np.maximum(1.0 - sims, 0.0).astype(np.float32)
+    return (np.hstack([own, idx]),
+            np.hstack([np.zeros((len(x), 1), dtype=np.float32), dists]))
 
 
 def umap_map(emb, labels: dict[str, np.ndarray], max_points: int = 2000, seed: int = 0,
@@ -46,9 +74,14 @@ def umap_map(emb, labels: dict[str, np.ndarray], max_points: int = 2000, seed: i
     finest = list(labels)[-1]
     idx = stratified_sample(labels[finest], max_points, seed)
     x = unit_rows(np.asarray(emb[idx]), "emb", np.float32)
-    reducer = umap.UMAP(n_components=2, n_neighbors=min(n_neighbors, len(idx) - 1), metric="cosine",
-                        random_state=seed, n_jobs=1)  # seeded UMAP runs single-threaded anyway
-    coords = reducer.fit_transform(x)
+    n_neighbors = min(n_neighbors, len(idx) - 1)
+    reducer = umap.UMAP(n_components=2, n_neighbors=n_neighbors, metric="cosine",
+                        random_state=seed, n_jobs=1,  # seeded UMAP runs single-threaded anyway
+                        precomputed_knn=(*neighbour_graph(x, n_neighbors), None))
+    with warnings.catch_warnings():
+        # Without a search index UMAP warns that `transform` is unavailable: the map never uses it.
+        warnings.filterwarnings("ignore", message="precomputed_knn", category=UserWarning)
+        coords = reducer.fit_transform(x)
     k = min(trust_k, (len(idx) - 1) // 2)
     return {"coords": coords.astype(float).tolist(),
             "labels": {lvl: np.asarray(y)[idx].astype(int).tolist() for lvl, y in labels.items()},

@@ -161,6 +161,23 @@ def test_umap_map_and_trustworthiness(tmp_path):
     assert out["trustworthiness"] > 0.8
 
 
+def test_umap_neighbour_graph_is_the_cosine_graph_umap_builds():
+    """The graph handed to UMAP: self first at distance 0, then scikit-learn's cosine neighbours."""
+    from sklearn.neighbors import NearestNeighbors
+
+    from rascal_geom.umap_map import neighbour_graph
+
+    x = np.random.default_rng(3).standard_normal((300, 24)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    idx, dists = neighbour_graph(x, 15)
+    ref_d, ref_i = NearestNeighbors(n_neighbors=15, metric="cosine", algorithm="brute").fit(
+        x.astype(np.float64)).kneighbors(x.astype(np.float64))
+    assert idx.shape == dists.shape == (300, 15) and idx.dtype == np.int64
+    assert (idx[:, 0] == np.arange(300)).all() and (dists[:, 0] == 0).all()
+    assert (idx == ref_i).all()
+    np.testing.assert_allclose(dists, np.maximum(ref_d, 0), atol=1e-6)
+
+
 def test_every_per_class_result_names_its_classes(tmp_path):
     from rascal_geom.analysis import analyze
 
