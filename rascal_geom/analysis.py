@@ -40,7 +40,7 @@ from rascal_geom.metrics import (
 )
 from rascal_geom import approx
 from rascal_geom.knn_check import check_search
-from rascal_geom.metrics._inputs import unit_rows
+from rascal_geom.metrics._inputs import UnitRows
 from rascal_geom.metrics.knn import KNN_TEMPERATURE, knn_correct
 from rascal_geom.metrics.linear_probe import holdout_split
 from rascal_geom.neighbors import knn_search, select_backend, visible_gpus
@@ -166,16 +166,19 @@ def _knn_check(x: np.ndarray, neighbours, labels: dict[str, np.ndarray], knn_ks,
 
 
 def _stability_curve(embs: list[EmbeddingSet], labels: np.ndarray, names: list[str], embedding: str,
-                     backend, anchors: np.ndarray | None = None) -> dict | None:
-    """Rank stability between consecutive checkpoints, ordered by epoch (the analysed one last)."""
+                     backend, anchors: np.ndarray | None = None,
+                     last: UnitRows | None = None) -> dict | None:
+    """Rank stability between consecutive checkpoints, ordered by epoch (the analysed one last,
+    its rows ``last`` when already normalised)."""
     if len(embs) < 2:
         return None
     counts = np.bincount(labels)
     topk = None if counts.max() <= EXACT_RANK_MAX_CLASS else RANK_TOPK
+    rows = [e.rows(embedding) for e in embs[:-1]]
+    rows.append(last if last is not None else embs[-1].rows(embedding))
     curve = []
-    for prev, cur in itertools.pairwise(embs):
-        rs = rank_stability(prev.rows(embedding), cur.rows(embedding), labels, topk=topk,
-                            backend=backend, anchors=anchors)
+    for (prev, cur), (a, b) in zip(itertools.pairwise(embs), itertools.pairwise(rows)):
+        rs = rank_stability(a, b, labels, topk=topk, backend=backend, anchors=anchors)
         curve.append({"epoch": cur.source.get("epoch"), "previous_epoch": prev.source.get("epoch"),
                       "spearman": rs["spearman"], "drift": rs["drift"], "jaccard": rs["jaccard"]})
     return {"spearman": curve[-1]["spearman"], "drift": curve[-1]["drift"],
@@ -183,7 +186,7 @@ def _stability_curve(embs: list[EmbeddingSet], labels: np.ndarray, names: list[s
             "per_class": per_class(names, spearman=rs["per_class"]), "curve": curve}
 
 
-def _retrieval_stage(x: np.ndarray, labels: dict, level: str, comparisons, neighbours, seed: int,
+def _retrieval_stage(x: UnitRows, labels: dict, level: str, comparisons, neighbours, seed: int,
                      backend) -> dict:
     """Leave-one-out retrieval at ``level`` and fine-label MAP@R within each coarse class.
 
@@ -382,7 +385,9 @@ def analyze(source, hierarchy=None, data_root=None, split: str = "test", compare
     level = level or config.get("label_level") or (hier.default_level if hier else levels[-1])
     if level not in levels:
         raise RascalError(f"Level {level!r} is not one of {', '.join(levels)}; pass one of those.")
-    x = unit_rows(emb.rows(embedding), f"{embedding} rows", np.float32)
+    # Normalised once: each metric below would otherwise check and copy the whole set again.
+    unit = UnitRows(emb.rows(embedding), f"{embedding} rows")
+    x = unit.array
     y = emb.labels[level]
     n = len(x)
     warnings = []
@@ -414,7 +419,7 @@ def analyze(source, hierarchy=None, data_root=None, split: str = "test", compare
         lap("knn_check")
     else:
         lap("knn")
-    retrieval = _retrieval_stage(x, emb.labels, level, comparisons, neighbours, seed, backend)
+    retrieval = _retrieval_stage(unit, emb.labels, level, comparisons, neighbours, seed, backend)
     retrieval["leave_one_out"]["per_class"] = per_class(emb.class_names[level],
                                                         **retrieval["leave_one_out"]["per_class"])
     for entry in retrieval["within_coarse"]:
@@ -450,7 +455,7 @@ def analyze(source, hierarchy=None, data_root=None, split: str = "test", compare
     query_rows = _subsample(y, WITHIN_CLASS_QUERIES, seed)
     retention = []
     for coarse, fine in comparisons:
-        r = hierarchy_retention(x, emb.labels[coarse], emb.labels[fine], k=k, backend=backend,
+        r = hierarchy_retention(unit, emb.labels[coarse], emb.labels[fine], k=k, backend=backend,
                                 rows=query_rows)
         retention.append({"coarse": coarse, "fine": fine, **r,
                           "per_class": per_class(emb.class_names[coarse], **r["per_class"])})
@@ -458,7 +463,7 @@ def analyze(source, hierarchy=None, data_root=None, split: str = "test", compare
         samples["hierarchy_retention"] = _sample_note(query_rows, n, seed)
     lap("hierarchy_retention")
     names = emb.class_names[level]
-    geo = geodesic_variance(x, y)
+    geo = geodesic_variance(unit, y)
     geo["per_class"] = per_class(names, variance=geo["per_class"])
     lap("geodesic_variance")
     attrs = None
@@ -467,18 +472,18 @@ def analyze(source, hierarchy=None, data_root=None, split: str = "test", compare
         if emb.attribute_names is not None:
             groups = (hier.attribute_groups(emb.attribute_names) if hier
                       else [n.split("::", 1)[0] for n in emb.attribute_names])
-        attrs = attribute_consistency(x, y, emb.attributes, k=min(k, 10), groups=groups, seed=seed,
+        attrs = attribute_consistency(unit, y, emb.attributes, k=min(k, 10), groups=groups, seed=seed,
                                       backend=backend, rows=query_rows)
         attrs["per_class"] = per_class(names, **attrs["per_class"])
         samples["attribute_consistency"] = _sample_note(query_rows, n, seed)
     lap("attribute_consistency")
     embs = sorted(others, key=lambda e: e.source.get("epoch") or 0) + [emb]
     anchors = _subsample(y, RANK_MAX_ANCHORS, seed)
-    stability = _stability_curve(embs, y, names, embedding, backend, anchors)
+    stability = _stability_curve(embs, y, names, embedding, backend, anchors, last=unit)
     if stability:
         samples["rank_stability"] = _sample_note(anchors, n, seed)
     lap("rank_stability")
-    geometry = geometry_summary(x, y, features=emb.features, seed=seed)
+    geometry = geometry_summary(unit, y, features=emb.features, seed=seed)
     samples["uniformity"] = {"n": min(n, 5000), "of": n, "seed": seed if n > 5000 else None}
     samples["margin_violation"] = {"n": min(n, 2000), "of": n, "seed": seed if n > 2000 else None}
     spectrum["effective_rank"] = geometry["effective_rank"]

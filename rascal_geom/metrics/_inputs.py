@@ -8,17 +8,67 @@ import torch
 from rascal_train.errors import RascalError
 
 
-def as_matrix(x, name: str, dtype=np.float64) -> np.ndarray:
-    """A 2-D float array from a NumPy array or tensor, or a one-line error naming ``name``."""
+class UnitRows:
+    """Rows that :func:`unit_rows` has checked and L2-normalised, to measure many times.
+
+    Every metric checks and normalises its input, a pass over the set and a copy of it; an
+    analysis that measures one set a dozen times (1,000,000 x 256: ~2 s each) wraps the rows
+    once and hands this to each metric, which reads them as they are. Re-normalising would not
+    be a no-op either: about a third of normalised float32 rows move by an ulp.
+
+    Parameters
+    ----------
+    x : array-like of shape (n_samples, dim), float
+    name : str
+        Named in the error for bad rows.
+    dtype : numpy dtype, default=np.float32
+
+    Attributes
+    ----------
+    array : ndarray of shape (n_samples, dim), ``dtype``, unit rows (treat as read-only)
+    """
+
+    __slots__ = ("array",)
+
+    def __init__(self, x, name: str, dtype=np.float32):
+        self.array = unit_rows(x, name, dtype)
+
+    @property
+    def dtype(self):
+        return self.array.dtype
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.array.shape
+
+    def __len__(self) -> int:
+        return len(self.array)
+
+
+def _matrix(x, name: str, dtype) -> np.ndarray:
+    """A 2-D array from a NumPy array or tensor (values not checked), or a one-line error."""
     if isinstance(x, torch.Tensor):
         x = x.detach().cpu().numpy()
     x = np.asarray(x, dtype=dtype)
     if x.ndim != 2 or len(x) == 0:
         raise RascalError(f"The {name!r} parameter must be a non-empty 2-D array (n_samples, dim). "
                           f"Got shape {x.shape} instead.")
+    return x
+
+
+def _non_finite(name: str) -> RascalError:
+    return RascalError(f"The {name!r} parameter holds NaN or infinite values; drop or fix those "
+                       "rows.")
+
+
+def as_matrix(x, name: str, dtype=np.float64) -> np.ndarray:
+    """A 2-D float array from a NumPy array, tensor or :class:`UnitRows`, or a one-line error
+    naming ``name``."""
+    if isinstance(x, UnitRows) and x.dtype == dtype:
+        return x.array
+    x = _matrix(x.array if isinstance(x, UnitRows) else x, name, dtype)
     if not np.isfinite(x).all():
-        raise RascalError(f"The {name!r} parameter holds NaN or infinite values; drop or fix those "
-                          "rows.")
+        raise _non_finite(name)
     return x
 
 
@@ -33,15 +83,32 @@ def unit_rows(x, name: str, dtype=np.float64) -> np.ndarray:
 
     A zero vector has no direction: scaled, it would stay zero and count as orthogonal to every
     other row (cosine 0), silently pulling every similarity-based number towards chance.
+    A :class:`UnitRows` of ``dtype`` is returned as it is. The rows are checked and scaled a
+    block at a time (:func:`row_blocks`), so that no temporary the size of the set is made
+    beside the result: the same values as :func:`normalize_rows` of the whole.
     """
-    x = as_matrix(x, name, dtype)
-    zero = np.flatnonzero(~np.any(x != 0, axis=1))
-    if zero.size:
-        shown = ", ".join(map(str, zero[:5].tolist())) + (", ..." if zero.size > 5 else "")
-        raise RascalError(f"The {name!r} parameter has {zero.size} all-zero row(s) of {len(x)} "
+    if isinstance(x, UnitRows) and x.dtype == dtype:
+        return x.array
+    x = _matrix(x.array if isinstance(x, UnitRows) else x, name, dtype)
+    out = np.empty_like(x)
+    zero = []
+    tiny = np.finfo(x.dtype).tiny
+    for rows in row_blocks(len(x), x.shape[1]):
+        block = x[rows]
+        norms = np.linalg.norm(block, axis=1, keepdims=True)
+        # A NaN or infinity makes its row's norm non-finite, a zero row's norm is 0; a row whose
+        # squares overflow or underflow does too, so the elements decide.
+        if not np.isfinite(norms).all() and not np.isfinite(block).all():
+            raise _non_finite(name)
+        if not norms.all():
+            zero.extend((rows.start + np.flatnonzero(~np.any(block != 0, axis=1))).tolist())
+        np.divide(block, np.maximum(norms, tiny), out=out[rows])
+    if zero:
+        shown = ", ".join(map(str, zero[:5])) + (", ..." if len(zero) > 5 else "")
+        raise RascalError(f"The {name!r} parameter has {len(zero)} all-zero row(s) of {len(x)} "
                           f"(rows {shown}); a zero vector has no direction, drop those rows before "
                           "measuring.")
-    return normalize_rows(x)
+    return out
 
 
 def neighbour_counts(idx: np.ndarray, k: int) -> dict:
