@@ -10,10 +10,12 @@ a user's is (memory-mapped) and the peak resident memory is the command's own.
                                      [--knn auto|exact|approx] [--float16] [--no-umap]
                                      [--no-compare] [--backend B] [--json FILE]
 
-``--classes`` fine classes fall into ``classes / 10`` coarse ones. Targets: issue 5, 50,000 x 512
-in under 2 minutes; issue 17, 1,000,000 x 256 (1,000 classes) in under 5 minutes with a peak
-resident memory under 8 GiB on the 2-core, 24 GB machine. The file goes to ``--dir`` (default
-the system temp directory) and is deleted afterwards.
+The stages include leave-one-out retrieval (P@1, R-precision, MAP@R, Recall@K, within-coarse
+MAP@R: ``retrieval``) and linear CKA between the two checkpoints (``cka``).
+``--classes`` fine classes fall into ``classes / 10`` coarse ones. Targets: issue 16, 50,000 x 512
+(with retrieval and CKA) in under 60 s; issue 17, 1,000,000 x 256 (1,000 classes) in under 5
+minutes with a peak resident memory under 8 GiB on the 2-core, 24 GB machine. The file goes to
+``--dir`` (default the system temp directory) and is deleted afterwards.
 
 Where ``--knn auto`` switches (``rascal_geom.approx.APPROX_MIN_ROWS = 100,000``): measured with this
 script's ``--knn exact`` and ``--knn approx`` on this machine, see the issue-17 closing note.
@@ -35,8 +37,9 @@ import numpy as np
 
 _BLOCK = 100_000
 #: The order in which `analyze` runs its stages (the JSON's keys come back sorted).
-STAGES = ["embeddings", "knn", "knn_check", "linear_probe", "hierarchy_retention",
-          "geodesic_variance", "attribute_consistency", "rank_stability", "geometry", "umap"]
+STAGES = ["embeddings", "knn", "knn_check", "retrieval", "linear_probe", "collapse_spectrum",
+          "hierarchy_retention", "geodesic_variance", "attribute_consistency", "rank_stability",
+          "cka", "geometry", "neighbour_grid", "umap"]
 
 
 def write_synthetic(path: Path, later: Path | None, n: int, dim: int, n_fine: int, n_attr: int = 32,
@@ -137,6 +140,11 @@ def main() -> None:
     head = doc["headline"]
     print(f"knn_top1 {head['knn_top1']:.4f}  retention {head['retention']}  geodesic variance "
           f"{head['geodesic_variance']:.4f}  rank stability {head['rank_stability']}")
+    loo = doc["metrics"]["retrieval"]["leave_one_out"]
+    over = doc["metrics"]["similarity_over_training"] or {}
+    print(f"retrieval ({loo['queries']}): P@1 {loo['precision_at_1']:.4f}  MAP@R "
+          f"{loo['map_at_r']:.4f}  R@8 {loo['recall_at_8']:.4f};  CKA (unbiased) to the earlier "
+          f"checkpoint {over.get('cka_debiased')}")
     if args.json:
         with open(args.json, "w") as fh:
             json.dump({"n": args.n, "dim": args.dim, "classes": args.classes, "knn": args.knn,

@@ -25,6 +25,7 @@ from rascal_geom.metrics import (
     attribute_consistency,
     calibration,
     cdnv,
+    cka,
     classifier_collapse,
     fit_linear_probe,
     geodesic_variance,
@@ -40,7 +41,7 @@ from rascal_geom.metrics import (
 )
 from rascal_geom import approx
 from rascal_geom.knn_check import check_search
-from rascal_geom.metrics._inputs import UnitRows
+from rascal_geom.metrics._inputs import UnitRows, kept_precision
 from rascal_geom.metrics.knn import KNN_TEMPERATURE, knn_correct
 from rascal_geom.metrics.linear_probe import holdout_split
 from rascal_geom.neighbors import knn_search, select_backend, visible_gpus
@@ -174,8 +175,9 @@ def _stability_curve(embs: list[EmbeddingSet], labels: np.ndarray, names: list[s
         return None
     counts = np.bincount(labels)
     topk = None if counts.max() <= EXACT_RANK_MAX_CLASS else RANK_TOPK
-    rows = [e.rows(embedding) for e in embs[:-1]]
-    rows.append(last if last is not None else embs[-1].rows(embedding))
+    rows = [e.rows(embedding) for e in embs]
+    if last is not None and kept_precision(rows[-1]) == last.dtype:
+        rows[-1] = last  # the same rows rank_stability would normalise, normalised already
     curve = []
     for (prev, cur), (a, b) in zip(itertools.pairwise(embs), itertools.pairwise(rows)):
         rs = rank_stability(a, b, labels, topk=topk, backend=backend, anchors=anchors)
@@ -184,6 +186,20 @@ def _stability_curve(embs: list[EmbeddingSet], labels: np.ndarray, names: list[s
     return {"spearman": curve[-1]["spearman"], "drift": curve[-1]["drift"],
             "jaccard": curve[-1]["jaccard"], "topk": topk,
             "per_class": per_class(names, spearman=rs["per_class"]), "curve": curve}
+
+
+def _similarity_curve(embs: list[EmbeddingSet], embedding: str) -> dict | None:
+    """Linear CKA between consecutive checkpoints (unbiased HSIC), ordered as the rank-stability
+    curve: how much the representation as a whole moved, beside how much each class's
+    neighbourhood order did."""
+    if len(embs) < 2:
+        return None
+    curve = [{"epoch": cur.source.get("epoch"), "previous_epoch": prev.source.get("epoch"),
+              "cka_debiased": cka(prev.rows(embedding), cur.rows(embedding), debiased=True)}
+             for prev, cur in itertools.pairwise(embs)]
+    return {"cka_debiased": curve[-1]["cka_debiased"], "curve": curve,
+            "estimator": "linear CKA, unbiased HSIC (Song et al. 2012)",
+            "rows": f"{embedding} rows as stored (column-centred, not normalised)"}
 
 
 def _retrieval_stage(x: UnitRows, labels: dict, level: str, comparisons, neighbours, seed: int,
@@ -472,8 +488,8 @@ def analyze(source, hierarchy=None, data_root=None, split: str = "test", compare
         if emb.attribute_names is not None:
             groups = (hier.attribute_groups(emb.attribute_names) if hier
                       else [n.split("::", 1)[0] for n in emb.attribute_names])
-        attrs = attribute_consistency(unit, y, emb.attributes, k=min(k, 10), groups=groups, seed=seed,
-                                      backend=backend, rows=query_rows)
+        attrs = attribute_consistency(unit, y, emb.attributes, k=min(k, 10), groups=groups,
+                                      seed=seed, backend=backend, rows=query_rows)
         attrs["per_class"] = per_class(names, **attrs["per_class"])
         samples["attribute_consistency"] = _sample_note(query_rows, n, seed)
     lap("attribute_consistency")
@@ -483,6 +499,8 @@ def analyze(source, hierarchy=None, data_root=None, split: str = "test", compare
     if stability:
         samples["rank_stability"] = _sample_note(anchors, n, seed)
     lap("rank_stability")
+    similarity = _similarity_curve(embs, embedding)
+    lap("cka")
     geometry = geometry_summary(unit, y, features=emb.features, seed=seed)
     samples["uniformity"] = {"n": min(n, 5000), "of": n, "seed": seed if n > 5000 else None}
     samples["margin_violation"] = {"n": min(n, 2000), "of": n, "seed": seed if n > 2000 else None}
@@ -544,6 +562,7 @@ def analyze(source, hierarchy=None, data_root=None, split: str = "test", compare
             "geodesic_variance": geo,
             "attribute_consistency": attrs,
             "rank_stability": stability,
+            "similarity_over_training": similarity,
             "geometry": geometry,
             "retrieval": retrieval,
             "collapse": collapse,

@@ -124,8 +124,10 @@ def cell_search(queries: np.ndarray, bank: np.ndarray, k: int, exclude_self: boo
     bank_start = np.concatenate([[0], np.cumsum(np.bincount(bank_cell, minlength=nlist))])
     query_order = np.argsort(query_cell, kind="stable")
     query_start = np.concatenate([[0], np.cumsum(np.bincount(query_cell, minlength=nlist))])
-    sims = np.full((len(queries), k), -np.inf, dtype=np.float32)
-    idx = np.full((len(queries), k), -1, dtype=np.int64)
+    # Every query row is written once, by its own cell (padding included): filling the 2.4 GB of
+    # a million rows first would be a pass of its own.
+    sims = np.empty((len(queries), k), dtype=np.float32)
+    idx = np.empty((len(queries), k), dtype=np.int64)
     for cell in (progress or iter)(range(nlist)):
         q_rows = query_order[query_start[cell]:query_start[cell + 1]]
         if not len(q_rows):
@@ -138,6 +140,8 @@ def cell_search(queries: np.ndarray, bank: np.ndarray, k: int, exclude_self: boo
         top = torch.topk(s, kk, dim=1)
         sims[q_rows, :kk] = top.values.numpy()
         idx[q_rows, :kk] = cand[top.indices.numpy()]
+        sims[q_rows, kk:] = -np.inf
+        idx[q_rows, kk:] = -1
     return sims, idx
 
 

@@ -19,6 +19,7 @@ _HEADLINE_LABELS = {"precision_at_1": "P@1", "r_precision": "R-precision", "map_
                     **{f"recall_at_{k}": f"Recall@{k}" for k in (1, 2, 4, 8)},
                     "nc3": "NC3 (self-duality)", "nc4_agreement": "NC4 (nearest-centre agreement)",
                     "cdnv": "CDNV", "rankme": "RankMe (raw rows)", "ece": "probe ECE (15 bins)",
+                    "cka_debiased": "CKA to the previous checkpoint",
                     "linear_top1": "linear top-1", "knn_top1": "kNN top-1",
                     "attribute_lift": "attribute lift", "geodesic_variance": "geodesic variance",
                     "collapse_ratio": "collapse ratio", "rank_stability": "rank stability"}
@@ -34,7 +35,8 @@ _RETRIEVAL_FIELDS = (("precision_at_1", ("retrieval", "leave_one_out"), "precisi
                      ("nc3", ("collapse",), "nc3"),
                      ("nc4_agreement", ("collapse",), "nc4_agreement"),
                      ("cdnv", ("collapse",), "cdnv"), ("rankme", ("spectrum",), "rankme"),
-                     ("ece", ("calibration",), "ece"))
+                     ("ece", ("calibration",), "ece"),
+                     ("cka_debiased", ("similarity_over_training",), "cka_debiased"))
 _RETRIEVAL_ORDER = tuple(f[0] for f in _RETRIEVAL_FIELDS[:7]) + ("within_map_at_r",) + tuple(
     f[0] for f in _RETRIEVAL_FIELDS[7:])
 _GEOMETRY_KEYS = ("class_alignment", "uniformity", "nc1", "equinorm", "equiangularity",
@@ -130,10 +132,13 @@ def _retrieval_values(record: RunRecord) -> dict[str, float]:
         return {}
     where = analysis_provenance(a)["structure"]
     loo = metrics["retrieval"].get("leave_one_out") or {}
+    over_training = metrics.get("similarity_over_training") or {}
     provenance = {"retrieval": f"{where}, level {loo.get('level')}, {loo.get('queries')}",
                   "collapse": f"{where}, {(metrics.get('collapse') or {}).get('rows')}",
                   "spectrum": f"{where}, {(metrics.get('spectrum') or {}).get('rankme_rows')}",
-                  "calibration": f"{where}, {(metrics.get('calibration') or {}).get('protocol')}"}
+                  "calibration": f"{where}, {(metrics.get('calibration') or {}).get('protocol')}",
+                  "similarity_over_training": f"{where}, previous checkpoint vs this one, "
+                                              f"{over_training.get('estimator')}"}
     out = {}
     for key, path, field in _RETRIEVAL_FIELDS:
         block = metrics
@@ -153,7 +158,7 @@ def _retrieval_values(record: RunRecord) -> dict[str, float]:
 
 def retrieval_table(groups: list[RunGroup], baseline: int) -> list[dict]:
     """Retrieval (P@1, R-precision, MAP@R, Recall@K, within-coarse MAP@R), NC3, NC4, CDNV,
-    RankMe and probe ECE, one row per metric."""
+    RankMe, probe ECE and CKA to the previous checkpoint, one row per metric."""
     per_run = [[_retrieval_values(r) for r in g.runs] for g in groups]
     return _metric_table(groups, per_run, _RETRIEVAL_ORDER, baseline)
 

@@ -76,6 +76,20 @@ def test_compare_gives_stability_curve(tmp_path):
     ref = rank_stability(emb.astype(np.float32), noisy.astype(np.float32), fine)
     assert moved["metrics"]["rank_stability"]["drift"] == pytest.approx(ref["drift"])
     assert moved["metrics"]["rank_stability"]["spearman"] == pytest.approx(ref["spearman"])
+    # CKA between the checkpoints, against a float64 restatement of unbiased HSIC (Song et al.).
+
+    def hsic(k, m):
+        n = len(k)
+        k, m = k - np.diag(np.diag(k)), m - np.diag(np.diag(m))
+        return (np.trace(k @ m) + k.sum() * m.sum() / ((n - 1) * (n - 2))
+                - 2.0 / (n - 2) * (k @ m).sum()) / (n * (n - 3))
+
+    grams = [g @ g.T for g in (emb.astype(np.float32).astype(np.float64), noisy)]
+    expected = hsic(*grams) / np.sqrt(hsic(grams[0], grams[0]) * hsic(grams[1], grams[1]))
+    over = moved["metrics"]["similarity_over_training"]
+    assert over["cka_debiased"] == pytest.approx(expected, rel=1e-6) and 0.5 < expected < 0.99
+    assert same["metrics"]["similarity_over_training"]["cka_debiased"] == pytest.approx(1.0)
+    assert [c["cka_debiased"] for c in over["curve"]] == [over["cka_debiased"]]
 
 
 @pytest.mark.parametrize("args,message", [
