@@ -10,6 +10,7 @@ class names, paths, config values) goes through Jinja's autoescaping; only SVG t
 
 from __future__ import annotations
 
+import itertools
 import re
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -17,10 +18,12 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from rascal_geom import figures, sentences
+from rascal_geom.compare import COMPARE_SCHEMA
 from rascal_geom.display import display_names, rounded
 from rascal_geom.latex import write_report_tables
 from rascal_geom.runs import (ANALYSIS_SCHEMA, RunGroup, RunRecord, find_baseline, group_runs,
                               load_run, record_from_analysis)
+from rascal_geom.similarity_figure import similarity_heatmap
 from rascal_geom.stats import WEIGHT_BIN_EDGES, Difference, Summary, histogram_summary
 from rascal_geom.tables import (config_rows, geometry_table, headline_table, lacks_interval,
                                 retrieval_table)
@@ -356,6 +359,39 @@ def _umaps(groups: list[RunGroup], fig_dir: Path | None) -> list[dict]:
     return out
 
 
+def _similarity(groups: list[RunGroup], similarity: dict | None,
+                fig_dir: Path | None) -> dict | None:
+    """The runs' pairwise linear CKA (unbiased HSIC; a ``rascal.compare/1`` result over the run
+    directories) as a heatmap ordered by group, and its mean over the run pairs of each pair of
+    groups: whether two methods lie further apart than two seeds of one."""
+    if not similarity:
+        return None
+    index = {name: i for i, name in enumerate(similarity["names"])}
+    runs = [(gi, r.name) for gi, g in enumerate(groups) for r in g.runs if r.name in index]
+    if len(runs) < 2:
+        raise RascalError("The similarity file compares none or one of these runs (it names "
+                          f"{', '.join(similarity['names'])}); run `rascal compare` on the same "
+                          "run directories.")
+    order = [index[name] for _, name in runs]
+    matrix = np.asarray(similarity["matrices"]["cka_debiased"], dtype=float)[np.ix_(order, order)]
+    title = "linear CKA (unbiased HSIC) between runs"
+    names = [name for _, name in runs]
+    svg = figures.export_figure(similarity_heatmap(matrix, names, names, title),
+                                "similarity_runs", fig_dir)
+    group_of = np.array([gi for gi, _ in runs])
+    rows = []
+    for ga, gb in itertools.combinations_with_replacement(sorted(set(group_of.tolist())), 2):
+        ia, ib = np.flatnonzero(group_of == ga), np.flatnonzero(group_of == gb)
+        block = matrix[np.ix_(ia, ib)]
+        values = block[np.triu_indices(len(ia), 1)] if ga == gb else block.ravel()
+        if len(values):  # a configuration of one run has no pair of seeds
+            rows.append({"a": groups[ga].name, "b": groups[gb].name, "same": ga == gb,
+                         "pairs": len(values), "mean": sentences.fmt(float(values.mean()), 3)})
+    return {"svg": svg, "rows": rows, "n_samples": similarity.get("n_samples"),
+            "split": similarity.get("split"), "embedding": similarity.get("embedding"),
+            "runs": len(runs)}
+
+
 def _reliability(groups: list[RunGroup], fig_dir: Path | None) -> list[dict]:
     """One reliability diagram per group: its first run whose analysis has probe calibration."""
     from rascal_geom.calibration_figure import reliability_figure
@@ -432,14 +468,14 @@ def _neighbour_grids(groups: list[RunGroup]) -> list[dict]:
 
 
 def _render_groups(groups: list[RunGroup], baseline: int, out_html: Path, title: str,
-                   latex_dir: Path | None, progress: bool) -> Path:
+                   latex_dir: Path | None, progress: bool, similarity: dict | None = None) -> Path:
     out_html = Path(out_html)
     fig_dir = out_html.with_name(out_html.stem + "_figures")
     headline = headline_table(groups, baseline)
     geometry = geometry_table(groups, baseline)
     retrieval = retrieval_table(groups, baseline)
 
-    steps = ["curves", "weights", "per-class", "umap", "calibration", "trade-off"]
+    steps = ["curves", "weights", "per-class", "umap", "calibration", "trade-off", "similarity"]
     built: dict = {}
     for step in track(steps, "rendering report", disable=not progress):
         if step == "curves":
@@ -462,8 +498,10 @@ def _render_groups(groups: list[RunGroup], baseline: int, out_html: Path, title:
             built["umaps"] = _umaps(groups, fig_dir)
         elif step == "calibration":
             built["reliability"] = _reliability(groups, fig_dir)
-        else:
+        elif step == "trade-off":
             built["tradeoff"] = _tradeoff(groups, baseline, fig_dir)
+        else:
+            built["similarity"] = _similarity(groups, similarity, fig_dir)
 
     names = [g.name for g in groups]
     lines = [sentences.group_sentence(names, [len(g.runs) for g in groups], baseline)]
@@ -504,7 +542,7 @@ def _render_groups(groups: list[RunGroup], baseline: int, out_html: Path, title:
         "figures_dir": fig_dir.name,
         "grids": _neighbour_grids(groups),
         **{k: built[k] for k in ("curves_svg", "weights_svg", "per_class", "umaps", "reliability",
-                                 "tradeoff")},
+                                 "tradeoff", "similarity")},
     }
     html = template_environment().get_template("report.html").render(**ctx)
     if latex_dir is not None:
@@ -527,7 +565,8 @@ def template_environment():
 
 def render_report(inputs: Sequence[str | Path], baseline: str | None = None,
                   out_html: str | Path = "reports/report.html", latex_dir: str | Path | None = None,
-                  progress: bool = True, names: Mapping[str, str] | None = None) -> Path:
+                  progress: bool = True, names: Mapping[str, str] | None = None,
+                  similarity: Mapping | None = None) -> Path:
     """Compare runs and write one self-contained HTML report (figures also as SVG/PDF beside it).
 
     Parameters
@@ -546,12 +585,21 @@ def render_report(inputs: Sequence[str | Path], baseline: str | None = None,
         Display names overriding the derived ones (``CE``, ``SupCon``, ``RASCAL (rank
         agreement)``, :func:`rascal_geom.display.display_names`), keyed by group name or loss;
         a sweep file's ``display_names:``.
+    similarity : mapping, optional
+        A ``rascal.compare/1`` result over (some of) the runs (:func:`rascal_geom.compare.compare`
+        of the run directories, or the JSON ``rascal compare`` writes): the runs' CKA heatmap and
+        its mean within and between groups.
 
     Returns
     -------
     Path
         The HTML file.
     """
+    if similarity is not None and not (
+            isinstance(similarity, Mapping) and similarity.get("schema") == COMPARE_SCHEMA
+            and "cka_debiased" in (similarity.get("matrices") or {})):
+        raise RascalError("The similarity file is not a comparison of runs written by `rascal "
+                          "compare RUN_DIR RUN_DIR ...` (its JSON, without --layers).")
     if not inputs:
         raise RascalError("No runs given; pass one or more run directories or analysis JSON files.")
     records = [load_run(p) for p in track(list(inputs), "loading runs", disable=not progress)]
@@ -562,7 +610,7 @@ def render_report(inputs: Sequence[str | Path], baseline: str | None = None,
     for group, name in zip(groups, shown):
         group.name = name
     title = "Structure report: " + " vs ".join(g.name for g in groups)
-    return _render_groups(groups, b, Path(out_html), title, latex_dir, progress)
+    return _render_groups(groups, b, Path(out_html), title, latex_dir, progress, similarity)
 
 
 def render_analysis(analysis: dict, out_html: str | Path) -> Path:

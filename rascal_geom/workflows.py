@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 
 from rascal_geom.analysis import analyze
+from rascal_geom.compare import compare
 from rascal_geom.evaluation import evaluate_checkpoint
 from rascal_geom.monitor import GeometryMonitor
 from rascal_geom.report import render_analysis, render_report
@@ -76,7 +77,9 @@ def run_sweep(spec: dict, out_dir: str | Path, progress: bool = True, analyze: b
     evaluated, overriding a ``device`` in the spec.
 
     Finished runs are skipped and half-finished ones resumed, so an interrupted sweep continues
-    where it stopped. Returns the path of the comparison report (``report_html``, by default
+    where it stopped. With several runs, their pairwise similarity
+    (:func:`~rascal_geom.compare.compare`) goes to ``<out_dir>/similarity.json`` and into the
+    report. Returns the path of the comparison report (``report_html``, by default
     ``<out_dir>/report.html``), or ``None`` with ``analyze=False`` (training only).
     """
     out_dir = Path(out_dir)
@@ -98,11 +101,18 @@ def run_sweep(spec: dict, out_dir: str | Path, progress: bool = True, analyze: b
         run_dirs.append(run_dir)
     if not analyze:
         return None
+    device = resolve_device(device or (spec.get("base") or {}).get("device"))
     for run_dir in run_dirs:
-        evaluate_and_analyze(run_dir, progress=progress,
-                             device=device or (spec.get("base") or {}).get("device"))
+        evaluate_and_analyze(run_dir, progress=progress, device=device)
+    similarity = None
+    if len(run_dirs) > 1:
+        # The test-split embeddings of every run, cached by the analyses: seeds against methods.
+        with device_scope(device):
+            similarity = compare(run_dirs, device=device, progress=progress)
+        atomic_write_json(out_dir / "similarity.json", similarity)
     return render_report(run_dirs, baseline=spec.get("baseline"), names=spec.get("display_names"),
-                         out_html=Path(report_html or out_dir / "report.html"), progress=progress)
+                         out_html=Path(report_html or out_dir / "report.html"), progress=progress,
+                         similarity=similarity)
 
 
 # --- the demo ----------------------------------------------------------------------------------

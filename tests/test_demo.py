@@ -35,6 +35,15 @@ def test_quick_demo_end_to_end_and_rerun_retrains_nothing(tmp_path, monkeypatch)
         assert analysis["headline"]["retention"]["variant"] is not None
         assert json.loads((run / "eval.json").read_text())["epoch"] == 1
         assert f"loss={loss}" in html
+    # The runs' similarity: what `rascal compare` gives on the three run directories.
+    from rascal_geom.compare import compare
+
+    runs = [tmp_path / "runs" / "quick" / f"loss={loss}" for loss in ("ce", "supcon", "rascal")]
+    similarity = json.loads((tmp_path / "runs" / "quick" / "similarity.json").read_text())
+    again = compare(runs, device="cpu", progress=False)
+    assert similarity["names"] == again["names"] == [r.name for r in runs]
+    assert similarity["matrices"]["cka_debiased"] == again["matrices"]["cka_debiased"]
+    assert 'id="similarity"' in html and "seeds of one configuration" not in html
     stamp = (tmp_path / "runs" / "quick" / "loss=rascal" / "checkpoints"
              / "last.pt").stat().st_mtime_ns
     assert CliRunner().invoke(cli, args).exit_code == 0

@@ -373,3 +373,52 @@ def test_analysis_page_shows_retrieval_collapse_and_a_reliability_diagram(tmp_pa
     assert section.count("<svg") == 1
     # One group: nothing to trade off.
     assert '<section id="tradeoff">' not in html
+
+
+def _similarity_doc(names, matrix):
+    return {"schema": "rascal.compare/1", "names": names, "n_samples": 60, "split": "test",
+            "embedding": "projection", "matrices": {"cka_debiased": matrix.tolist()}}
+
+
+def test_similarity_section_means_within_and_between_groups(comparison, tmp_path):
+    root, runs, _, _, _ = comparison
+    names = [r.name for r in runs]  # supcon_s0..2, rascal_s0..2
+    m = np.random.default_rng(5).uniform(0.2, 0.9, (6, 6))
+    m = (m + m.T) / 2
+    np.fill_diagonal(m, 1.0)
+    order = [3, 0, 4, 1, 5, 2]  # the file lists the runs in another order than the report
+    doc = _similarity_doc([names[i] for i in order], m[np.ix_(order, order)])
+    html = render_report(runs, baseline="supcon", out_html=tmp_path / "s.html", progress=False,
+                         similarity=doc).read_text()
+    section = html[html.index('<section id="similarity">'):]
+    section = section[:section.index("</section>")]
+    cells = re.findall(r'<td class="num">([^<]*)</td><td class="num">(\d+)</td>', section)
+    within_s = m[np.ix_([0, 1, 2], [0, 1, 2])][np.triu_indices(3, 1)].mean()
+    between = m[np.ix_([0, 1, 2], [3, 4, 5])].mean()
+    within_r = m[np.ix_([3, 4, 5], [3, 4, 5])][np.triu_indices(3, 1)].mean()
+    assert cells == [(f"{within_s:.3f}", "3"), (f"{between:.3f}", "9"), (f"{within_r:.3f}", "3")]
+    assert section.count("seeds of one configuration") == 2 and "<svg" in section
+    assert '<a href="#similarity">' in html
+
+
+def test_similarity_file_errors_are_one_line(comparison, tmp_path):
+    from rascal_cli.main import cli
+
+    root, runs, _, _, _ = comparison
+    with pytest.raises(RascalError, match="not a comparison of runs"):
+        render_report(runs, out_html=tmp_path / "a.html", progress=False,
+                      similarity={"schema": "rascal.analysis/1"})
+    with pytest.raises(RascalError, match="compares none or one of these runs"):
+        render_report(runs, out_html=tmp_path / "b.html", progress=False,
+                      similarity=_similarity_doc(["x", "y"], np.eye(2)))
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    res = CliRunner().invoke(cli, ["report", *map(str, runs), "--similarity", str(bad), "-q",
+                                   "--out", str(tmp_path / "c.html")])
+    assert res.exit_code == 1 and res.output.count("Error:") == 1
+    assert "is not readable JSON" in res.output and "Traceback" not in res.output
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps(_similarity_doc([r.name for r in runs], np.eye(6))))
+    res = CliRunner().invoke(cli, ["report", *map(str, runs), "--similarity", str(good), "-q",
+                                   "--out", str(tmp_path / "d.html")])
+    assert res.exit_code == 0 and 'id="similarity"' in (tmp_path / "d.html").read_text()

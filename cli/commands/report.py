@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import click
@@ -26,9 +27,14 @@ from rascal_cli.paths import OutputPath
               help="Show a run group (or the one group of a loss) under this name in tables and "
                    "figures, e.g. --name rascal='RASCAL (ours)'. Repeatable. Default: CE, SupCon, "
                    "RASCAL (<weights>).")
+@click.option("--similarity", "similarity_json", type=click.Path(exists=True, dir_okay=False,
+                                                                 path_type=Path), default=None,
+              help="The JSON of `rascal compare RUN_DIR ...` over these runs (a sweep writes it "
+                   "as similarity.json): adds the runs' CKA heatmap and its mean within and "
+                   "between configurations.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
 @user_errors
-def command(inputs, baseline, out_html, latex_dir, names, quiet):
+def command(inputs, baseline, out_html, latex_dir, names, similarity_json, quiet):
     """Compare runs (run directories or analysis JSON files) in one HTML report.
 
     Runs that differ only in seed are grouped: every number is mean ± std over seeds with n,
@@ -55,6 +61,13 @@ def command(inputs, baseline, out_html, latex_dir, names, quiet):
         out_html = Path("reports") / f"{default_report_name(inputs)}.html"
     check_output(out_html, inputs=inputs, suffixes=(".html",))
     check_output(out_html.parent / f"{out_html.stem}_figures", folder=True, inputs=inputs)
+    similarity = None
+    if similarity_json is not None:
+        try:
+            similarity = json.loads(similarity_json.read_text())
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            raise click.ClickException(f"{similarity_json} is not readable JSON ({exc}); pass the "
+                                       "JSON file `rascal compare` wrote.") from None
     path = render_report(list(inputs), baseline=baseline, out_html=out_html, latex_dir=latex_dir,
-                         progress=not quiet, names=mapping)
+                         progress=not quiet, names=mapping, similarity=similarity)
     click.echo(str(path))
