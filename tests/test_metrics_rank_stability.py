@@ -1,8 +1,11 @@
+import sys
+
 import numpy as np
 import pytest
 from scipy.stats import rankdata, spearmanr
 
 from rascal_geom.metrics import average_ranks, rank_stability
+from rascal_train.errors import RascalError
 
 
 def _data(seed, n=120, d=12, c=4):
@@ -13,20 +16,59 @@ def _data(seed, n=120, d=12, c=4):
     return a, b, y
 
 
-def _reference(a, b, y):
+def _plain(a, b, y, anchors=None):
+    """Per-sample Spearman and drift, one anchor at a time in float64 with scipy's ranks.
+
+    NaN where not measured; a constant rank row (all others tied) gets rank_stability's
+    convention, as spearmanr is undefined there: 1 if both rows are equal, else NaN.
+    """
     a = a / np.linalg.norm(a, axis=1, keepdims=True)
     b = b / np.linalg.norm(b, axis=1, keepdims=True)
-    rhos, drifts = [], []
-    for i in range(len(a)):
-        others = [j for j in np.flatnonzero(y == y[i]) if j != i]
-        n_c = len(others) + 1
-        if n_c < 3:
+    rho, drift = np.full(len(a), np.nan), np.full(len(a), np.nan)
+    for i in range(len(a)) if anchors is None else anchors:
+        others = np.flatnonzero(y == y[i])
+        others = others[others != i]
+        if len(others) < 2:
             continue
-        ra = rankdata(-(a[others] @ a[i]), method="average") - 1
-        rb = rankdata(-(b[others] @ b[i]), method="average") - 1
-        rhos.append(spearmanr(a[others] @ a[i], b[others] @ b[i]).statistic)
-        drifts.append(np.abs(ra - rb).mean() / (n_c - 2))
-    return np.mean(rhos), np.mean(drifts)
+        sa, sb = a[others] @ a[i], b[others] @ b[i]
+        ra, rb = rankdata(-sa, method="average") - 1, rankdata(-sb, method="average") - 1
+        drift[i] = np.abs(ra - rb).mean() / (len(others) - 1)
+        if np.ptp(ra) == 0 or np.ptp(rb) == 0:
+            rho[i] = 1.0 if np.array_equal(ra, rb) else np.nan
+        else:
+            rho[i] = spearmanr(sa, sb).statistic
+    return rho, drift
+
+
+def _mixed_set(seed, d=16):
+    """Classes of 1 to 120 members (labels 4 and 8 absent) of two kinds, with many exact ties.
+
+    Even labels: centre + noise, six equal rows in classes 6 and 10. Odd labels: rows of four
+    +-1 entries (norm 2), whose cosines are exact multiples of 1/4 in any order of summation, so
+    ties are many and the same for any product. The second embedding adds noise to the first
+    kind and replaces half the rows of the second by new ones.
+    """
+    rng = np.random.default_rng(seed)
+    sizes = {0: 1, 1: 2, 2: 3, 3: 3, 5: 7, 6: 30, 7: 61, 9: 40, 10: 120}
+    y = rng.permutation(np.repeat(list(sizes), list(sizes.values())))
+    a = 2 * rng.standard_normal((11, d))[y] + rng.standard_normal((len(y), d))
+    lattice = y % 2 == 1
+
+    def signs(n):
+        rows = np.zeros((n, d))
+        for r in rows:
+            r[rng.choice(d, 4, replace=False)] = rng.choice([-1.0, 1.0], 4)
+        return rows
+
+    a[lattice] = signs(lattice.sum())
+    for c in (6, 10):
+        members = np.flatnonzero(y == c)
+        a[members[:5]] = a[members[5]]
+    b = a + 0.6 * rng.standard_normal(a.shape)
+    moved = lattice & (rng.random(len(y)) < 0.5)
+    b[lattice] = a[lattice]
+    b[moved] = signs(moved.sum())
+    return a, b, y
 
 
 def test_average_ranks_equals_scipy_with_ties():
@@ -37,11 +79,45 @@ def test_average_ranks_equals_scipy_with_ties():
 def test_matches_scipy_restatement():
     a, b, y = _data(1)
     out = rank_stability(a, b, y)
-    rho, drift = _reference(a, b, y)
+    rho, drift = (np.nanmean(v) for v in _plain(a, b, y))
     assert out["spearman"] == pytest.approx(rho, abs=1e-10)
     assert out["drift"] == pytest.approx(drift, abs=1e-10)
     assert 0.2 < out["spearman"] < 0.95 and out["n_skipped_classes"] == 0
     assert np.nanmean(out["per_sample_spearman"]) == pytest.approx(rho, abs=1e-10)
+
+
+@pytest.mark.parametrize("batch", [1, 700, None], ids=["unit_per_batch", "mixed_sizes", "default"])
+@pytest.mark.parametrize("subset", [False, True], ids=["all", "anchors"])
+def test_every_sample_equals_a_plain_scipy_loop(batch, subset, monkeypatch):
+    # Batches of classes of different sizes ranked in one call (padding, each anchor's own
+    # entry), classes split into anchor chunks, ties from duplicated and lattice rows.
+    stability = sys.modules[rank_stability.__module__]
+    monkeypatch.setattr(stability, "_ROW_CHUNK", 16)
+    if batch is not None:
+        monkeypatch.setattr(stability, "_BATCH_ELEMENTS", batch)
+    a, b, y = _mixed_set(4)
+    anchors = np.sort(np.random.default_rng(5).choice(len(y), 150, replace=False)) if subset \
+        else None
+    out = rank_stability(a, b, y, anchors=anchors)
+    rho, drift = _plain(a, b, y, anchors)
+    assert np.isnan(rho).sum() > np.isnan(drift).sum()  # a constant row with a change: NaN
+    np.testing.assert_allclose(out["per_sample_spearman"], rho, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(out["per_sample_drift"], drift, rtol=0, atol=1e-12)
+    for c in range(11):
+        measured = (y == c) & np.isfinite(drift)
+        want = np.nan if not np.isfinite(rho[measured]).any() else np.nanmean(rho[measured])
+        assert out["per_class"][c] == pytest.approx(want, abs=1e-12, nan_ok=True)
+        want = drift[measured].mean() if measured.any() else np.nan
+        assert out["per_class_drift"][c] == pytest.approx(want, abs=1e-12, nan_ok=True)
+    assert out["spearman"] == pytest.approx(np.nanmean(rho), abs=1e-12)
+    assert out["drift"] == pytest.approx(np.nanmean(drift), abs=1e-12)
+    assert out["n_samples"] == np.isfinite(drift).sum() and out["n_skipped_classes"] == 2
+
+
+def test_anchors_out_of_range_are_refused():
+    a, b, y = _data(6)
+    with pytest.raises(RascalError, match="anchors"):
+        rank_stability(a, b, y, anchors=[0, len(y)])
 
 
 def test_identical_embeddings_and_small_classes():

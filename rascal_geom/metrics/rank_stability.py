@@ -24,7 +24,13 @@ from rascal_geom.neighbors import _drop_self, knn_search
 from rascal_train.errors import RascalError
 from rascal_train.ranks import average_ranks
 
+# Anchors of one class per similarity product. BLAS may pick its kernel by the product's shape,
+# so this size is part of the result: a change may move a similarity by an ulp, and with it a
+# rank where two similarities are that close.
 _ROW_CHUNK = 1024
+# Similarity entries per embedding ranked in one batch: with average_ranks' work arrays a batch
+# holds ~0.15 GB, and larger ones were no faster (200,000 x 256, 200 classes, 2 cores).
+_BATCH_ELEMENTS = 1 << 21
 
 
 def _row_spearman(ra: np.ndarray, rb: np.ndarray) -> np.ndarray:
@@ -46,18 +52,55 @@ def _off_diagonal(s: np.ndarray, rows: np.ndarray) -> np.ndarray:
     return s[keep].reshape(len(rows), s.shape[1] - 1)
 
 
-def _exact_class(xa: np.ndarray, xb: np.ndarray, pos: np.ndarray):
-    """Per-anchor Spearman and drift of the anchors at positions ``pos`` of the class."""
-    n = len(xa)
-    rho, drift = np.empty(len(pos)), np.empty(len(pos))
-    for start in range(0, len(pos), _ROW_CHUNK):
-        part = slice(start, start + _ROW_CHUNK)
-        rows = pos[part]
-        ra = average_ranks(_off_diagonal(xa[rows] @ xa.T, rows))
-        rb = average_ranks(_off_diagonal(xb[rows] @ xb.T, rows))
-        rho[part] = _row_spearman(ra, rb)
-        drift[part] = np.abs(ra - rb).mean(axis=1) / (n - 2)
-    return rho, drift, None
+def _batches(units: list) -> list[list]:
+    """``units`` (ordered by class size) cut into runs whose similarity rows, padded to the
+    widest class of the run, hold at most :data:`_BATCH_ELEMENTS` entries per embedding."""
+    batches, rows = [], 0
+    for members, pos in units:
+        if not batches or (rows + len(pos)) * len(members) > _BATCH_ELEMENTS:
+            batches.append([])
+            rows = 0
+        batches[-1].append((members, pos))
+        rows += len(pos)
+    return batches
+
+
+def _exact_classes(a: np.ndarray, b: np.ndarray, units: list, rho: np.ndarray,
+                   drift: np.ndarray) -> None:
+    """Per-anchor Spearman and drift of the exact-rank classes, written into ``rho`` and
+    ``drift`` (shape (n_samples,)) at the anchors' rows.
+
+    ``units`` are ``(members, pos)``: a class's rows and the positions in it of up to
+    :data:`_ROW_CHUNK` of its anchors, ordered by class size. A batch of units is ranked by
+    one :func:`average_ranks` call on an array of shape (2, anchors, widest class): each
+    anchor's row holds its float64 similarities to the members of its class, its own and the
+    padding set to ``-inf``. ``-inf`` sorts last and is never averaged with a finite value, so
+    every finite entry gets exactly the rank it has among its class without self. Why: two calls
+    per class spent their time in the ~20 small torch ops each makes (thread hand-offs that
+    stall on a busy machine), not in sorting. The statistics are taken per unit, on the same
+    arrays as a class-by-class loop, so they are the same floats.
+    """
+    for batch in _batches(units):
+        width = len(batch[-1][0])
+        sims = np.full((2, sum(len(pos) for _, pos in batch), width), -np.inf)
+        start = 0
+        for members, pos in batch:
+            rows = slice(start, start + len(pos))
+            for side, x in enumerate((a, b)):
+                # One class at a time in float64: a float32 set is never copied whole.
+                xc = np.asarray(x[members], dtype=np.float64)
+                sims[side, rows, :len(members)] = xc[pos] @ xc.T
+            sims[:, np.arange(rows.start, rows.stop), pos] = -np.inf
+            start = rows.stop
+        ranks = average_ranks(sims)
+        start = 0
+        for members, pos in batch:
+            rows, n = slice(start, start + len(pos)), len(members)
+            ra = _off_diagonal(ranks[0, rows, :n], pos)
+            rb = _off_diagonal(ranks[1, rows, :n], pos)
+            rho[members[pos]] = _row_spearman(ra, rb)
+            drift[members[pos]] = np.abs(ra - rb).mean(axis=1) / (n - 2)
+            start = rows.stop
 
 
 def _top(x: np.ndarray, pos: np.ndarray, k: int, backend) -> np.ndarray:
@@ -119,26 +162,43 @@ def rank_stability(emb_a, emb_b, labels, topk: int | None = None, backend: str |
     per_class = np.full(n_classes, np.nan)
     per_class_drift = np.full(n_classes, np.nan)
     skipped = 0
-    is_anchor = (np.ones(len(a), dtype=bool) if anchors is None
-                 else np.isin(np.arange(len(a)), anchors))
-    for c in np.unique(labels):
-        members = np.flatnonzero(labels == c)
+    if anchors is None:
+        is_anchor = np.ones(len(a), dtype=bool)
+    else:
+        anchors = np.asarray(anchors, dtype=np.int64).ravel()
+        if anchors.size and (anchors.min() < 0 or anchors.max() >= len(a)):
+            raise RascalError(f"The 'anchors' parameter of rank_stability must hold row indices "
+                              f"in [0, {len(a)}). Got values in [{anchors.min()}, "
+                              f"{anchors.max()}] instead.")
+        is_anchor = np.zeros(len(a), dtype=bool)
+        is_anchor[anchors] = True
+    # Each class's rows (ascending) from one stable sort, not a scan of every label per class.
+    counts = np.bincount(labels, minlength=n_classes)
+    groups = np.split(np.argsort(labels, kind="stable"), np.cumsum(counts)[:-1])
+    exact, measured = [], []
+    for c in np.flatnonzero(counts):
+        members = groups[c]
         if len(members) < 3:
             skipped += 1
             continue
         pos = np.flatnonzero(is_anchor[members])
         if not len(pos):
             continue
-        # One class at a time in float64: a float32 set is never copied whole.
-        xa, xb = np.asarray(a[members], dtype=np.float64), np.asarray(b[members], dtype=np.float64)
+        measured.append((c, members[pos]))
         if topk is not None and len(members) - 1 > topk:
-            r, d, j = _topk_class(xa, xb, pos, int(topk), backend)
-            jac[members[pos]] = j
+            xa = np.asarray(a[members], dtype=np.float64)
+            xb = np.asarray(b[members], dtype=np.float64)
+            rho[members[pos]], drift[members[pos]], jac[members[pos]] = _topk_class(
+                xa, xb, pos, int(topk), backend)
         else:
-            r, d, _ = _exact_class(xa, xb, pos)
-        rho[members[pos]], drift[members[pos]] = r, d
-        per_class[c], per_class_drift[c] = (np.nanmean(r) if np.isfinite(r).any() else np.nan,
-                                            d.mean())
+            exact.append((members, pos))
+    exact.sort(key=lambda unit: len(unit[0]))
+    _exact_classes(a, b, [(members, pos[start:start + _ROW_CHUNK]) for members, pos in exact
+                          for start in range(0, len(pos), _ROW_CHUNK)], rho, drift)
+    for c, rows in measured:
+        r = rho[rows]
+        per_class[c] = np.nanmean(r) if np.isfinite(r).any() else np.nan
+        per_class_drift[c] = drift[rows].mean()
     counted = np.isfinite(drift)
     return {
         "spearman": float(np.nanmean(rho)) if np.isfinite(rho).any() else float("nan"),
