@@ -1,3 +1,5 @@
+import importlib
+
 import numpy as np
 import pytest
 
@@ -86,3 +88,53 @@ def test_balanced_octahedron_beats_every_member():
     out = geodesic_variance(x, np.zeros(6, dtype=int))
     assert face < np.pi ** 2 / 3
     assert out["per_class"][0] <= face + 1e-9
+
+
+def _karcher_restatement(x, y, n_classes, tol=1e-10, max_iter=100):
+    """karcher_means' iteration written out densely in float64: every class at once, ``mu <-
+    Exp_mu(mean_i Log_mu(x_i))`` with ``Log_mu(x) = theta / sin(theta) (x - cos(theta) mu)``,
+    until the largest step is below ``tol``."""
+    onehot = np.eye(n_classes)[y]
+    counts = np.maximum(onehot.sum(0), 1.0)[:, None]
+    mu = onehot.T @ x
+    mu /= np.maximum(np.linalg.norm(mu, axis=1, keepdims=True), 1e-300)
+    for it in range(1, max_iter + 1):
+        cos = np.clip((x * mu[y]).sum(1), -1.0, 1.0)
+        theta = np.arccos(cos)
+        scale = np.where(theta > 1e-12, theta / np.maximum(np.sin(theta), 1e-300), 1.0)
+        v = onehot.T @ (scale[:, None] * (x - cos[:, None] * mu[y])) / counts
+        step = np.linalg.norm(v, axis=1, keepdims=True)
+        mu = np.cos(step) * mu + np.sin(step) * v / np.maximum(step, 1e-300)
+        mu /= np.maximum(np.linalg.norm(mu, axis=1, keepdims=True), 1e-300)
+        if step.max() < tol:
+            return mu, it
+    return mu, max_iter
+
+
+@pytest.mark.parametrize("block_rows", [7, None])
+def test_matches_a_dense_restatement_of_the_iteration(monkeypatch, block_rows):
+    # The module by name: the package exports the function under the same name.
+    module = importlib.import_module("rascal_geom.metrics.geodesic_variance")
+    rng = np.random.default_rng(3)
+    n, d, c = 2000, 16, 9
+    y = rng.integers(0, c, n)
+    y[y == 4] = 5  # class 4 absent
+    y[17] = 9  # a singleton
+    x = (rng.standard_normal((c + 1, d))[y] + 0.9 * rng.standard_normal((n, d))).astype(np.float32)
+    if block_rows:  # many blocks, each with several classes, each class over many blocks
+        monkeypatch.setattr(module, "_CACHE_ELEMENTS", block_rows * d)
+    out = geodesic_variance(x, y)
+    # The float32 rows as geodesic_variance normalises them, then read in float64.
+    xn = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float64)
+    mu, iterations = _karcher_restatement(xn, y, c + 1)
+    assert out["iterations"] == iterations > 3
+    members = np.bincount(y, minlength=c + 1)
+    d2 = np.arccos(np.clip((xn * mu[y]).sum(1), -1, 1)) ** 2
+    v = np.bincount(y, d2, c + 1) / np.maximum(members, 1)
+    spread = members > 1
+    np.testing.assert_allclose(out["per_class"][spread], v[spread], rtol=1e-12)
+    assert np.isnan(out["per_class"][~spread]).all() and out["singleton_classes"] == 1
+    present = mu[members > 0]
+    g = np.arccos(np.clip(present @ present.T, -1, 1)) ** 2
+    assert out["between"] == pytest.approx(g[~np.eye(len(present), dtype=bool)].mean(), rel=1e-12)
+    assert out["mean"] == pytest.approx(v[spread].mean(), rel=1e-12)

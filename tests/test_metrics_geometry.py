@@ -108,3 +108,69 @@ def test_alignment_is_over_two_views_of_each_image():
     assert alignment(a, -a) == pytest.approx(4.0)
     with pytest.raises(RascalError, match="two views"):
         alignment(a, b[:10])
+
+
+def _margin_reference(xn, y, anchors):
+    """Margin-violation rate by a plain float64 loop over the anchors."""
+    violations = negatives = 0
+    for i in anchors:
+        positive = y == y[i]
+        positive[i] = False
+        weakest = (xn[positive] @ xn[i]).min()
+        negative = y != y[i]
+        violations += int((xn[negative] @ xn[i] > weakest).sum())
+        negatives += int(negative.sum())
+    return violations / negatives
+
+
+def _ties(seed=0, n=300, d=6):
+    """Rows with four entries of +-1: unit rows of +-0.5 after normalisation, so every cosine is a
+    multiple of 1/4, exact in float32 and float64 (many ties, many duplicate rows). Labels 0..11,
+    singletons 12, 13, 14 and 16, none 15, and 17 a class of two equal rows (its weakest positive
+    ties with the anchor itself)."""
+    rng = np.random.default_rng(seed)
+    x = np.zeros((n, d))
+    for row in x:
+        row[rng.choice(d, 4, replace=False)] = rng.choice([-1.0, 1.0], 4)
+    x[n // 2:] = x[:n - n // 2]  # duplicates across and within classes
+    y = rng.integers(0, 12, n)
+    y[[3, 50, 200]] = [12, 13, 14]
+    y[-1] = 16
+    y[[10, 10 + n // 2]] = 17
+    return x, y, x / 2.0
+
+
+@pytest.mark.parametrize("block", [7, 2048])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_margin_violation_matches_a_plain_loop_with_ties_and_singletons(monkeypatch, block, dtype):
+    from rascal_geom.metrics import geometry
+
+    # 7 anchors per block: classes split across blocks, several blocks per class.
+    monkeypatch.setattr(geometry, "_BLOCK", block)
+    x, y, xn = _ties()
+    counts = np.bincount(y)
+    eligible = np.flatnonzero(counts[y] >= 2)
+    assert len(eligible) < len(y)
+    out = similarity_gap(x.astype(dtype), y, max_anchors=len(y))
+    assert out["margin_violation"] == _margin_reference(xn, y, eligible)
+    # A seeded subsample of the anchors: the same draw as similarity_gap documents.
+    sub = np.sort(np.random.default_rng(4).choice(eligible, 50, replace=False))
+    out = similarity_gap(x.astype(dtype), y, max_anchors=50, seed=4)
+    assert out["margin_violation"] == _margin_reference(xn, y, sub)
+    assert 0 < out["margin_violation"] < 1
+
+
+def test_margin_violation_without_negatives_or_positives_is_nan():
+    x, _, _ = _data(4, n=30)
+    assert np.isnan(similarity_gap(x, np.zeros(30, dtype=int))["margin_violation"])
+    assert np.isnan(similarity_gap(x, np.arange(30))["margin_violation"])
+
+
+def test_summary_equals_the_single_metrics():
+    # geometry_summary shares one pair-sum pass between class_alignment and similarity_gap.
+    x, y, _ = _data(5)
+    x = x.astype(np.float32)
+    out = geometry_summary(x, y, seed=2)
+    assert out["class_alignment"] == class_alignment(x, y)
+    gap = similarity_gap(x, y, seed=2)
+    assert {key: out[key] for key in gap} == gap

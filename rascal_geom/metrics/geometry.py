@@ -20,6 +20,7 @@ from rascal_geom.metrics.spectrum import rankme
 from rascal_train.errors import RascalError
 
 _BLOCK = 2048
+_MAX_ANCHORS = 2000
 
 
 def _class_sums(x: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -75,7 +76,12 @@ def class_alignment(emb, labels) -> float:
     """
     x = unit_rows(emb, "emb", kept_precision(emb))
     labels = as_labels(labels, len(x), "labels")
-    same, _, n_same, _ = _pair_sums(x, labels)
+    return _class_alignment(_pair_sums(x, labels))
+
+
+def _class_alignment(pairs: tuple[float, float, float, float]) -> float:
+    """:func:`class_alignment` from :func:`_pair_sums`."""
+    same, _, n_same, _ = pairs
     return 2.0 - 2.0 * same / n_same if n_same else float("nan")
 
 
@@ -175,7 +181,7 @@ def effective_rank(emb) -> float:
     return rankme(unit_rows(emb, "emb", kept_precision(emb)), eps=0.0)
 
 
-def similarity_gap(emb, labels, max_anchors: int = 2000, seed: int = 0) -> dict:
+def similarity_gap(emb, labels, max_anchors: int = _MAX_ANCHORS, seed: int = 0) -> dict:
     """Positive / negative mean cosine, their gap, and the margin-violation rate.
 
     ``pos_sim`` and ``neg_sim`` are exact means over all ordered same-class / different-class
@@ -185,34 +191,64 @@ def similarity_gap(emb, labels, max_anchors: int = 2000, seed: int = 0) -> dict:
     """
     x = unit_rows(emb, "emb", kept_precision(emb))
     labels = as_labels(labels, len(x), "labels")
-    same, diff, n_same, n_diff = _pair_sums(x, labels)
+    return _similarity_gap(x, labels, _pair_sums(x, labels), max_anchors, seed)
+
+
+def _similarity_gap(x: np.ndarray, labels: np.ndarray, pairs: tuple[float, float, float, float],
+                    max_anchors: int, seed: int) -> dict:
+    """:func:`similarity_gap` of unit rows ``x`` (n, dim) and int64 ``labels`` (n,), given their
+    :func:`_pair_sums`."""
+    same, diff, n_same, n_diff = pairs
     pos = same / n_same if n_same else float("nan")
     neg = diff / n_diff if n_diff else float("nan")
+    return {"pos_sim": pos, "neg_sim": neg, "sim_gap": pos - neg,
+            "margin_violation": _margin_violation(x, labels, max_anchors, seed)}
+
+
+def _margin_violation(x: np.ndarray, labels: np.ndarray, max_anchors: int, seed: int) -> float:
+    """Fraction of (anchor, negative) pairs whose float32 cosine exceeds the anchor's weakest
+    positive, over the anchors of :func:`similarity_gap`; ``x`` (n, dim) unit rows, ``labels``
+    (n,) int64.
+
+    Each block of anchors is one float32 product with every row; the anchors are taken class by
+    class so that a block's positives are gathered and compared once per class, not per anchor.
+    """
     counts = np.bincount(labels)
     anchors = np.flatnonzero(counts[labels] >= 2)
     if len(anchors) > max_anchors:
         anchors = np.sort(np.random.default_rng(seed).choice(anchors, max_anchors, replace=False))
+    negatives = int((len(x) - counts[labels[anchors]]).sum())
+    if not negatives:
+        return float("nan")
+    anchors = anchors[np.argsort(labels[anchors], kind="stable")]
+    # Members of class c: by_class[first[c]:first[c + 1]], in ascending row order.
+    by_class = np.argsort(labels, kind="stable")
+    first = np.concatenate([[0], np.cumsum(counts)])
     xt = torch.from_numpy(np.asarray(x, dtype=np.float32))
-    members = {c: torch.from_numpy(np.flatnonzero(labels == c)) for c in np.unique(labels[anchors])}
-    violations, negatives = 0, 0
-    # Anchors per block: at most 2^26 similarities (256 MiB) however many rows there are.
-    block = max(1, min(_BLOCK, (1 << 26) // len(x)))
+    violations = 0
+    # Anchors per block: at most 2^28 similarities (1 GiB, the kNN search's bound); with a million
+    # rows, a product of 64 anchors took 1.3-1.6x as long per anchor as one of 268. One buffer
+    # serves every block: a fresh 1 GiB result cost ~0.3 s of page faults each time.
+    block = max(1, min(_BLOCK, (1 << 28) // len(x), len(anchors)))
+    buffer = torch.empty(block, len(x))
     for start in range(0, len(anchors), block):
         a = anchors[start:start + block]
-        s = xt[torch.from_numpy(a)] @ xt.T
-        # Negatives above the weakest positive = all rows above it - positives (and self) above it,
-        # read from the same row of s: one pass over the row instead of a mask per class test.
-        weakest = torch.empty(len(a))
-        own_above = torch.empty(len(a), dtype=torch.int64)
-        for r, i in enumerate(a):
-            m = members[labels[i]]
-            row_pos = s[r, m]
-            weakest[r] = row_pos[m != i].min()
-            own_above[r] = (row_pos > weakest[r]).sum()
-        violations += int(((s > weakest[:, None]).sum(1) - own_above).sum())
-        negatives += int(sum(len(x) - len(members[labels[i]]) for i in a))
-    margin = violations / negatives if negatives else float("nan")
-    return {"pos_sim": pos, "neg_sim": neg, "sim_gap": pos - neg, "margin_violation": margin}
+        s = torch.mm(xt[torch.from_numpy(a)], xt.T, out=buffer[:len(a)]).numpy()
+        lab = labels[a]
+        runs = np.flatnonzero(np.diff(lab, prepend=-1))
+        for r0, r1 in zip(runs, np.append(runs[1:], len(a))):
+            members = by_class[first[lab[r0]]:first[lab[r0] + 1]]
+            pos = s[r0:r1, members]
+            rows, own = np.arange(r1 - r0), np.searchsorted(members, a[r0:r1])
+            self_sim = pos[rows, own]
+            pos[rows, own] = np.inf
+            weakest = pos.min(axis=1, keepdims=True)
+            pos[rows, own] = self_sim
+            # Negatives above the weakest positive = all rows above it - positives (and self)
+            # above it, both read from the same similarities so that ties count alike.
+            violations += int(np.count_nonzero(s[r0:r1] > weakest)
+                              - np.count_nonzero(pos > weakest))
+    return violations / negatives
 
 
 def trustworthiness(high, low, n_neighbors: int = 5) -> float:
@@ -258,8 +294,14 @@ def geometry_summary(emb, labels, features=None, seed: int = 0) -> dict:
     ``features`` (raw backbone rows) feed the neural-collapse statistics when given; otherwise
     the raw ``emb`` rows do.
     """
+    x = unit_rows(emb, "emb", kept_precision(emb))
+    labels = as_labels(labels, len(x), "labels")
+    # class_alignment and similarity_gap share one pass for the pair sums; the normalised rows are
+    # let go before the other metrics make their own.
+    pairs = _pair_sums(x, labels)
+    gap = _similarity_gap(x, labels, pairs, _MAX_ANCHORS, seed)
+    del x
     nc = neural_collapse(emb if features is None else features, labels)
-    return {"class_alignment": class_alignment(emb, labels),
+    return {"class_alignment": _class_alignment(pairs),
             "uniformity": uniformity(emb, seed=seed), "nc1": nc["nc1"], "equinorm": nc["equinorm"],
-            "equiangularity": nc["equiangularity"], "effective_rank": effective_rank(emb),
-            **similarity_gap(emb, labels, seed=seed)}
+            "equiangularity": nc["equiangularity"], "effective_rank": effective_rank(emb), **gap}
