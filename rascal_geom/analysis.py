@@ -332,7 +332,8 @@ def analyze(source, hierarchy=None, data_root=None, split: str = "test", compare
         The level the model was trained on; default: the checkpoint config's ``label_level``,
         else the hierarchy's default level, else the finest level.
     umap : bool, default=True
-        Add a 2-D UMAP map of ``umap_points`` points (costs ~20-40 s with the first import).
+        Add a 2-D UMAP map of ``umap_points`` points (~10 s on 2 cores, most of it numba compiling
+        UMAP on first use).
     device : str, torch.device or None
         Where a checkpoint's encoder runs (``--device``: auto, cpu, cuda, cuda:N). Unpinned
         (``None``, ``"auto"``, ``"cuda"``), the torch neighbour search splits its query blocks

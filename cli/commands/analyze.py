@@ -52,7 +52,8 @@ def _default_name(source: Path) -> str:
               help="Analyse the projection head's output or the backbone features.")
 @click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True,
               help="Seed of every subsample.")
-@click.option("--no-umap", is_flag=True, help="Skip the 2-D UMAP map (saves ~30 s).")
+@click.option("--no-umap", is_flag=True,
+              help="Skip the 2-D UMAP map (saves ~10 s, most of it numba compiling UMAP).")
 @click.option("--no-cache", is_flag=True,
               help="Run the model again even if its embeddings are cached.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True)
