@@ -5,14 +5,17 @@ The map is fitted on a seeded subsample stratified by the finest label level; th
 are left out of the map (not placed with ``transform``: at a million rows that would cost more
 than the fit and add nothing a reader can see), and the result says so.
 
-``umap`` is imported here, lazily, and numba compiles its layout on first use. UMAP is handed the
-exact cosine neighbour graph (:func:`neighbour_graph`): below 4,096 rows it would otherwise
-compute all pairwise distances through a Python callback, ~2 million calls, and compile its
-cosine kernel first (at 2,000 x 512 on 2 cores: 14 s for the fit, 7 s with the graph given).
+``umap`` is imported here, lazily. UMAP is handed the exact cosine neighbour graph
+(:func:`neighbour_graph`): below 4,096 rows it would otherwise compute all pairwise distances
+through a Python callback, ~2 million calls, and compile its cosine kernel first (at 2,000 x 512
+on 2 cores: 14 s for the fit, 7 s with the graph given). Most of what remains is numba compiling
+UMAP's kernels, again in every process: :func:`_cache_umap_kernels` keeps them in numba's on-disk
+cache, so only the first map after an install pays it (a map then takes ~2.6 s instead of ~9 s).
 """
 
 from __future__ import annotations
 
+import functools
 import warnings
 
 import numpy as np
@@ -21,6 +24,29 @@ from rascal_geom.metrics._inputs import unit_rows
 from rascal_geom.metrics.geometry import trustworthiness
 from rascal_geom.neighbors import knn_search
 from rascal_geom.sampling import stratified_sample
+
+
+@functools.cache
+def _cache_umap_kernels() -> None:
+    """Give UMAP's numba kernels the on-disk cache that ``cache=True`` would have given them.
+
+    umap-learn compiles them without it, ~7 s on 2 cores in every process. Numba keys the cache
+    by the source file, so a new umap-learn recompiles; where no cache folder is writable (a
+    read-only install and no ``NUMBA_CACHE_DIR``) they are compiled per process, as before.
+    """
+    import umap.layouts
+    import umap.spectral
+    import umap.umap_
+    import umap.utils
+    from numba.core.registry import CPUDispatcher
+
+    for module in (umap.umap_, umap.layouts, umap.spectral, umap.utils):
+        for kernel in vars(module).values():
+            if isinstance(kernel, CPUDispatcher):
+                try:
+                    kernel.enable_caching()
+                except RuntimeError:  # numba found no writable cache folder
+                    return
 
 
 def neighbour_graph(x: np.ndarray, n_neighbors: int) -> tuple[np.ndarray, np.ndarray]:
@@ -69,6 +95,8 @@ def umap_map(emb, labels: dict[str, np.ndarray], max_points: int = 2000, seed: i
         ``trustworthiness`` (of the map against the L2-normalised embedding), ``n``.
     """
     import umap
+
+    _cache_umap_kernels()
 
     n_total = len(emb)
     finest = list(labels)[-1]

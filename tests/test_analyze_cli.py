@@ -175,6 +175,27 @@ def test_umap_map_and_trustworthiness(tmp_path):
     assert out["trustworthiness"] > 0.8
 
 
+@pytest.mark.slow
+def test_umap_kernels_cached_on_disk_give_the_same_map(tmp_path):
+    """The second process loads UMAP's kernels from numba's cache and draws the same map."""
+    import subprocess
+    import sys
+
+    script = ("import json, sys, numpy as np\n"
+              "from rascal_geom.umap_map import umap_map\n"
+              "x = np.random.default_rng(0).standard_normal((300, 16))\n"
+              "out = umap_map(x, {'c': np.arange(300) % 5}, max_points=300)\n"
+              "json.dump(out['coords'], sys.stdout)\n")
+    env = {**__import__("os").environ, "NUMBA_CACHE_DIR": str(tmp_path / "numba")}
+    maps = [subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                           text=True, check=True).stdout for _ in range(2)]
+    cached = {p.name.split("-")[0] for p in (tmp_path / "numba").rglob("*.nbi")}
+    # umap-learn caches only `rdist` itself; these are what the map compiled.
+    assert {"umap_.smooth_knn_dist", "umap_.compute_membership_strengths",
+            "layouts._optimize_layout_euclidean_single_epoch"} <= cached
+    assert json.loads(maps[0]) == json.loads(maps[1])
+
+
 def test_umap_neighbour_graph_is_the_cosine_graph_umap_builds():
     """The graph handed to UMAP: self first at distance 0, then scikit-learn's cosine neighbours."""
     from sklearn.neighbors import NearestNeighbors
