@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from rascal_geom.metrics._inputs import (
+    UnitRows,
     as_labels,
     as_matrix,
     check_positive_int,
@@ -294,14 +295,13 @@ def geometry_summary(emb, labels, features=None, seed: int = 0) -> dict:
     ``features`` (raw backbone rows) feed the neural-collapse statistics when given; otherwise
     the raw ``emb`` rows do.
     """
-    x = unit_rows(emb, "emb", kept_precision(emb))
+    # Normalised once for every metric here; class_alignment and similarity_gap also share one
+    # pass for the pair sums.
+    x = UnitRows(emb, "emb", kept_precision(emb))
     labels = as_labels(labels, len(x), "labels")
-    # class_alignment and similarity_gap share one pass for the pair sums; the normalised rows are
-    # let go before the other metrics make their own.
-    pairs = _pair_sums(x, labels)
-    gap = _similarity_gap(x, labels, pairs, _MAX_ANCHORS, seed)
-    del x
+    pairs = _pair_sums(x.array, labels)
     nc = neural_collapse(emb if features is None else features, labels)
     return {"class_alignment": _class_alignment(pairs),
-            "uniformity": uniformity(emb, seed=seed), "nc1": nc["nc1"], "equinorm": nc["equinorm"],
-            "equiangularity": nc["equiangularity"], "effective_rank": effective_rank(emb), **gap}
+            "uniformity": uniformity(x, seed=seed), "nc1": nc["nc1"], "equinorm": nc["equinorm"],
+            "equiangularity": nc["equiangularity"], "effective_rank": effective_rank(x),
+            **_similarity_gap(x.array, labels, pairs, _MAX_ANCHORS, seed)}
