@@ -154,7 +154,8 @@ class RunGroup:
         return [r.seed for r in self.runs]
 
 
-def _read_json(path: Path) -> dict:
+def read_json_object(path: Path) -> dict:
+    """The JSON object in ``path`` (a file some rascal command wrote), or a one-line error."""
     try:
         obj = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -168,10 +169,10 @@ def _read_json(path: Path) -> dict:
 
 def _fill_from_run_dir(record: RunRecord, run_dir: Path) -> None:
     if (run_dir / "config.json").is_file():
-        record.config = _read_json(run_dir / "config.json")
+        record.config = read_json_object(run_dir / "config.json")
     record.log = read_jsonl(run_dir / "train_log.jsonl")
     if (run_dir / "eval.json").is_file():
-        record.eval = _read_json(run_dir / "eval.json")
+        record.eval = read_json_object(run_dir / "eval.json")
 
 
 def load_run(path: str | Path) -> RunRecord:
@@ -196,10 +197,10 @@ def load_run(path: str | Path) -> RunRecord:
         record = RunRecord(name=path.resolve().name, path=path)
         _fill_from_run_dir(record, path)
         if (path / "analysis.json").is_file():
-            record.analysis = current_per_class(_read_json(path / "analysis.json"))
+            record.analysis = current_per_class(read_json_object(path / "analysis.json"))
         return record
     if path.is_file() and path.suffix == ".json":
-        obj = _read_json(path)
+        obj = read_json_object(path)
         if obj.get("schema") == ANALYSIS_SCHEMA:
             return record_from_analysis(obj, path)
     raise RascalError(f"{path} is neither a run directory (with config.json) nor an analysis JSON "

@@ -155,7 +155,7 @@ CASES = [
      ["report", "{d}/run", "--out", "{d}/r.html", "--similarity", "{d}/latin1.yaml"], 1,
      "is not readable JSON"),
     ("report-similarity-not-compare",
-     ["report", "{d}/run", "--out", "{d}/r.html", "--similarity", "{d}/badeval/eval.json"], 1,
+     ["report", "{d}/run", "--out", "{d}/r.html", "--similarity", "{d}/run/config.json"], 1,
      "not a comparison of runs"),
     ("analyze-zero-width", ["analyze", "{d}/zero_width.npz", "--out", "{d}/o.html"], 1,
      "shape (10, 0)"),

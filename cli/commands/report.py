@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
@@ -42,6 +41,7 @@ def command(inputs, baseline, out_html, latex_dir, names, similarity_json, quiet
     Welch t otherwise), marked when it contains 0.
     """
     from rascal_geom.report import default_report_name, render_report
+    from rascal_geom.runs import read_json_object
     from rascal_train.files import check_output
 
     seen = {}
@@ -61,13 +61,7 @@ def command(inputs, baseline, out_html, latex_dir, names, similarity_json, quiet
         out_html = Path("reports") / f"{default_report_name(inputs)}.html"
     check_output(out_html, inputs=inputs, suffixes=(".html",))
     check_output(out_html.parent / f"{out_html.stem}_figures", folder=True, inputs=inputs)
-    similarity = None
-    if similarity_json is not None:
-        try:
-            similarity = json.loads(similarity_json.read_text())
-        except (OSError, UnicodeDecodeError, ValueError) as exc:
-            raise click.ClickException(f"{similarity_json} is not readable JSON ({exc}); pass the "
-                                       "JSON file `rascal compare` wrote.") from None
+    similarity = None if similarity_json is None else read_json_object(similarity_json)
     path = render_report(list(inputs), baseline=baseline, out_html=out_html, latex_dir=latex_dir,
                          progress=not quiet, names=mapping, similarity=similarity)
     click.echo(str(path))
