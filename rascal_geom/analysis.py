@@ -166,6 +166,11 @@ def _knn_check(x: np.ndarray, neighbours, labels: dict[str, np.ndarray], knn_ks,
     return check_search(x, neighbours, rows, knn_ks, metrics, backend=backend, seed=seed)
 
 
+def _epochs(prev: EmbeddingSet, cur: EmbeddingSet) -> dict:
+    """The pair of checkpoints a curve point compares."""
+    return {"epoch": cur.source.get("epoch"), "previous_epoch": prev.source.get("epoch")}
+
+
 def _stability_curve(embs: list[EmbeddingSet], labels: np.ndarray, names: list[str], embedding: str,
                      backend, anchors: np.ndarray | None = None,
                      last: UnitRows | None = None) -> dict | None:
@@ -181,8 +186,8 @@ def _stability_curve(embs: list[EmbeddingSet], labels: np.ndarray, names: list[s
     curve = []
     for (prev, cur), (a, b) in zip(itertools.pairwise(embs), itertools.pairwise(rows)):
         rs = rank_stability(a, b, labels, topk=topk, backend=backend, anchors=anchors)
-        curve.append({"epoch": cur.source.get("epoch"), "previous_epoch": prev.source.get("epoch"),
-                      "spearman": rs["spearman"], "drift": rs["drift"], "jaccard": rs["jaccard"]})
+        curve.append({**_epochs(prev, cur), "spearman": rs["spearman"], "drift": rs["drift"],
+                      "jaccard": rs["jaccard"]})
     return {"spearman": curve[-1]["spearman"], "drift": curve[-1]["drift"],
             "jaccard": curve[-1]["jaccard"], "topk": topk,
             "per_class": per_class(names, spearman=rs["per_class"]), "curve": curve}
@@ -194,7 +199,7 @@ def _similarity_curve(embs: list[EmbeddingSet], embedding: str) -> dict | None:
     neighbourhood order did."""
     if len(embs) < 2:
         return None
-    curve = [{"epoch": cur.source.get("epoch"), "previous_epoch": prev.source.get("epoch"),
+    curve = [{**_epochs(prev, cur),
               "cka_debiased": cka(prev.rows(embedding), cur.rows(embedding), debiased=True)}
              for prev, cur in itertools.pairwise(embs)]
     return {"cka_debiased": curve[-1]["cka_debiased"], "curve": curve,
