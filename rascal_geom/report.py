@@ -563,6 +563,21 @@ def template_environment():
     return env
 
 
+def _is_run_comparison(doc) -> bool:
+    """Whether ``doc`` is a ``rascal.compare/1`` result over runs: names and a square matrix of
+    unbiased CKA, one row per name."""
+    if not isinstance(doc, Mapping) or doc.get("schema") != COMPARE_SCHEMA:
+        return False
+    names, matrix = doc.get("names"), (doc.get("matrices") or {}).get("cka_debiased")
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        return False
+    try:
+        m = np.asarray(matrix, dtype=float)
+    except (TypeError, ValueError):
+        return False
+    return m.shape == (len(names), len(names))
+
+
 def render_report(inputs: Sequence[str | Path], baseline: str | None = None,
                   out_html: str | Path = "reports/report.html", latex_dir: str | Path | None = None,
                   progress: bool = True, names: Mapping[str, str] | None = None,
@@ -595,9 +610,7 @@ def render_report(inputs: Sequence[str | Path], baseline: str | None = None,
     Path
         The HTML file.
     """
-    if similarity is not None and not (
-            isinstance(similarity, Mapping) and similarity.get("schema") == COMPARE_SCHEMA
-            and "cka_debiased" in (similarity.get("matrices") or {})):
+    if similarity is not None and not _is_run_comparison(similarity):
         raise RascalError("The similarity file is not a comparison of runs written by `rascal "
                           "compare RUN_DIR RUN_DIR ...` (its JSON, without --layers).")
     if not inputs:

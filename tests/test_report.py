@@ -408,6 +408,14 @@ def test_similarity_file_errors_are_one_line(comparison, tmp_path):
     with pytest.raises(RascalError, match="not a comparison of runs"):
         render_report(runs, out_html=tmp_path / "a.html", progress=False,
                       similarity={"schema": "rascal.analysis/1"})
+    names = [r.name for r in runs]
+    for broken in ({**_similarity_doc(names, np.eye(6)), "matrices": {"cka_debiased": [[1.0]]}},
+                   {**_similarity_doc(names, np.eye(6)), "names": None},
+                   {**_similarity_doc(names, np.eye(6)),
+                    "matrices": {"cka_debiased": [["x"] * 6] * 6}},
+                   {**_similarity_doc(names, np.eye(6)), "matrices": None}):  # --layers
+        with pytest.raises(RascalError, match="not a comparison of runs"):
+            render_report(runs, out_html=tmp_path / "e.html", progress=False, similarity=broken)
     with pytest.raises(RascalError, match="compares none or one of these runs"):
         render_report(runs, out_html=tmp_path / "b.html", progress=False,
                       similarity=_similarity_doc(["x", "y"], np.eye(2)))
